@@ -1,0 +1,1 @@
+//! Keyward control plane: handlers, store, auth. Filled by the control-plane issue.

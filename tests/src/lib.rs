@@ -1,0 +1,1 @@
+//! Harness for end-to-end tests: starts the real local stack (moto, cargo lambda watch, wrangler dev).

@@ -1,0 +1,2 @@
+//! `cargo xtask bootstrap|dev|test|bench|package`: Keyward's own tooling.
+fn main() {}
