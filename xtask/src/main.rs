@@ -1,2 +1,77 @@
-//! `cargo xtask bootstrap|dev|test|bench|package`: Keyward's own tooling.
-fn main() {}
+//! `cargo xtask bootstrap|dev|test|build-edge|package`: Keyward's own tooling.
+//!
+//! Run from anywhere in the repo: `cargo xtask <command>` (an alias in `.cargo/config.toml`).
+
+mod bootstrap;
+mod dev;
+mod edge;
+mod package;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+Usage: cargo xtask <command>
+
+Commands:
+  bootstrap    install the tools the project needs (idempotent; a second run takes seconds)
+  dev          bootstrap, build, and run the local stack (Ctrl-C stops it)
+  test         everything a change must pass: fmt, clippy (native + wasm32), edge build,
+               template/config checks, all tests
+  build-edge   build the edge Worker into edge/build/ with worker-build
+  package      build deployable artifacts into target/keyward/package/
+  env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let repo = util::repo_root();
+    let (command, rest) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+    };
+    if !matches!(command, "dev") && !rest.is_empty() {
+        bail!("`{command}` takes no arguments\n\n{USAGE}");
+    }
+    match command {
+        "bootstrap" => bootstrap::bootstrap(&repo),
+        "dev" => dev::dev(
+            &repo,
+            rest.strip_prefix(&["--".to_string()]).unwrap_or(rest),
+        ),
+        "test" => test::test(&repo),
+        "build-edge" => {
+            let env = bootstrap::tool_env(&repo)?;
+            edge::build_edge(&repo, &env).map(drop).context(
+                "building the edge (run `cargo xtask bootstrap` first if a tool is missing)",
+            )
+        }
+        "package" => package::package(&repo),
+        "env" => {
+            for (k, v) in bootstrap::tool_env(&repo)? {
+                println!("export {k}='{}'", v.replace('\'', r"'\''"));
+            }
+            Ok(())
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}

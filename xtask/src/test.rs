@@ -1,0 +1,74 @@
+//! `cargo xtask test`: everything a change must pass, in order, failing fast with the step's name.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::bootstrap::{bootstrap, tool_env};
+use crate::edge::build_edge;
+use crate::util::{cmd, run, step};
+
+/// Formatting, clippy (native and wasm32), the edge build, template and config checks, then
+/// every test, end-to-end ones included (they start their own stack using `tool_env`).
+pub fn test(repo: &Path) -> Result<()> {
+    let start = Instant::now();
+    step("bootstrap", || bootstrap(repo))?;
+    let env = tool_env(repo)?;
+    let cargo = |args: &[&str]| run(cmd("cargo", repo, &env).args(args));
+
+    step("cargo fmt --check", || cargo(&["fmt", "--all", "--check"]))?;
+    step("clippy (native)", || {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    step("clippy (wasm32: common, edge)", || {
+        cargo(&[
+            "clippy",
+            "-p",
+            "keyward-common",
+            "-p",
+            "keyward-edge",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    step("build-edge", || build_edge(repo, &env).map(drop))?;
+
+    let template = repo.join("infra/template.yaml");
+    if template.is_file() {
+        step("cfn-lint infra/template.yaml", || {
+            run(cmd("cfn-lint", repo, &env).arg(&template))
+        })?;
+    } else {
+        println!("==> cfn-lint: skipped, infra/template.yaml does not exist yet");
+    }
+
+    let edge = repo.join("edge");
+    if edge.join("wrangler.toml").is_file() {
+        let outdir = repo.join("target/keyward/dry-run");
+        step("wrangler deploy --dry-run", || {
+            run(cmd("wrangler", &edge, &env)
+                .args(["deploy", "--dry-run", "--outdir"])
+                .arg(&outdir))
+        })?;
+    } else {
+        println!("==> wrangler dry-run: skipped, edge/wrangler.toml does not exist yet");
+    }
+
+    step("cargo test --workspace", || cargo(&["test", "--workspace"]))?;
+    println!(
+        "test: all steps passed in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Small helpers every subcommand uses: the repo root, running commands, timing steps.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// A command with `env` applied, run in `dir`.
+pub fn cmd<S: AsRef<OsStr>>(program: S, dir: &Path, env: &[(String, String)]) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs `c` with inherited stdio and fails with the command line if it exits non-zero.
+pub fn run(c: &mut Command) -> Result<()> {
+    let line = describe(c);
+    println!("  $ {line}");
+    let status = c
+        .status()
+        .with_context(|| format!("starting `{line}` (is the program installed and on PATH?)"))?;
+    if !status.success() {
+        bail!("`{line}` failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs `c` quietly and returns its stdout, failing with its stderr if it exits non-zero.
+pub fn output(c: &mut Command) -> Result<String> {
+    let line = describe(c);
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting `{line}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{line}` failed with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn describe(c: &Command) -> String {
+    let mut parts = vec![c.get_program().to_string_lossy().into_owned()];
+    parts.extend(c.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+/// Runs one named step, printing a header and a timing line, and names the step on failure.
+pub fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let result = f();
+    let secs = start.elapsed().as_secs_f64();
+    match result {
+        Ok(v) => {
+            println!("<== {name}: ok in {secs:.1}s");
+            Ok(v)
+        }
+        Err(err) => {
+            println!("<== {name}: FAILED after {secs:.1}s");
+            Err(err.context(format!("step `{name}` failed")))
+        }
+    }
+}
+
+/// A byte count for humans: `1234567` → `1.18 MiB (1234567 B)`.
+pub fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB {
+        format!("{:.2} MiB ({bytes} B)", b / (KIB * KIB))
+    } else if b >= KIB {
+        format!("{:.1} KiB ({bytes} B)", b / KIB)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// The gzip-compressed size of a file at the default level: what an upload limit counts.
+pub fn gzip_size(path: &Path) -> Result<u64> {
+    use std::io::Write;
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&data)?;
+    Ok(enc.finish()?.len() as u64)
+}
+
+/// Size of a file in bytes.
+pub fn file_size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("reading metadata of {}", path.display()))?
+        .len())
+}
+
+/// The names of `package`'s binary targets, from `cargo metadata` (empty if it has none).
+pub fn bin_targets(repo: &Path, package: &str) -> Result<Vec<String>> {
+    let meta =
+        output(cmd("cargo", repo, &[]).args(["metadata", "--no-deps", "--format-version", "1"]))?;
+    let meta: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
+    let packages = meta["packages"].as_array().cloned().unwrap_or_default();
+    Ok(packages
+        .iter()
+        .filter(|p| p["name"] == package)
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect())
+}
