@@ -1,1 +1,21 @@
-//! Keyward core.
+//! Keyward's pure core: everything the control plane and the edge must agree on, with no I/O.
+//!
+//! Time and randomness are always passed in, so every decision here is a plain function of its
+//! inputs and runs the same natively (Lambda) and in `wasm32-unknown-unknown` (the edge).
+
+pub mod base62;
+pub mod id;
+pub mod key;
+pub mod problem;
+pub mod record;
+pub mod route;
+pub mod sync;
+pub mod time;
+pub mod verify;
+
+pub use id::KeyId;
+pub use key::{KeyFormatError, KeyHash, PresentedKey, SecretKey};
+pub use problem::{FieldError, Problem};
+pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit};
+pub use time::Timestamp;
+pub use verify::{RateLimitState, RequestContext, Verdict, VerdictCode, verify};
