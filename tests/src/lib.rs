@@ -1,1 +1,3 @@
 //! Harness for end-to-end tests: starts the real local stack (moto, cargo lambda watch, wrangler dev).
+pub mod process;
+pub mod table;
