@@ -58,11 +58,21 @@ pub fn package(repo: &Path) -> Result<()> {
         if wrangler.is_file() {
             fs::copy(&wrangler, dest.join("wrangler.toml"))?;
         }
-        for wasm in &build.wasm {
-            let rel = wasm.strip_prefix(&build.dir).unwrap_or(wasm);
-            artifacts.push(dest.join("build").join(rel));
+        // The wasm module, its JS glue and the shim wrangler's `main` names.
+        for rel in ["index_bg.wasm", "index.js", "worker/shim.mjs"] {
+            let file = dest.join("build").join(rel);
+            if file.is_file() {
+                artifacts.push(file);
+            }
         }
-        artifacts.push(dest.join("build/worker/shim.mjs"));
+        for wasm in &build.wasm {
+            let file = dest
+                .join("build")
+                .join(wasm.strip_prefix(&build.dir).unwrap_or(wasm));
+            if !artifacts.contains(&file) {
+                artifacts.push(file);
+            }
+        }
         Ok(())
     })?;
 
