@@ -39,7 +39,11 @@ impl Managed {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {name}: {cmd:?}"))?;
-        Ok(Self { name: name.to_owned(), child, log: log.to_owned() })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        })
     }
 
     /// The process id (also the process group id).
@@ -60,7 +64,11 @@ impl Managed {
     /// When the process is no longer running.
     pub fn check_running(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("{} exited ({status}); last log lines:\n{}", self.name, tail(&self.log, 30));
+            bail!(
+                "{} exited ({status}); last log lines:\n{}",
+                self.name,
+                tail(&self.log, 30)
+            );
         }
         Ok(())
     }
@@ -68,7 +76,10 @@ impl Managed {
     /// Stops the whole process group: SIGTERM, then SIGKILL after a grace period.
     pub fn stop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -77,7 +88,10 @@ impl Managed {
             std::thread::sleep(Duration::from_millis(50));
         }
         // The leader may be gone while grandchildren linger: always sweep the group.
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
