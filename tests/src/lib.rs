@@ -2,3 +2,4 @@
 pub mod poller;
 pub mod process;
 pub mod table;
+pub mod router;

@@ -1,0 +1,475 @@
+//! The local stand-in for API Gateway: maps the management API's production method + path to
+//! the function that serves it under `cargo lambda watch`.
+//!
+//! Only the routes of [`ROUTES`] exist, as behind the deployed HTTP API: any other path answers
+//! 404 and a known path with another method answers 405 with `Allow`, both as problem+json.
+//! A matched request is forwarded unchanged (method, headers, query string, streamed body, plus
+//! the client address in `X-Forwarded-For`) to `{upstream}/lambda-url/{function}{path}`;
+//! `cargo lambda watch` strips `/lambda-url/{function}`, so the function sees the production
+//! path (`rawPath` `/v1/workspaces/acme/keys`) and parses its parameters from it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keyward_common::Problem;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// One route of the HTTP API: method, path pattern (`{name}` matches one non-empty segment)
+/// and the function (binary name) behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub pattern: &'static str,
+    pub function: &'static str,
+}
+
+const fn route(method: &'static str, pattern: &'static str, function: &'static str) -> Route {
+    Route { method, pattern, function }
+}
+
+/// Every route of the deployed API (`infra/template.yaml`), and nothing else.
+pub const ROUTES: &[Route] = &[
+    route("POST", "/v1/workspaces/{workspace}/keys", "create-key"),
+    route("GET", "/v1/workspaces/{workspace}/keys", "list-keys"),
+    route("GET", "/v1/workspaces/{workspace}/keys/{id}", "get-key"),
+    route("PATCH", "/v1/workspaces/{workspace}/keys/{id}", "update-key"),
+    route("DELETE", "/v1/workspaces/{workspace}/keys/{id}", "revoke-key"),
+    route("POST", "/v1/workspaces/{workspace}/keys/{id}/rotate", "rotate-key"),
+    route("GET", "/v1/workspaces/{workspace}/audit", "list-audit"),
+    route("POST", "/v1/usage", "usage"),
+];
+
+/// The management functions (binaries) behind [`ROUTES`], without `usage` (the edge's route).
+pub const MANAGEMENT_FUNCTIONS: &[&str] = &[
+    "create-key",
+    "list-keys",
+    "get-key",
+    "update-key",
+    "revoke-key",
+    "rotate-key",
+    "list-audit",
+];
+
+/// What the route table says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Forward to this function.
+    Function(&'static str),
+    /// The path exists, the method does not: these methods do.
+    MethodNotAllowed(Vec<&'static str>),
+    /// No route has this path.
+    NotFound,
+}
+
+/// Looks `method` + `path` up in [`ROUTES`].
+#[must_use]
+pub fn resolve(method: &str, path: &str) -> Resolution {
+    let matching: Vec<&Route> = ROUTES.iter().filter(|r| path_matches(r.pattern, path)).collect();
+    if matching.is_empty() {
+        return Resolution::NotFound;
+    }
+    match matching.iter().find(|r| r.method == method) {
+        Some(r) => Resolution::Function(r.function),
+        None => Resolution::MethodNotAllowed(matching.iter().map(|r| r.method).collect()),
+    }
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) => {
+                let is_param = w.starts_with('{') && w.ends_with('}');
+                if (is_param && g.is_empty()) || (!is_param && w != g) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// The router, serving on `127.0.0.1` until dropped.
+#[derive(Debug)]
+pub struct Router {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Router {
+    /// Starts the router on a port chosen by the OS, forwarding to `upstream`
+    /// (`http://127.0.0.1:{port}` of `cargo lambda watch`). Must run inside a tokio runtime,
+    /// which then drives it.
+    ///
+    /// # Errors
+    /// When no port can be bound or `upstream` is not an `http://host:port` base URL.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        upstream
+            .parse::<Uri>()
+            .with_context(|| format!("router upstream {upstream:?} is not a URL"))?;
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .context("binding the router's port")?;
+        let addr = listener.local_addr()?;
+        let proxy = Proxy {
+            upstream,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        };
+        let task = tokio::spawn(serve(listener, proxy));
+        Ok(Self { addr, task })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the router listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every open connection.
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Proxy {
+    upstream: String,
+    client: Client<HttpConnector, Incoming>,
+}
+
+async fn serve(listener: TcpListener, proxy: Proxy) {
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                eprintln!("router: accept failed: {err}");
+                continue;
+            }
+        };
+        // Reap finished connections so the set does not grow for the life of the stack.
+        while connections.try_join_next().is_some() {}
+        let proxy = proxy.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            });
+            // A client hanging up mid-request is not the router's error.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+impl Proxy {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let path = req.uri().path().to_owned();
+        match resolve(req.method().as_str(), &path) {
+            Resolution::NotFound => problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("No route for {path}."),
+                None,
+            ),
+            Resolution::MethodNotAllowed(allowed) => {
+                let allow = allowed.join(", ");
+                problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{} is not allowed on {path}; use {allow}.", req.method()),
+                    Some(allow),
+                )
+            }
+            Resolution::Function(function) => match self.forward(req, function, peer).await {
+                Ok(response) => response,
+                Err(err) => {
+                    eprintln!("router: forwarding {path} to {function} failed: {err:#}");
+                    problem(
+                        StatusCode::BAD_GATEWAY,
+                        "bad_gateway",
+                        format!("The {function} function did not answer."),
+                        None,
+                    )
+                }
+            },
+        }
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        function: &str,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>> {
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        parts.uri = format!("{}/lambda-url/{function}{path_and_query}", self.upstream)
+            .parse()
+            .context("building the upstream URI")?;
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded_for(&mut parts.headers, peer);
+        parts.version = hyper::Version::HTTP_11;
+        let response = self
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+            .with_context(|| format!("calling {function} through cargo lambda watch"))?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Appends the client address, as API Gateway does.
+fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Ok(port) = HeaderValue::try_from(peer.port().to_string()) {
+        headers.insert("x-forwarded-port", port);
+    }
+}
+
+fn problem(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    allow: Option<String>,
+) -> Response<ProxyBody> {
+    let body = Problem::new(status.as_u16(), code, detail).to_json();
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(keyward_common::problem::CONTENT_TYPE),
+    );
+    if let Some(allow) = allow.and_then(|a| HeaderValue::try_from(a).ok()) {
+        headers.insert(header::ALLOW, allow);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn every_production_route_resolves_to_its_function() {
+        let cases = [
+            ("POST", "/v1/workspaces/acme/keys", "create-key"),
+            ("GET", "/v1/workspaces/acme/keys", "list-keys"),
+            ("GET", "/v1/workspaces/acme/keys/key_1", "get-key"),
+            ("PATCH", "/v1/workspaces/acme/keys/key_1", "update-key"),
+            ("DELETE", "/v1/workspaces/acme/keys/key_1", "revoke-key"),
+            ("POST", "/v1/workspaces/acme/keys/key_1/rotate", "rotate-key"),
+            ("GET", "/v1/workspaces/acme/audit", "list-audit"),
+            ("POST", "/v1/usage", "usage"),
+        ];
+        for (method, path, function) in cases {
+            assert_eq!(resolve(method, path), Resolution::Function(function), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn paths_outside_the_api_are_not_found() {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/workspaces",
+            "/v1/workspaces/acme",
+            "/v1/workspaces//keys",
+            "/v1/workspaces/acme/keys/",
+            "/v1/workspaces/acme/keys/key_1/rotate/now",
+            "/v2/workspaces/acme/keys",
+            "/lambda-url/create-key/v1/workspaces/acme/keys",
+        ] {
+            assert_eq!(resolve("GET", path), Resolution::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_lists_the_allowed_ones() {
+        assert_eq!(
+            resolve("PUT", "/v1/workspaces/acme/keys/key_1"),
+            Resolution::MethodNotAllowed(vec!["GET", "PATCH", "DELETE"])
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/workspaces/acme/keys"),
+            Resolution::MethodNotAllowed(vec!["POST", "GET"])
+        );
+        assert_eq!(
+            resolve("GET", "/v1/workspaces/acme/keys/key_1/rotate"),
+            Resolution::MethodNotAllowed(vec!["POST"])
+        );
+    }
+
+    /// A stand-in for `cargo lambda watch`: answers every request with what it received.
+    async fn echo_upstream() -> (String, JoinHandle<()>) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = service_fn(|req: Request<Incoming>| async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes();
+                        let headers: serde_json::Map<String, Value> = parts
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap())))
+                            .collect();
+                        let echo = json!({
+                            "method": parts.method.as_str(),
+                            "path": parts.uri.path(),
+                            "query": parts.uri.query(),
+                            "headers": headers,
+                            "body": String::from_utf8_lossy(&body),
+                        });
+                        let response = Response::builder()
+                            .status(StatusCode::CREATED)
+                            .header("content-type", "application/json")
+                            .header("etag", "\"7\"")
+                            .body(Full::new(Bytes::from(echo.to_string())))
+                            .unwrap();
+                        Ok::<_, Infallible>(response)
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn a_matched_request_reaches_the_function_with_everything_the_client_sent() {
+        let (upstream, _stub) = echo_upstream().await;
+        let router = Router::start(&upstream).await.unwrap();
+        let response = reqwest::Client::new()
+            .patch(format!("{}/v1/workspaces/acme/keys/key_1?dry=1&x=%20y", router.url()))
+            .header("authorization", "Bearer t")
+            .header("if-match", "\"3\"")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("content-type", "application/json")
+            .body(r#"{"name":"n"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["etag"], "\"7\"");
+        let echo: Value = response.json().await.unwrap();
+        assert_eq!(echo["method"], "PATCH");
+        assert_eq!(echo["path"], "/lambda-url/update-key/v1/workspaces/acme/keys/key_1");
+        assert_eq!(echo["query"], "dry=1&x=%20y");
+        assert_eq!(echo["body"], r#"{"name":"n"}"#);
+        assert_eq!(echo["headers"]["authorization"], "Bearer t");
+        assert_eq!(echo["headers"]["if-match"], "\"3\"");
+        assert_eq!(echo["headers"]["content-type"], "application/json");
+        assert_eq!(echo["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_get_problem_json_without_reaching_a_function() {
+        let (upstream, _stub) = echo_upstream().await;
+        let router = Router::start(&upstream).await.unwrap();
+        let client = reqwest::Client::new();
+
+        let response = client.get(format!("{}/v1/nope", router.url())).send().await.unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+        assert_eq!(body["status"], 404);
+
+        let response = client
+            .put(format!("{}/v1/workspaces/acme/keys/key_1", router.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_function_is_a_bad_gateway_not_a_hang() {
+        let port = crate::process::free_port().unwrap();
+        let router = Router::start(&format!("http://127.0.0.1:{port}")).await.unwrap();
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/workspaces/acme/keys", router.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "bad_gateway");
+    }
+}
