@@ -1,5 +1,7 @@
 //! Harness for end-to-end tests: starts the real local stack (moto, cargo lambda watch, wrangler dev).
+pub mod app;
+pub mod control_plane;
 pub mod poller;
 pub mod process;
-pub mod table;
 pub mod router;
+pub mod table;

@@ -37,7 +37,11 @@ pub struct Route {
 }
 
 const fn route(method: &'static str, pattern: &'static str, function: &'static str) -> Route {
-    Route { method, pattern, function }
+    Route {
+        method,
+        pattern,
+        function,
+    }
 }
 
 /// Every route of the deployed API (`infra/template.yaml`), and nothing else.
@@ -45,9 +49,21 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/workspaces/{workspace}/keys", "create-key"),
     route("GET", "/v1/workspaces/{workspace}/keys", "list-keys"),
     route("GET", "/v1/workspaces/{workspace}/keys/{id}", "get-key"),
-    route("PATCH", "/v1/workspaces/{workspace}/keys/{id}", "update-key"),
-    route("DELETE", "/v1/workspaces/{workspace}/keys/{id}", "revoke-key"),
-    route("POST", "/v1/workspaces/{workspace}/keys/{id}/rotate", "rotate-key"),
+    route(
+        "PATCH",
+        "/v1/workspaces/{workspace}/keys/{id}",
+        "update-key",
+    ),
+    route(
+        "DELETE",
+        "/v1/workspaces/{workspace}/keys/{id}",
+        "revoke-key",
+    ),
+    route(
+        "POST",
+        "/v1/workspaces/{workspace}/keys/{id}/rotate",
+        "rotate-key",
+    ),
     route("GET", "/v1/workspaces/{workspace}/audit", "list-audit"),
     route("POST", "/v1/usage", "usage"),
 ];
@@ -77,7 +93,10 @@ pub enum Resolution {
 /// Looks `method` + `path` up in [`ROUTES`].
 #[must_use]
 pub fn resolve(method: &str, path: &str) -> Resolution {
-    let matching: Vec<&Route> = ROUTES.iter().filter(|r| path_matches(r.pattern, path)).collect();
+    let matching: Vec<&Route> = ROUTES
+        .iter()
+        .filter(|r| path_matches(r.pattern, path))
+        .collect();
     if matching.is_empty() {
         return Resolution::NotFound;
     }
@@ -325,12 +344,20 @@ mod tests {
             ("GET", "/v1/workspaces/acme/keys/key_1", "get-key"),
             ("PATCH", "/v1/workspaces/acme/keys/key_1", "update-key"),
             ("DELETE", "/v1/workspaces/acme/keys/key_1", "revoke-key"),
-            ("POST", "/v1/workspaces/acme/keys/key_1/rotate", "rotate-key"),
+            (
+                "POST",
+                "/v1/workspaces/acme/keys/key_1/rotate",
+                "rotate-key",
+            ),
             ("GET", "/v1/workspaces/acme/audit", "list-audit"),
             ("POST", "/v1/usage", "usage"),
         ];
         for (method, path, function) in cases {
-            assert_eq!(resolve(method, path), Resolution::Function(function), "{method} {path}");
+            assert_eq!(
+                resolve(method, path),
+                Resolution::Function(function),
+                "{method} {path}"
+            );
         }
     }
 
@@ -412,7 +439,10 @@ mod tests {
         let (upstream, _stub) = echo_upstream().await;
         let router = Router::start(&upstream).await.unwrap();
         let response = reqwest::Client::new()
-            .patch(format!("{}/v1/workspaces/acme/keys/key_1?dry=1&x=%20y", router.url()))
+            .patch(format!(
+                "{}/v1/workspaces/acme/keys/key_1?dry=1&x=%20y",
+                router.url()
+            ))
             .header("authorization", "Bearer t")
             .header("if-match", "\"3\"")
             .header("x-forwarded-for", "203.0.113.9")
@@ -425,7 +455,10 @@ mod tests {
         assert_eq!(response.headers()["etag"], "\"7\"");
         let echo: Value = response.json().await.unwrap();
         assert_eq!(echo["method"], "PATCH");
-        assert_eq!(echo["path"], "/lambda-url/update-key/v1/workspaces/acme/keys/key_1");
+        assert_eq!(
+            echo["path"],
+            "/lambda-url/update-key/v1/workspaces/acme/keys/key_1"
+        );
         assert_eq!(echo["query"], "dry=1&x=%20y");
         assert_eq!(echo["body"], r#"{"name":"n"}"#);
         assert_eq!(echo["headers"]["authorization"], "Bearer t");
@@ -440,9 +473,16 @@ mod tests {
         let router = Router::start(&upstream).await.unwrap();
         let client = reqwest::Client::new();
 
-        let response = client.get(format!("{}/v1/nope", router.url())).send().await.unwrap();
+        let response = client
+            .get(format!("{}/v1/nope", router.url()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "not_found");
         assert_eq!(body["status"], 404);
@@ -454,7 +494,10 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "method_not_allowed");
     }
@@ -462,7 +505,9 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_function_is_a_bad_gateway_not_a_hang() {
         let port = crate::process::free_port().unwrap();
-        let router = Router::start(&format!("http://127.0.0.1:{port}")).await.unwrap();
+        let router = Router::start(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
         let response = reqwest::Client::new()
             .get(format!("{}/v1/workspaces/acme/keys", router.url()))
             .send()

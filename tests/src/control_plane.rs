@@ -1,0 +1,492 @@
+//! The control plane's local stack: moto, a fresh table, every function under
+//! `cargo lambda watch`, and the router that gives them their production URLs.
+//!
+//! [`ControlPlane::start`] returns only when every management function answers through the
+//! router (compiled and running); dropping the value stops the router and both process groups.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::process::{Managed, free_port, repo_root, tail, wait_for_port};
+use crate::router::{MANAGEMENT_FUNCTIONS, Router};
+use crate::table;
+
+/// Issuer of the dev/test JWTs.
+pub const DEV_ISSUER: &str = "keyward-dev";
+/// Audience of the dev/test JWTs.
+pub const DEV_AUDIENCE: &str = "keyward";
+
+/// How long the functions may take to build and answer for the first time.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What a stack is started with.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneOptions {
+    /// Extra environment for every function (e.g. `KEYWARD_EDGE_URL`, `KEYWARD_SYNC_SECRET`).
+    pub extra_env: Vec<(String, String)>,
+    /// `KEYWARD_MAX_ACTIVE_KEYS`.
+    pub max_active_keys: u64,
+    /// `KEYWARD_ALLOWED_SCOPES`; empty means any scope.
+    pub allowed_scopes: Vec<String>,
+    /// `KEYWARD_DEFAULT_SCOPES`.
+    pub default_scopes: Vec<String>,
+    /// Instances per function (`cargo lambda watch --concurrency`).
+    pub concurrency: u32,
+    /// Where logs go; a fresh directory under `target/keyward/runs/` when `None`.
+    pub log_dir: Option<PathBuf>,
+    /// Build the functions before starting `cargo lambda watch` (so no invocation compiles).
+    pub prebuild: bool,
+}
+
+impl Default for ControlPlaneOptions {
+    fn default() -> Self {
+        Self {
+            extra_env: Vec::new(),
+            max_active_keys: 1000,
+            allowed_scopes: Vec::new(),
+            default_scopes: vec!["read".to_owned()],
+            concurrency: 1,
+            log_dir: None,
+            prebuild: true,
+        }
+    }
+}
+
+/// The HS256 settings the functions verify JWTs with (dev-only values).
+#[derive(Clone)]
+pub struct JwtSettings {
+    /// Always `HS256` locally.
+    pub alg: String,
+    /// The shared secret, random per run.
+    pub secret: String,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("alg", &self.alg)
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl JwtSettings {
+    /// Signs `claims` with the stack's secret (HS256), whatever they hold.
+    ///
+    /// # Errors
+    /// When the claims cannot be serialised.
+    pub fn sign(&self, claims: &Value) -> Result<String> {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .context("signing a JWT")
+    }
+
+    /// The claims of a valid token for `workspace` with `permissions`, valid for an hour.
+    #[must_use]
+    pub fn claims(&self, workspace: &str, permissions: &[&str], sub: &str) -> Value {
+        let now = unix_now();
+        json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub,
+            "workspace": workspace,
+            "permissions": permissions,
+            "iat": now,
+            "exp": now + 3600,
+        })
+    }
+}
+
+/// A running control plane. Fields drop in order: router, functions, moto.
+#[derive(Debug)]
+pub struct ControlPlane {
+    router: Router,
+    watch: Managed,
+    moto: Managed,
+    moto_url: String,
+    lambda_url: String,
+    table: String,
+    jwt: JwtSettings,
+    log_dir: PathBuf,
+    dynamodb: Client,
+}
+
+impl ControlPlane {
+    /// Starts moto, creates a uniquely named table from `infra/template.yaml`, starts every
+    /// function under `cargo lambda watch` and the router, and waits until each function
+    /// answers. Needs `moto_server` and `cargo-lambda` in `.venv/bin` (`cargo xtask bootstrap`).
+    ///
+    /// # Errors
+    /// When a component fails to start or does not answer in time; the error carries the tail
+    /// of the failing component's log.
+    pub async fn start(opts: ControlPlaneOptions) -> Result<Self> {
+        let root = repo_root();
+        let venv = root.join(".venv/bin");
+        let run_id = format!("{}-{}", unix_now(), random_hex(4));
+        let log_dir = match &opts.log_dir {
+            Some(dir) => dir.clone(),
+            None => root.join("target/keyward/runs").join(&run_id),
+        };
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
+
+        // moto first: the table must exist before a function reads it.
+        let moto_port = free_port()?;
+        let mut cmd = Command::new(venv.join("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
+        let moto = Managed::spawn("moto_server", cmd, &log_dir.join("moto.log"))
+            .context("starting moto_server (run `cargo xtask bootstrap`)")?;
+        let moto = wait_blocking(moto, moto_port, Duration::from_secs(60)).await?;
+        let moto_url = format!("http://127.0.0.1:{moto_port}");
+
+        let dynamodb = dynamodb_client(&moto_url);
+        let table = format!("keyward-e2e-{run_id}");
+        let definition = table::load_table_definition()?;
+        table::create_table(&dynamodb, &table, &definition)
+            .await
+            .with_context(|| format!("creating table {table} on moto"))?;
+
+        let jwt = JwtSettings {
+            alg: "HS256".to_owned(),
+            secret: random_hex(32),
+            issuer: DEV_ISSUER.to_owned(),
+            audience: DEV_AUDIENCE.to_owned(),
+        };
+        let env = function_env(&opts, &moto_url, &table, &jwt);
+        let env_file = log_dir.join("functions.env");
+        let mut text = String::new();
+        for (k, v) in &env {
+            let _ = writeln!(text, "{k}={v}");
+        }
+        std::fs::write(&env_file, text)
+            .with_context(|| format!("writing {}", env_file.display()))?;
+
+        if opts.prebuild {
+            prebuild(&root, &log_dir.join("build.log")).await?;
+        }
+
+        let lambda_port = free_port()?;
+        let path = format!(
+            "{}:{}",
+            venv.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(venv.join("cargo-lambda"));
+        cmd.args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(lambda_port.to_string())
+        .arg("--concurrency")
+        .arg(opts.concurrency.max(1).to_string())
+        .arg("--env-file")
+        .arg(&env_file)
+        .current_dir(root.join("functions"))
+        .env("PATH", path)
+        // The functions also inherit the process environment; set it too, so either way
+        // they see the same values.
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let watch = Managed::spawn("cargo lambda watch", cmd, &log_dir.join("functions.log"))?;
+        let watch = wait_blocking(watch, lambda_port, Duration::from_secs(120)).await?;
+        let lambda_url = format!("http://127.0.0.1:{lambda_port}");
+
+        let router = Router::start(&lambda_url).await?;
+        let mut plane = Self {
+            router,
+            watch,
+            moto,
+            moto_url,
+            lambda_url,
+            table,
+            jwt,
+            log_dir,
+            dynamodb,
+        };
+        plane.warm_up().await?;
+        Ok(plane)
+    }
+
+    /// Asks every management function, through the router, for something that needs a
+    /// credential until each answers 401 itself: compiled, started, configured.
+    async fn warm_up(&mut self) -> Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(WARM_UP_TIMEOUT)
+            .build()?;
+        let deadline = Instant::now() + WARM_UP_TIMEOUT;
+        let base = self.url();
+        let probes = MANAGEMENT_FUNCTIONS.iter().map(|function| {
+            let client = client.clone();
+            let (method, path) = probe_route(function);
+            let url = format!("{base}{path}");
+            async move {
+                loop {
+                    let outcome = client
+                        .request(method.clone(), &url)
+                        .header("content-type", "application/json")
+                        .body("{}")
+                        .send()
+                        .await;
+                    match outcome {
+                        Ok(r) if r.status() == 401 => return Ok(()),
+                        Ok(r) if Instant::now() > deadline => {
+                            let status = r.status();
+                            let body = r.text().await.unwrap_or_default();
+                            bail!("{function} answered {status} to warm-up, not 401: {body}");
+                        }
+                        Err(err) if Instant::now() > deadline => {
+                            bail!("{function} did not answer warm-up: {err}")
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                    }
+                }
+            }
+        });
+        let results = futures_join_all(probes).await;
+        for result in results {
+            if let Err(err) = result {
+                self.watch.check_running()?;
+                return Err(err.context(format!(
+                    "warming up the functions; last log lines:\n{}",
+                    tail(self.watch.log(), 40)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The router's base URL: the API at its production paths (`{url}/v1/workspaces/...`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.router.url()
+    }
+
+    /// `cargo lambda watch`'s base URL (`/lambda-url/{function}/...`, `/2015-03-31/...`).
+    #[must_use]
+    pub fn lambda_url(&self) -> &str {
+        &self.lambda_url
+    }
+
+    /// moto's endpoint.
+    #[must_use]
+    pub fn moto_url(&self) -> &str {
+        &self.moto_url
+    }
+
+    /// The table's name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// A DynamoDB client for moto.
+    #[must_use]
+    pub fn dynamodb(&self) -> &Client {
+        &self.dynamodb
+    }
+
+    /// The JWT settings the functions verify with.
+    #[must_use]
+    pub fn jwt(&self) -> &JwtSettings {
+        &self.jwt
+    }
+
+    /// A valid HS256 token for `workspace` with `permissions`, subject `sub`, valid for an hour.
+    ///
+    /// # Errors
+    /// Never in practice (signing a small JSON object).
+    pub fn token(&self, workspace: &str, permissions: &[&str], sub: &str) -> Result<String> {
+        self.jwt.sign(&self.jwt.claims(workspace, permissions, sub))
+    }
+
+    /// The directory holding every log of this stack.
+    #[must_use]
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// What the functions printed (through `cargo lambda watch`).
+    #[must_use]
+    pub fn functions_log(&self) -> &Path {
+        self.watch.log()
+    }
+
+    /// What moto printed.
+    #[must_use]
+    pub fn moto_log(&self) -> &Path {
+        self.moto.log()
+    }
+
+    /// Fails with a log tail when moto or `cargo lambda watch` has exited.
+    ///
+    /// # Errors
+    /// When either process is gone.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.moto.check_running()?;
+        self.watch.check_running()
+    }
+}
+
+/// A route of `function` that needs a credential, for warm-up.
+fn probe_route(function: &str) -> (reqwest::Method, &'static str) {
+    const KEY: &str = "/v1/workspaces/warmup/keys/key_0000000000000000000000000";
+    match function {
+        "create-key" => (reqwest::Method::POST, "/v1/workspaces/warmup/keys"),
+        "list-keys" => (reqwest::Method::GET, "/v1/workspaces/warmup/keys"),
+        "update-key" => (reqwest::Method::PATCH, KEY),
+        "revoke-key" => (reqwest::Method::DELETE, KEY),
+        "rotate-key" => (
+            reqwest::Method::POST,
+            "/v1/workspaces/warmup/keys/key_0000000000000000000000000/rotate",
+        ),
+        "list-audit" => (reqwest::Method::GET, "/v1/workspaces/warmup/audit"),
+        _ => (reqwest::Method::GET, KEY),
+    }
+}
+
+fn function_env(
+    opts: &ControlPlaneOptions,
+    moto_url: &str,
+    table: &str,
+    jwt: &JwtSettings,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", moto_url),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto_url),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KEYWARD_TABLE", table),
+        ("KEYWARD_JWT_ALG", &jwt.alg),
+        ("KEYWARD_JWT_KEY", &jwt.secret),
+        ("KEYWARD_JWT_ISSUER", &jwt.issuer),
+        ("KEYWARD_JWT_AUDIENCE", &jwt.audience),
+        ("KEYWARD_DEFAULT_PREFIX", "kw"),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.push(("KEYWARD_CURSOR_SECRET".into(), random_hex(32)));
+    env.push((
+        "KEYWARD_MAX_ACTIVE_KEYS".into(),
+        opts.max_active_keys.to_string(),
+    ));
+    env.push((
+        "KEYWARD_DEFAULT_SCOPES".into(),
+        opts.default_scopes.join(","),
+    ));
+    if !opts.allowed_scopes.is_empty() {
+        env.push((
+            "KEYWARD_ALLOWED_SCOPES".into(),
+            opts.allowed_scopes.join(","),
+        ));
+    }
+    env.extend(opts.extra_env.iter().cloned());
+    env
+}
+
+/// Builds every function binary once, with the profile `cargo lambda watch` runs (dev), so the
+/// first invocations do not compile.
+async fn prebuild(root: &Path, log: &Path) -> Result<()> {
+    let root = root.to_owned();
+    let log = log.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = std::fs::File::create(&log)?;
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "keyward-functions", "--bins"])
+            .current_dir(&root)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .status()
+            .context("running cargo build for the functions")?;
+        if !status.success() {
+            bail!("building the functions failed:\n{}", tail(&log, 40));
+        }
+        Ok(())
+    })
+    .await?
+}
+
+async fn wait_blocking(mut process: Managed, port: u16, timeout: Duration) -> Result<Managed> {
+    tokio::task::spawn_blocking(move || {
+        wait_for_port(&mut process, port, timeout)?;
+        Ok(process)
+    })
+    .await?
+}
+
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        match handle.await {
+            Ok(value) => out.push(value),
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+    out
+}
+
+/// A DynamoDB client for a local endpoint with dummy credentials.
+#[must_use]
+pub fn dynamodb_client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "keyward-tests",
+        ))
+        .build();
+    Client::from_conf(config)
+}
+
+/// `bytes` random bytes from the OS, as lowercase hex.
+#[must_use]
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    buf.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Seconds since the epoch.
+#[must_use]
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
