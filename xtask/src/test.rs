@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::bootstrap::{bootstrap, tool_env};
 use crate::edge::build_edge;
@@ -17,7 +17,9 @@ pub fn test(repo: &Path) -> Result<()> {
     let env = tool_env(repo)?;
     let cargo = |args: &[&str]| run(cmd("cargo", repo, &env).args(args));
 
-    step("cargo fmt --check", || cargo(&["fmt", "--all", "--check"]))?;
+    step("cargo fmt --check", || {
+        cargo(&["fmt", "--all", "--check"]).context("code is not formatted: run `cargo fmt --all`")
+    })?;
     step("clippy (native)", || {
         cargo(&[
             "clippy",
