@@ -1,0 +1,106 @@
+//! From a presented key to a verdict: parse (no I/O) → SHA-256 → isolate cache → KV → `verify`
+//! → rate limit. The decision itself is `keyward_common::verify`; this module only fetches.
+
+use std::cell::RefCell;
+
+use keyward_common::{EdgeEntry, KeyHash, PresentedKey, RequestContext, Verdict, VerdictCode};
+use worker::{Context, Env, Result};
+
+use crate::cache::{CAPACITY, LookupCache};
+use crate::config::{Config, KV_BINDING, KV_CACHE_TTL_S};
+use crate::{ratelimit, usage};
+
+thread_local! {
+    static CACHE: RefCell<LookupCache> = RefCell::new(LookupCache::new(CAPACITY));
+}
+
+/// Forgets the cached lookup of `hash` in this isolate.
+pub fn evict(hash: &KeyHash) {
+    CACHE.with_borrow_mut(|c| c.evict(hash.as_str()));
+}
+
+/// A verdict and what it cost.
+#[derive(Debug)]
+pub struct Checked {
+    /// The decision, with the rate-limit state when the key is limited.
+    pub verdict: Verdict,
+    /// KV reads made for it (0 for a malformed key or a cache hit): reported by `test-hooks`.
+    pub kv_reads: u32,
+}
+
+/// Milliseconds since the Unix epoch.
+#[must_use]
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// Checks `key` for a request with `request` context, counting it against the rate limit and
+/// in usage when it is valid.
+///
+/// # Errors
+/// When KV or the rate limiter fails, or a stored entry does not parse: the caller fails closed.
+pub async fn check(
+    env: &Env,
+    ctx: &Context,
+    cfg: &Config,
+    key: Option<&str>,
+    request: &RequestContext,
+) -> Result<Checked> {
+    let malformed = Checked {
+        verdict: Verdict::anonymous(VerdictCode::Malformed),
+        kv_reads: 0,
+    };
+    let Some(presented) = key.and_then(|k| PresentedKey::parse(k).ok()) else {
+        return Ok(malformed);
+    };
+    let now_ms = now_ms();
+    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let (entry, kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
+    let mut verdict = keyward_common::verify(&presented, entry.as_ref(), request, now);
+    if let (true, Some(entry)) = (verdict.valid, &entry) {
+        if let Some(limit) = &entry.rate_limit {
+            let hit = ratelimit::hit(env, entry.key_id.as_str(), limit).await?;
+            verdict = verdict.with_rate_limit(hit.state, hit.allowed);
+        }
+        if verdict.valid {
+            usage::record(
+                ctx,
+                cfg.usage_url.as_deref(),
+                cfg.sync_secret.as_deref(),
+                cfg.usage_flush_ms,
+                (&entry.key_id, &entry.workspace),
+                now_ms,
+            );
+        }
+    }
+    Ok(Checked { verdict, kv_reads })
+}
+
+async fn lookup(
+    env: &Env,
+    cfg: &Config,
+    hash: &KeyHash,
+    now_ms: u64,
+) -> Result<(Option<EdgeEntry>, u32)> {
+    if let Some(hit) = CACHE.with_borrow_mut(|c| c.get(hash.as_str(), now_ms)) {
+        return Ok((hit, 0));
+    }
+    let text = env
+        .kv(KV_BINDING)?
+        .get(&hash.kv_key())
+        .cache_ttl(KV_CACHE_TTL_S)
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(format!("reading {hash:?} from KV: {e}")))?;
+    let entry: Option<EdgeEntry> = text
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| worker::Error::RustError(format!("KV entry {hash:?} does not parse: {e}")))?;
+    let ttl = if entry.is_some() {
+        cfg.cache_ttl_ms
+    } else {
+        cfg.negative_cache_ttl_ms
+    };
+    CACHE.with_borrow_mut(|c| c.insert(hash.as_str(), entry.clone(), now_ms, ttl));
+    Ok((entry, 1))
+}
