@@ -57,10 +57,12 @@ pub async fn check(
     let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let (entry, kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
     let mut verdict = keyward_common::verify(&presented, entry.as_ref(), request, now);
-    if let (true, Some(entry)) = (verdict.valid, &entry) {
+    // A found key with a limit always reports its window; only a still-valid request counts.
+    if let Some(entry) = entry.as_ref().filter(|_| verdict.key_id.is_some()) {
         if let Some(limit) = &entry.rate_limit {
-            let hit = ratelimit::hit(env, entry.key_id.as_str(), limit).await?;
-            verdict = verdict.with_rate_limit(hit.state, hit.allowed);
+            let peek = !verdict.valid;
+            let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek).await?;
+            verdict = verdict.with_rate_limit(hit.state, hit.allowed || peek);
         }
         if verdict.valid {
             usage::record(

@@ -64,11 +64,7 @@ fn router<'a>(app: Rc<App>) -> Router<'a, Rc<App>> {
             respond::json(&serde_json::json!({ "status": "ok" }), 200)
         })
         .or_else_any_method("/_keyward/*rest", |_, _| {
-            respond::problem(&Problem::new(
-                404,
-                "not_found",
-                "No such internal route.",
-            ))
+            respond::problem(&Problem::new(404, "not_found", "No such internal route."))
         })
         .or_else_any_method_async("/", proxy_route)
         .or_else_any_method_async("/*path", proxy_route)
@@ -96,7 +92,12 @@ async fn verify_api(mut req: Request, rc: Route) -> Result<Response> {
     };
     let body: VerifyBody = match serde_json::from_slice(&req.bytes().await?) {
         Ok(b) => b,
-        Err(_) => return bad("body", "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}"),
+        Err(_) => {
+            return bad(
+                "body",
+                "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}",
+            );
+        }
     };
     let client_ip = match body.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
         Some(Err(_)) => return bad("ip", "must be an IPv4 or IPv6 address"),

@@ -2,7 +2,9 @@
 //! the key's identity added; the origin's answer comes back unchanged (plus rate-limit headers).
 
 use keyward_common::{Problem, RequestContext, Verdict, route::required_scope};
-use worker::{Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result};
+use worker::{
+    Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
+};
 
 use crate::check::{check, now_ms};
 use crate::config::Config;
@@ -106,7 +108,9 @@ async fn forward(
         .with_redirect(RequestRedirect::Manual);
     if !matches!(method, Method::Get | Method::Head) {
         let body = req.bytes().await?;
-        init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
     }
     let resp = Fetch::Request(Request::new_with_init(&target, &init)?)
         .send()

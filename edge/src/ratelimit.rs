@@ -31,13 +31,14 @@ pub struct Hit {
     pub state: RateLimitState,
 }
 
-/// Counts one request against `limit` in the window containing `now`.
-fn count(window: Option<Window>, limit: &RateLimit, now: i64) -> (Window, Hit) {
+/// Counts one request against `limit` in the window containing `now` (or, with `peek`, only
+/// reports the window).
+fn count(window: Option<Window>, limit: &RateLimit, now: i64, peek: bool) -> (Window, Hit) {
     let (start, end) = rate_window(limit, now);
     let used = window.filter(|w| w.start == start).map_or(0, |w| w.count);
     let allowed = used < limit.limit;
     // Refused requests are not counted: the window stays at its limit.
-    let count = if allowed { used + 1 } else { used };
+    let count = if allowed && !peek { used + 1 } else { used };
     let hit = Hit {
         allowed,
         state: RateLimitState {
@@ -47,6 +48,15 @@ fn count(window: Option<Window>, limit: &RateLimit, now: i64) -> (Window, Hit) {
         },
     };
     (Window { start, count }, hit)
+}
+
+/// The limiter's query: the key's allowance, and whether to count or only look.
+#[derive(Debug, Deserialize)]
+struct Query {
+    limit: u32,
+    period_s: u32,
+    #[serde(default)]
+    peek: bool,
 }
 
 /// The Durable Object class (`RateLimiter` in `wrangler.toml`), one instance per key id.
@@ -74,7 +84,12 @@ impl DurableObject for RateLimiter {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let limit: RateLimit = req.query()?;
+        let Query {
+            limit,
+            period_s,
+            peek,
+        } = req.query()?;
+        let limit = RateLimit { limit, period_s };
         if limit.validate().is_err() {
             return Response::error("bad limit", 400);
         }
@@ -87,10 +102,13 @@ impl DurableObject for RateLimiter {
             }
         }
         let now = now_s();
-        let (window, hit) = count(self.window.get().flatten(), &limit, now);
-        self.window.set(Some(Some(window)));
-        // Output gate: the answer leaves only once the write is durable.
-        storage.put(WINDOW_KEY, window).await?;
+        let before = self.window.get().flatten();
+        let (window, hit) = count(before, &limit, now, peek);
+        if before != Some(window) {
+            self.window.set(Some(Some(window)));
+            // Output gate: the answer leaves only once the write is durable.
+            storage.put(WINDOW_KEY, window).await?;
+        }
         Response::from_json(&hit)
     }
 }
@@ -99,17 +117,18 @@ fn now_s() -> i64 {
     i64::try_from(worker::Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
 }
 
-/// Counts one request for `key_id` in its Durable Object.
+/// Counts one request for `key_id` in its Durable Object; with `peek`, only reads the window
+/// (for the headers of a refused request, which must not use up the allowance).
 ///
 /// # Errors
 /// When the namespace is not bound or the object cannot be reached.
-pub async fn hit(env: &Env, key_id: &str, limit: &RateLimit) -> Result<Hit> {
+pub async fn hit(env: &Env, key_id: &str, limit: &RateLimit, peek: bool) -> Result<Hit> {
     let stub = env
         .durable_object(RATE_LIMITER_BINDING)?
         .id_from_name(key_id)?
         .get_stub()?;
     let url = format!(
-        "https://rate-limiter/hit?limit={}&period_s={}",
+        "https://rate-limiter/hit?limit={}&period_s={}&peek={peek}",
         limit.limit, limit.period_s
     );
     let mut resp = stub.fetch_with_str(&url).await?;
@@ -136,7 +155,7 @@ mod tests {
         let mut w = None;
         let mut passed = 0;
         for _ in 0..8 {
-            let (next, hit) = count(w, &FIVE_PER_MINUTE, 125);
+            let (next, hit) = count(w, &FIVE_PER_MINUTE, 125, false);
             w = Some(next);
             passed += u32::from(hit.allowed);
             assert_eq!(hit.state.reset, 180);
@@ -151,9 +170,17 @@ mod tests {
             start: 120,
             count: 5,
         });
-        let (w, hit) = count(full, &FIVE_PER_MINUTE, 180);
+        let (w, hit) = count(full, &FIVE_PER_MINUTE, 180, false);
         assert!(hit.allowed);
         assert_eq!(hit.state.remaining, 4);
         assert_eq!(w.start, 180);
+    }
+
+    #[test]
+    fn a_peek_reports_without_counting() {
+        let (w, hit) = count(None, &FIVE_PER_MINUTE, 125, true);
+        assert!(hit.allowed);
+        assert_eq!(hit.state.remaining, 5);
+        assert_eq!(w.count, 0);
     }
 }

@@ -44,7 +44,11 @@ pub fn internal(context: &str, err: &worker::Error) -> Result<Response> {
 /// Only if the runtime refuses to build a response.
 pub fn refusal(verdict: &Verdict, now: i64) -> Result<Response> {
     let code = verdict.code;
-    let mut resp = problem(&Problem::new(code.http_status(), code.as_str(), code.detail()))?;
+    let mut resp = problem(&Problem::new(
+        code.http_status(),
+        code.as_str(),
+        code.detail(),
+    ))?;
     let headers = resp.headers_mut();
     if code.http_status() == 401 {
         headers.set(

@@ -56,7 +56,10 @@ impl Pending {
             let entry = self
                 .reports
                 .entry((r.key_id.as_str().to_owned(), r.day.clone()))
-                .or_insert_with(|| UsageReport { count: 0, ..r.clone() });
+                .or_insert_with(|| UsageReport {
+                    count: 0,
+                    ..r.clone()
+                });
             entry.count += r.count;
             entry.last_used_at = entry.last_used_at.max(r.last_used_at);
         }
