@@ -13,6 +13,11 @@ const DIGITS: usize = 22;
 
 /// A key's public identifier.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "key_0RPOb5kQWc1xQ3yWwfYc2T")
+)]
 pub struct KeyId(String);
 
 impl KeyId {

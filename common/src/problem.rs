@@ -10,6 +10,7 @@ pub const TYPE_BASE: &str = "https://keyward.dev/problems/";
 
 /// One invalid input field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field, as a JSON path into the request (`rate_limit.period_s`) or a parameter name.
     pub field: String,
@@ -19,6 +20,7 @@ pub struct FieldError {
 
 /// An RFC 9457 problem details object with Keyward's `code` and `request_id` extensions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// URI identifying the problem type.
     #[serde(rename = "type")]

@@ -10,6 +10,7 @@ pub const EDGE_SCHEMA: u8 = 1;
 
 /// Lifecycle of a key. `Revoked` is final; `Disabled` can go back to `Active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// Verifies.
@@ -45,6 +46,7 @@ impl KeyStatus {
 
 /// A fixed-window request allowance: `limit` requests per `period_s` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests allowed per window, at least 1.
@@ -74,6 +76,7 @@ impl RateLimit {
 
 /// A key as the management API shows it. Never holds the secret or its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyRecord {
     /// Public id, `key_…`.
     pub id: KeyId,
@@ -88,6 +91,7 @@ pub struct KeyRecord {
     /// The customer or user this key belongs to in the API owner's system.
     pub owner_id: Option<String>,
     /// Free-form JSON object the API owner attaches.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
     /// Lifecycle status.
     pub status: KeyStatus,
@@ -100,6 +104,7 @@ pub struct KeyRecord {
     /// Last time the edge saw the key used (reported in batches, so up to a few seconds late).
     pub last_used_at: Option<Timestamp>,
     /// Client networks allowed to use the key; empty means any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["10.0.0.0/8"])))]
     pub allowed_ips: Vec<IpNet>,
     /// Request allowance, if limited.
     pub rate_limit: Option<RateLimit>,

@@ -10,6 +10,11 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 /// Serialises as an RFC 3339 string (`2026-11-23T11:31:01Z`); deserialises from such a string or
 /// from a plain number of Unix seconds, the two forms API users send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = DateTime, example = "2026-11-23T11:31:01Z")
+)]
 pub struct Timestamp(pub i64);
 
 /// Earliest and latest instants accepted: year 1970 to year 9999.

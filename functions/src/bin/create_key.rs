@@ -1,0 +1,9 @@
+//! The `create-key` Lambda function: `POST /v1/workspaces/{workspace}/keys`.
+//!
+//! Run locally: `cargo lambda watch` in `functions/` (with `KEYWARD_*` and `AWS_*` set),
+//! then call `http://127.0.0.1:9000/lambda-url/create-key/v1/workspaces/{workspace}/...`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keyward_functions::run(keyward_functions::Operation::CreateKey).await
+}

@@ -1,0 +1,9 @@
+//! The `revoke-key` Lambda function: `DELETE /v1/workspaces/{workspace}/keys/{id}`.
+//!
+//! Run locally: `cargo lambda watch` in `functions/` (with `KEYWARD_*` and `AWS_*` set),
+//! then call `http://127.0.0.1:9000/lambda-url/revoke-key/v1/workspaces/{workspace}/...`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keyward_functions::run(keyward_functions::Operation::RevokeKey).await
+}

@@ -1,0 +1,133 @@
+//! The API's errors and their one wire format, RFC 9457 problem+json.
+
+use keyward_common::{FieldError, Problem};
+
+use crate::auth::Permission;
+
+/// Every way a request can fail. Internal causes are logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: missing or invalid credentials.
+    #[error("unauthorized")]
+    Unauthorized(&'static str),
+    /// 403: valid credentials without the permission.
+    #[error("forbidden")]
+    Forbidden(Permission),
+    /// 403: a root key used from an address it does not allow.
+    #[error("forbidden ip")]
+    ForbiddenIp,
+    /// 404: no such route, key, or workspace for this caller.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists with another method.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 400: invalid fields or parameters.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 400: the body is not JSON (or not an object).
+    #[error("invalid json")]
+    InvalidJson(String),
+    /// 400: a cursor that was tampered with or belongs to another listing.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// 415: a body that is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 413: a body over 64 KiB.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 409: the key is revoked.
+    #[error("key revoked")]
+    KeyRevoked,
+    /// 409: the workspace's key cap.
+    #[error("key limit reached")]
+    KeyLimitReached(u64),
+    /// 412: `If-Match` does not match, or a concurrent change won.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 500: logged with the request id.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::VersionConflict => Self::PreconditionFailed,
+            StoreError::LimitReached => Self::KeyLimitReached(0),
+            StoreError::Duplicate => Self::Internal(anyhow::anyhow!(
+                "a generated key id or hash collided with an existing one"
+            )),
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// The problem+json body (without request id).
+    #[must_use]
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::Unauthorized(detail) => Problem::new(401, "unauthorized", *detail),
+            Self::Forbidden(p) => Problem::new(
+                403,
+                "forbidden",
+                format!("The credentials lack the `{}` permission.", p.as_str()),
+            ),
+            Self::ForbiddenIp => Problem::new(
+                403,
+                "forbidden",
+                "The root key may not be used from this IP address.",
+            ),
+            Self::NotFound => Problem::new(404, "not_found", "Nothing here for these credentials."),
+            Self::MethodNotAllowed(allow) => Problem::new(
+                405,
+                "method_not_allowed",
+                format!("This path answers {allow} only."),
+            ),
+            Self::Validation(errors) => Problem::validation(errors.clone()),
+            Self::InvalidJson(detail) => Problem::new(400, "invalid_json", detail.clone()),
+            Self::InvalidCursor => Problem::new(
+                400,
+                "invalid_cursor",
+                "The cursor is not valid for this listing: start again without it.",
+            ),
+            Self::UnsupportedMediaType => Problem::new(
+                415,
+                "unsupported_media_type",
+                "Send the body as `Content-Type: application/json`.",
+            ),
+            Self::PayloadTooLarge => {
+                Problem::new(413, "payload_too_large", "The body is larger than 64 KiB.")
+            }
+            Self::KeyRevoked => Problem::new(
+                409,
+                "key_revoked",
+                "The key is revoked; revoked keys cannot be changed.",
+            ),
+            Self::KeyLimitReached(cap) => Problem::new(
+                409,
+                "key_limit_reached",
+                if *cap > 0 {
+                    format!(
+                        "The workspace already has {cap} keys that are not revoked; revoke one first."
+                    )
+                } else {
+                    "The workspace has reached its key limit; revoke a key first.".to_owned()
+                },
+            ),
+            Self::PreconditionFailed => Problem::new(
+                412,
+                "precondition_failed",
+                "The key changed since you read it: fetch it again and retry with its ETag.",
+            ),
+            Self::Internal(_) => Problem::new(
+                500,
+                "internal",
+                "Something went wrong on our side; quote the request id to support.",
+            ),
+        }
+    }
+}

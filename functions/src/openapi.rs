@@ -1,0 +1,251 @@
+//! The OpenAPI 3.1 document of the management API, generated from the Rust types.
+//!
+//! Regenerate the committed `openapi.json` with
+//! `KEYWARD_WRITE_OPENAPI=1 cargo test -p keyward-functions openapi`.
+
+#![allow(dead_code)] // The functions below only carry `#[utoipa::path]` documentation.
+
+use keyward_common::{FieldError, KeyId, KeyRecord, KeyStatus, Problem, RateLimit, Timestamp};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{AuditList, KeyList, KeyWithSecret};
+use crate::store::AuditEvent;
+use crate::validate::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+
+const PROBLEM: &str = "application/problem+json";
+
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/keys",
+    tag = "keys",
+    operation_id = "create_key",
+    summary = "Create a key",
+    description = "Creates a key. The secret is in `key`, shown this once. Needs `api.key.create`.",
+    params(("workspace" = String, Path, description = "Workspace, 1-64 characters [A-Za-z0-9_-]")),
+    request_body(content = CreateKeyRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `ETag` is the version, `Location` the key's URL", body = KeyWithSecret),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found` (another workspace)", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_limit_reached`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+        (status = 500, description = "`internal`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn create_key() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/keys",
+    tag = "keys",
+    operation_id = "list_keys",
+    summary = "List keys, newest first",
+    description = "Never shows a secret or a hash. Needs `api.key.view`.",
+    params(
+        ("workspace" = String, Path, description = "Workspace"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, with the same filters"),
+        ("status" = Option<String>, Query, description = "active, disabled or revoked"),
+        ("owner_id" = Option<String>, Query, description = "Only this owner's keys"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = KeyList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_keys() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/keys/{id}",
+    tag = "keys",
+    operation_id = "get_key",
+    summary = "Get a key",
+    description = "Needs `api.key.view`. `ETag` is the version.",
+    params(("workspace" = String, Path), ("id" = String, Path, description = "Key id, `key_…`")),
+    responses(
+        (status = 200, description = "The key", body = KeyRecord),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_key() {}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace}/keys/{id}",
+    tag = "keys",
+    operation_id = "update_key",
+    summary = "Update a key",
+    description = "A value sets a field, `null` clears it, an absent field is kept. With `If-Match` the change applies only to that version; without it, only to the version read. Needs `api.key.update`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` of the version to change"),
+    ),
+    request_body(content = UpdateKeyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated key", body = KeyRecord),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_revoked`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn update_key() {}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace}/keys/{id}",
+    tag = "keys",
+    operation_id = "revoke_key",
+    summary = "Revoke a key",
+    description = "Permanent and immediate. Idempotent: revoking again answers the same revoked record. Needs `api.key.delete`.",
+    params(("workspace" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, description = "The revoked key", body = KeyRecord),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn revoke_key() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/keys/{id}/rotate",
+    tag = "keys",
+    operation_id = "rotate_key",
+    summary = "Rotate a key's secret",
+    description = "New secret, same id and settings. The old secret stops at once, or after `grace_period_s`. The body is optional. Needs `api.key.update`.",
+    params(("workspace" = String, Path), ("id" = String, Path)),
+    request_body(content = Option<RotateKeyRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The key with its new secret", body = KeyWithSecret),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_revoked`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn rotate_key() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/audit",
+    tag = "audit",
+    operation_id = "list_audit",
+    summary = "List audit events, newest first",
+    description = "Every create, update, revoke and rotate. Needs `api.key.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = AuditList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_audit() {}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "A JWT (claims `sub`, `workspace`, `permissions`) or a root Keyward key whose scopes hold the `api.key.*` permissions.".to_owned(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Keyward management API",
+        description = "Issue, list, update, rotate and revoke API keys. Errors are RFC 9457 `application/problem+json` with `code` and `request_id`."
+    ),
+    paths(create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit),
+    components(schemas(
+        KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
+        KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "keys", description = "API keys"), (name = "audit", description = "Audit trail"))
+)]
+struct ApiDoc;
+
+/// The document as pretty JSON (what `openapi.json` holds).
+#[must_use]
+pub fn document() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::document;
+
+    #[test]
+    fn openapi_json_matches_the_generated_document() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json");
+        let generated = document();
+        if std::env::var_os("KEYWARD_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "openapi.json is out of date: regenerate it with \
+             `KEYWARD_WRITE_OPENAPI=1 cargo test -p keyward-functions openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_all_seven_operations() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let ops: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum();
+        assert_eq!(ops, 7);
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! The DynamoDB [`KeyStore`]: one `TransactWriteItems` per mutation, strongly consistent reads.
+//!
+//! The item layout (attribute names, `meta` stored as a JSON string, timestamps as Number Unix
+//! seconds) is documented in [`super::item`].
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use keyward_common::{KeyHash, KeyId, KeyRecord};
+
+use super::item::{
+    self, ACTIVE_KEYS, AUDIT_SK_PREFIX, COUNTER_SK, GSI1, GSI1PK, GSI1SK, HASH_SK, KEY_SK_PREFIX,
+    PK, SK,
+};
+use super::{
+    AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
+    hash_changes,
+};
+
+/// A [`KeyStore`] on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store on `table` through `client`.
+    #[must_use]
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The SDK client (for the later sync/usage functions and tests).
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: Option<&str>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            put = put.condition_expression(c);
+        }
+        Ok(TransactWriteItem::builder().put(put.build()?).build())
+    }
+
+    fn counter(
+        &self,
+        workspace: &str,
+        delta: i64,
+        cap: Option<u64>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(COUNTER_SK))
+            .update_expression("ADD #n :d")
+            .expression_attribute_names("#n", ACTIVE_KEYS)
+            .expression_attribute_values(":d", n(delta));
+        if let Some(cap) = cap {
+            update = update
+                .condition_expression("attribute_not_exists(#n) OR #n < :cap")
+                .expression_attribute_values(":cap", n(cap));
+        }
+        Ok(TransactWriteItem::builder().update(update.build()?).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Vec<Option<String>>> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => Err(c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect()),
+                other => {
+                    tracing::error!(error = %other, "DynamoDB transaction failed");
+                    Err(vec![Some(format!("error: {other}"))])
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DynamoDB transaction failed");
+                Err(vec![Some("error".to_owned())])
+            }
+        }
+    }
+
+    async fn query_page(
+        &self,
+        spec: QuerySpec<'_>,
+    ) -> anyhow::Result<(Vec<Item>, Option<Position>)> {
+        let QuerySpec {
+            index,
+            key_condition,
+            mut values,
+            filter,
+            start,
+            want,
+            key_attrs,
+        } = spec;
+        let mut names = HashMap::new();
+        let filter_expr = filter.map(|f| {
+            values.extend(f.values);
+            names.extend(f.names);
+            f.expression
+        });
+        let mut exclusive = start.map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.clone(), s(v)))
+                .collect::<HashMap<_, _>>()
+        });
+        let mut out = Vec::new();
+        // Fetch one more than wanted so `next` is only set when something really follows.
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want + 1 - out.len()).unwrap_or(101))
+                .set_exclusive_start_key(exclusive.clone());
+            if let Some(i) = index {
+                q = q.index_name(i);
+            } else {
+                q = q.consistent_read(true);
+            }
+            if let Some(f) = &filter_expr {
+                q = q.filter_expression(*f);
+            }
+            if !names.is_empty() {
+                q = q.set_expression_attribute_names(Some(names.clone()));
+            }
+            let resp = q.send().await.context("querying DynamoDB")?;
+            out.extend(resp.items().iter().cloned());
+            exclusive = resp.last_evaluated_key().cloned();
+            if out.len() > want || exclusive.is_none() {
+                break;
+            }
+        }
+        let next = if out.len() > want {
+            out.truncate(want);
+            out.last().map(|it| {
+                key_attrs
+                    .iter()
+                    .filter_map(|a| {
+                        it.get(*a)
+                            .and_then(|v| v.as_s().ok())
+                            .map(|v| ((*a).to_owned(), v.clone()))
+                    })
+                    .collect()
+            })
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A filter applied after the key condition.
+struct Filter {
+    expression: &'static str,
+    values: Item,
+    names: HashMap<String, String>,
+}
+
+/// One paged, newest-first query.
+struct QuerySpec<'a> {
+    index: Option<&'a str>,
+    key_condition: &'a str,
+    values: Item,
+    filter: Option<Filter>,
+    start: Option<&'a Position>,
+    want: usize,
+    /// The attributes that make up a position (table keys, plus index keys on an index).
+    key_attrs: &'a [&'a str],
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn failed(reasons: &[Option<String>], index: usize) -> bool {
+    reasons
+        .get(index)
+        .and_then(Option::as_deref)
+        .is_some_and(|c| c != "None")
+}
+
+fn other(reasons: &[Option<String>]) -> StoreError {
+    StoreError::Other(anyhow::anyhow!(
+        "DynamoDB transaction cancelled: {reasons:?}"
+    ))
+}
+
+#[async_trait]
+impl KeyStore for DynamoStore {
+    async fn create(
+        &self,
+        key: &StoredKey,
+        audit: &AuditEvent,
+        cap: u64,
+    ) -> Result<(), StoreError> {
+        let ws = &key.record.workspace;
+        let items = vec![
+            self.put(item::key_to_item(key), Some("attribute_not_exists(PK)"))?,
+            self.put(
+                item::hash_to_item(key, &key.hash, None),
+                Some("attribute_not_exists(PK)"),
+            )?,
+            self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
+            self.counter(ws, 1, Some(cap))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(r) if failed(&r, 3) => Err(StoreError::LimitReached),
+            Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(item::key_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading key {id} from DynamoDB"))?;
+        match resp.item() {
+            Some(it) => Ok(Some(
+                item::stored_key_from_item(it).with_context(|| format!("decoding key {id}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace(&self, change: Replace<'_>) -> Result<(), StoreError> {
+        let r = &change.after.record;
+        let mut key_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item::key_to_item(change.after)))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", item::key::VERSION)
+            .expression_attribute_values(":v", n(change.before.record.version));
+        key_put = key_put.return_values_on_condition_check_failure(
+            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::None,
+        );
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(key_put.build().context("building key put")?)
+                .build(),
+            self.put(
+                item::audit_to_item(change.audit),
+                Some("attribute_not_exists(PK)"),
+            )?,
+        ];
+        let (writes, deletes) = hash_changes(&change);
+        for w in writes {
+            let cond = w.new.then_some("attribute_not_exists(PK)");
+            items.push(self.put(
+                item::hash_to_item(change.after, &w.hash, w.retires_at),
+                cond,
+            )?);
+        }
+        for h in deletes {
+            let del = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(item::hash_pk(&h)))
+                .key(SK, s(HASH_SK))
+                .build()
+                .context("building hash delete")?;
+            items.push(TransactWriteItem::builder().delete(del).build());
+        }
+        if change.active_delta != 0 {
+            items.push(self.counter(&r.workspace, change.active_delta, None)?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // A version mismatch, or another transaction on the same key at the same moment.
+            Err(r)
+                if failed(&r, 0)
+                    || r.iter()
+                        .any(|c| c.as_deref() == Some("TransactionConflict")) =>
+            {
+                Err(StoreError::VersionConflict)
+            }
+            Err(r) if r.len() > 2 && (2..r.len()).any(|i| failed(&r, i)) => {
+                Err(StoreError::Duplicate)
+            }
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn find_hash(&self, hash: &KeyHash) -> Result<Option<HashRef>, StoreError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(item::hash_pk(hash)))
+            .key(SK, s(HASH_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading a hash item from DynamoDB")?;
+        match resp.item() {
+            Some(it) => Ok(Some(
+                item::hash_ref_from_item(it).context("decoding a hash item")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_keys(&self, q: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        let filter = q.status.map(|st| Filter {
+            expression: "#st = :st",
+            values: HashMap::from([(":st".to_owned(), s(st.as_str()))]),
+            names: HashMap::from([("#st".to_owned(), item::key::STATUS.to_owned())]),
+        });
+        let (items, next) = match &q.owner_id {
+            Some(owner) => {
+                let values = HashMap::from([
+                    (":pk".to_owned(), s(item::owner_pk(&q.workspace, owner))),
+                    (":sk".to_owned(), s(KEY_SK_PREFIX)),
+                ]);
+                self.query_page(QuerySpec {
+                    index: Some(GSI1),
+                    key_condition: "GSI1PK = :pk AND begins_with(GSI1SK, :sk)",
+                    values,
+                    filter,
+                    start: q.after.as_ref(),
+                    want: q.limit,
+                    key_attrs: &[PK, SK, GSI1PK, GSI1SK],
+                })
+                .await?
+            }
+            None => {
+                let values = HashMap::from([
+                    (":pk".to_owned(), s(item::workspace_pk(&q.workspace))),
+                    (":sk".to_owned(), s(KEY_SK_PREFIX)),
+                ]);
+                self.query_page(QuerySpec {
+                    index: None,
+                    key_condition: "PK = :pk AND begins_with(SK, :sk)",
+                    values,
+                    filter,
+                    start: q.after.as_ref(),
+                    want: q.limit,
+                    key_attrs: &[PK, SK],
+                })
+                .await?
+            }
+        };
+        let items = items
+            .iter()
+            .map(|it| item::stored_key_from_item(it).map(|k| k.record))
+            .collect::<Result<Vec<_>, _>>()
+            .context("decoding listed keys")?;
+        Ok(Page { items, next })
+    }
+
+    async fn list_audit(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let values = HashMap::from([
+            (":pk".to_owned(), s(item::workspace_pk(workspace))),
+            (":sk".to_owned(), s(AUDIT_SK_PREFIX)),
+        ]);
+        let (items, next) = self
+            .query_page(QuerySpec {
+                index: None,
+                key_condition: "PK = :pk AND begins_with(SK, :sk)",
+                values,
+                filter: None,
+                start: after,
+                want: limit,
+                key_attrs: &[PK, SK],
+            })
+            .await?;
+        let items = items
+            .iter()
+            .map(|it| item::audit_from_item(it, workspace))
+            .collect::<Result<Vec<_>, _>>()
+            .context("decoding audit events")?;
+        Ok(Page { items, next })
+    }
+}

@@ -1,0 +1,522 @@
+//! The DynamoDB item layout: attribute names and the item <-> [`StoredKey`] conversion.
+//!
+//! Public because the `sync` function reads DynamoDB stream images of the same items: it
+//! implements [`ItemRead`] for its image type and calls [`stored_key_from_item`].
+//!
+//! Layout (one table, `PK`/`SK`, GSI `GSI1` on `GSI1PK`/`GSI1SK`, TTL attribute `ttl`):
+//! - key item `WS#{ws}` / `KEY#{key_id}`: every [`KeyRecord`] field, timestamps as Number (Unix
+//!   seconds), `scopes` and `allowed_ips` as Lists of Strings (a String Set cannot be empty),
+//!   `meta` as a JSON **string** (keeps number/bool/nesting exactly, and stays one opaque value),
+//!   `rate_limit` as a Map `{limit: N, period_s: N}`, plus `hash`, optional `previous_hash` +
+//!   `previous_retires_at`, `version`, and `GSI1PK`=`OWNER#{ws}#{owner_id}`/`GSI1SK`=`KEY#{id}`
+//!   when the key has an owner.
+//! - hash item `HASH#{sha256}` / `HASH`: `workspace`, `key_id`, `status`, `version`, and for a
+//!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
+//! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
+//! - counter item `WS#{ws}` / `COUNTER`: `active_keys`, the number of keys not revoked.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord, KeyStatus, RateLimit, Timestamp};
+
+use super::{AuditEvent, HashRef};
+
+/// Partition key attribute.
+pub const PK: &str = "PK";
+/// Sort key attribute.
+pub const SK: &str = "SK";
+/// The owner index.
+pub const GSI1: &str = "GSI1";
+/// Owner index partition key.
+pub const GSI1PK: &str = "GSI1PK";
+/// Owner index sort key.
+pub const GSI1SK: &str = "GSI1SK";
+/// DynamoDB TTL attribute.
+pub const TTL: &str = "ttl";
+
+/// Key item attributes (the [`KeyRecord`] field names).
+pub mod key {
+    pub const ID: &str = "id";
+    pub const WORKSPACE: &str = "workspace";
+    pub const NAME: &str = "name";
+    pub const KEY_PREFIX: &str = "key_prefix";
+    pub const SCOPES: &str = "scopes";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const META: &str = "meta";
+    pub const STATUS: &str = "status";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const LAST_USED_AT: &str = "last_used_at";
+    pub const ALLOWED_IPS: &str = "allowed_ips";
+    pub const RATE_LIMIT: &str = "rate_limit";
+    pub const RATE_LIMIT_LIMIT: &str = "limit";
+    pub const RATE_LIMIT_PERIOD_S: &str = "period_s";
+    pub const VERSION: &str = "version";
+    pub const HASH: &str = "hash";
+    pub const PREVIOUS_HASH: &str = "previous_hash";
+    pub const PREVIOUS_RETIRES_AT: &str = "previous_retires_at";
+}
+
+/// Hash item attributes.
+pub mod hash {
+    pub const WORKSPACE: &str = "workspace";
+    pub const KEY_ID: &str = "key_id";
+    pub const STATUS: &str = "status";
+    pub const VERSION: &str = "version";
+    pub const RETIRES_AT: &str = "retires_at";
+}
+
+/// Audit item attributes.
+pub mod audit {
+    pub const ID: &str = "id";
+    pub const AT: &str = "at";
+    pub const ACTOR: &str = "actor";
+    pub const ACTION: &str = "action";
+    pub const KEY_ID: &str = "key_id";
+    pub const CHANGED: &str = "changed";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const SOURCE_IP: &str = "source_ip";
+}
+
+/// Counter item attribute: keys of the workspace that are not revoked.
+pub const ACTIVE_KEYS: &str = "active_keys";
+/// Sort key of the counter item.
+pub const COUNTER_SK: &str = "COUNTER";
+/// Sort key of a hash item.
+pub const HASH_SK: &str = "HASH";
+/// Sort-key prefix of key items.
+pub const KEY_SK_PREFIX: &str = "KEY#";
+/// Sort-key prefix of audit items.
+pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
+/// Extra time a retired hash item is kept before DynamoDB's TTL removes it.
+pub const HASH_TTL_SLACK_S: i64 = 86_400;
+
+/// `WS#{workspace}`.
+#[must_use]
+pub fn workspace_pk(workspace: &str) -> String {
+    format!("WS#{workspace}")
+}
+
+/// `KEY#{key_id}`.
+#[must_use]
+pub fn key_sk(id: &KeyId) -> String {
+    format!("{KEY_SK_PREFIX}{id}")
+}
+
+/// `HASH#{sha256}`.
+#[must_use]
+pub fn hash_pk(hash: &KeyHash) -> String {
+    format!("HASH#{hash}")
+}
+
+/// `OWNER#{workspace}#{owner_id}`.
+#[must_use]
+pub fn owner_pk(workspace: &str, owner_id: &str) -> String {
+    format!("OWNER#{workspace}#{owner_id}")
+}
+
+/// A key as stored: the record plus its current hash and, during a rotation grace period, the
+/// previous hash and when it retires (Unix seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    /// What the API shows.
+    pub record: KeyRecord,
+    /// SHA-256 of the current secret.
+    pub hash: KeyHash,
+    /// The rotated-away secret's hash and its retirement time, while it still verifies.
+    pub previous: Option<(KeyHash, i64)>,
+}
+
+impl StoredKey {
+    /// Every hash of this key with the edge entry it should have: the current secret, and the
+    /// previous one (retiring) during a grace period.
+    #[must_use]
+    pub fn edge_entries(&self) -> Vec<(KeyHash, EdgeEntry)> {
+        let entry = EdgeEntry::for_key(&self.record);
+        let mut out = vec![(self.hash.clone(), entry.clone())];
+        if let Some((h, at)) = &self.previous {
+            out.push((h.clone(), entry.retiring(*at)));
+        }
+        out
+    }
+
+    /// The hash items this key needs, as (hash, retires_at).
+    #[must_use]
+    pub fn hashes(&self) -> Vec<(KeyHash, Option<i64>)> {
+        let mut out = vec![(self.hash.clone(), None)];
+        if let Some((h, at)) = &self.previous {
+            out.push((h.clone(), Some(*at)));
+        }
+        out
+    }
+}
+
+/// An item that does not have the documented layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored item attribute `{attribute}` is missing or malformed")]
+pub struct ItemError {
+    /// The offending attribute.
+    pub attribute: &'static str,
+}
+
+/// Read access to an item's attributes, so the same conversion serves the SDK's items and
+/// DynamoDB stream images (which use another `AttributeValue` type).
+pub trait ItemRead {
+    /// A String attribute.
+    fn string(&self, name: &str) -> Option<&str>;
+    /// A Number attribute, as its decimal text.
+    fn number(&self, name: &str) -> Option<&str>;
+    /// A List of Strings.
+    fn string_list(&self, name: &str) -> Option<Vec<String>>;
+    /// A Number inside a Map attribute (`rate_limit.limit`).
+    fn map_number(&self, name: &str, field: &str) -> Option<&str>;
+    /// Whether the attribute is present (and not NULL).
+    fn has(&self, name: &str) -> bool;
+}
+
+impl ItemRead for HashMap<String, AttributeValue> {
+    fn string(&self, name: &str) -> Option<&str> {
+        self.get(name)?.as_s().ok().map(String::as_str)
+    }
+    fn number(&self, name: &str) -> Option<&str> {
+        self.get(name)?.as_n().ok().map(String::as_str)
+    }
+    fn string_list(&self, name: &str) -> Option<Vec<String>> {
+        match self.get(name)? {
+            AttributeValue::L(items) => items
+                .iter()
+                .map(|v| v.as_s().ok().cloned())
+                .collect::<Option<Vec<_>>>(),
+            AttributeValue::Ss(items) => Some(items.clone()),
+            _ => None,
+        }
+    }
+    fn map_number(&self, name: &str, field: &str) -> Option<&str> {
+        self.get(name)?
+            .as_m()
+            .ok()?
+            .get(field)?
+            .as_n()
+            .ok()
+            .map(String::as_str)
+    }
+    fn has(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| !matches!(v, AttributeValue::Null(_)))
+    }
+}
+
+fn req_str<'a>(item: &'a impl ItemRead, name: &'static str) -> Result<&'a str, ItemError> {
+    item.string(name).ok_or(ItemError { attribute: name })
+}
+
+fn num<T: std::str::FromStr>(item: &impl ItemRead, name: &'static str) -> Result<T, ItemError> {
+    item.number(name)
+        .and_then(|n| n.parse().ok())
+        .ok_or(ItemError { attribute: name })
+}
+
+fn opt_num<T: std::str::FromStr>(
+    item: &impl ItemRead,
+    name: &'static str,
+) -> Result<Option<T>, ItemError> {
+    if item.has(name) {
+        num(item, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn opt_time(item: &impl ItemRead, name: &'static str) -> Result<Option<Timestamp>, ItemError> {
+    Ok(opt_num::<i64>(item, name)?.map(Timestamp))
+}
+
+fn hash_attr(item: &impl ItemRead, name: &'static str) -> Result<KeyHash, ItemError> {
+    KeyHash::parse(req_str(item, name)?).map_err(|_| ItemError { attribute: name })
+}
+
+fn status_attr(item: &impl ItemRead, name: &'static str) -> Result<KeyStatus, ItemError> {
+    KeyStatus::parse(req_str(item, name)?).ok_or(ItemError { attribute: name })
+}
+
+/// Reads a key item (from the SDK or a stream image).
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError> {
+    use key::*;
+    let meta = match item.string(META) {
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                .map_err(|_| ItemError { attribute: META })?,
+        ),
+        None => None,
+    };
+    let rate_limit = if item.has(RATE_LIMIT) {
+        let field = |f| {
+            item.map_number(RATE_LIMIT, f)
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or(ItemError {
+                    attribute: RATE_LIMIT,
+                })
+        };
+        Some(RateLimit {
+            limit: field(RATE_LIMIT_LIMIT)?,
+            period_s: field(RATE_LIMIT_PERIOD_S)?,
+        })
+    } else {
+        None
+    };
+    let allowed_ips = item
+        .string_list(ALLOWED_IPS)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ItemError {
+            attribute: ALLOWED_IPS,
+        })?;
+    let record = KeyRecord {
+        id: KeyId::parse(req_str(item, ID)?).map_err(|_| ItemError { attribute: ID })?,
+        workspace: req_str(item, WORKSPACE)?.to_owned(),
+        name: req_str(item, NAME)?.to_owned(),
+        key_prefix: req_str(item, KEY_PREFIX)?.to_owned(),
+        scopes: item.string_list(SCOPES).unwrap_or_default(),
+        owner_id: item.string(OWNER_ID).map(str::to_owned),
+        meta,
+        status: status_attr(item, STATUS)?,
+        created_at: Timestamp(num(item, CREATED_AT)?),
+        updated_at: Timestamp(num(item, UPDATED_AT)?),
+        expires_at: opt_time(item, EXPIRES_AT)?,
+        last_used_at: opt_time(item, LAST_USED_AT)?,
+        allowed_ips,
+        rate_limit,
+        version: num(item, VERSION)?,
+    };
+    let previous = if item.has(PREVIOUS_HASH) {
+        Some((
+            hash_attr(item, PREVIOUS_HASH)?,
+            num(item, PREVIOUS_RETIRES_AT)?,
+        ))
+    } else {
+        None
+    };
+    Ok(StoredKey {
+        record,
+        hash: hash_attr(item, HASH)?,
+        previous,
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn list(v: impl IntoIterator<Item = String>) -> AttributeValue {
+    AttributeValue::L(v.into_iter().map(AttributeValue::S).collect())
+}
+
+/// The key item of `key`, with table and index keys.
+#[must_use]
+pub fn key_to_item(key: &StoredKey) -> HashMap<String, AttributeValue> {
+    use key::*;
+    let r = &key.record;
+    let mut item = HashMap::new();
+    item.insert(PK.into(), s(workspace_pk(&r.workspace)));
+    item.insert(SK.into(), s(key_sk(&r.id)));
+    item.insert(ID.into(), s(r.id.as_str()));
+    item.insert(WORKSPACE.into(), s(&r.workspace));
+    item.insert(NAME.into(), s(&r.name));
+    item.insert(KEY_PREFIX.into(), s(&r.key_prefix));
+    item.insert(SCOPES.into(), list(r.scopes.iter().cloned()));
+    if let Some(owner) = &r.owner_id {
+        item.insert(OWNER_ID.into(), s(owner));
+        item.insert(GSI1PK.into(), s(owner_pk(&r.workspace, owner)));
+        item.insert(GSI1SK.into(), s(key_sk(&r.id)));
+    }
+    if let Some(meta) = &r.meta {
+        item.insert(
+            META.into(),
+            s(serde_json::to_string(meta).unwrap_or_default()),
+        );
+    }
+    item.insert(STATUS.into(), s(r.status.as_str()));
+    item.insert(CREATED_AT.into(), n(r.created_at.unix()));
+    item.insert(UPDATED_AT.into(), n(r.updated_at.unix()));
+    if let Some(t) = r.expires_at {
+        item.insert(EXPIRES_AT.into(), n(t.unix()));
+    }
+    if let Some(t) = r.last_used_at {
+        item.insert(LAST_USED_AT.into(), n(t.unix()));
+    }
+    item.insert(
+        ALLOWED_IPS.into(),
+        list(r.allowed_ips.iter().map(ToString::to_string)),
+    );
+    if let Some(rl) = r.rate_limit {
+        item.insert(
+            RATE_LIMIT.into(),
+            AttributeValue::M(HashMap::from([
+                (RATE_LIMIT_LIMIT.to_owned(), n(rl.limit)),
+                (RATE_LIMIT_PERIOD_S.to_owned(), n(rl.period_s)),
+            ])),
+        );
+    }
+    item.insert(VERSION.into(), n(r.version));
+    item.insert(HASH.into(), s(key.hash.as_str()));
+    if let Some((h, at)) = &key.previous {
+        item.insert(PREVIOUS_HASH.into(), s(h.as_str()));
+        item.insert(PREVIOUS_RETIRES_AT.into(), n(at));
+    }
+    item
+}
+
+/// The hash item pointing at `key` for `hash`; `retires_at` for a rotated-away secret.
+#[must_use]
+pub fn hash_to_item(
+    key: &StoredKey,
+    hash: &KeyHash,
+    retires_at: Option<i64>,
+) -> HashMap<String, AttributeValue> {
+    let r = &key.record;
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(hash_pk(hash))),
+        (SK.to_owned(), s(HASH_SK)),
+        (hash::WORKSPACE.to_owned(), s(&r.workspace)),
+        (hash::KEY_ID.to_owned(), s(r.id.as_str())),
+        (hash::STATUS.to_owned(), s(r.status.as_str())),
+        (hash::VERSION.to_owned(), n(r.version)),
+    ]);
+    if let Some(at) = retires_at {
+        item.insert(hash::RETIRES_AT.to_owned(), n(at));
+        item.insert(TTL.to_owned(), n(at + HASH_TTL_SLACK_S));
+    }
+    item
+}
+
+/// Reads a hash item.
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn hash_ref_from_item(item: &impl ItemRead) -> Result<HashRef, ItemError> {
+    Ok(HashRef {
+        workspace: req_str(item, hash::WORKSPACE)?.to_owned(),
+        key_id: KeyId::parse(req_str(item, hash::KEY_ID)?).map_err(|_| ItemError {
+            attribute: hash::KEY_ID,
+        })?,
+        status: status_attr(item, hash::STATUS)?,
+        retires_at: opt_num(item, hash::RETIRES_AT)?,
+    })
+}
+
+/// The audit item of `event`.
+#[must_use]
+pub fn audit_to_item(event: &AuditEvent) -> HashMap<String, AttributeValue> {
+    use audit::*;
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(workspace_pk(&event.workspace))),
+        (SK.to_owned(), s(format!("{AUDIT_SK_PREFIX}{}", event.id))),
+        (ID.to_owned(), s(&event.id)),
+        (AT.to_owned(), n(event.at.unix())),
+        (ACTOR.to_owned(), s(&event.actor)),
+        (ACTION.to_owned(), s(&event.action)),
+        (KEY_ID.to_owned(), s(&event.key_id)),
+        (CHANGED.to_owned(), list(event.changed.iter().cloned())),
+        (REQUEST_ID.to_owned(), s(&event.request_id)),
+    ]);
+    if let Some(ip) = &event.source_ip {
+        item.insert(SOURCE_IP.to_owned(), s(ip));
+    }
+    item
+}
+
+/// Reads an audit item.
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn audit_from_item(item: &impl ItemRead, workspace: &str) -> Result<AuditEvent, ItemError> {
+    use audit::*;
+    Ok(AuditEvent {
+        id: req_str(item, ID)?.to_owned(),
+        workspace: workspace.to_owned(),
+        at: Timestamp(num(item, AT)?),
+        actor: req_str(item, ACTOR)?.to_owned(),
+        action: req_str(item, ACTION)?.to_owned(),
+        key_id: req_str(item, KEY_ID)?.to_owned(),
+        changed: item.string_list(CHANGED).unwrap_or_default(),
+        request_id: req_str(item, REQUEST_ID)?.to_owned(),
+        source_ip: item.string(SOURCE_IP).map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_common::SecretKey;
+
+    fn sample() -> StoredKey {
+        let secret = SecretKey::generate("kw", |b: &mut [u8]| b.fill(7)).unwrap();
+        let old = SecretKey::generate("kw", |b: &mut [u8]| b.fill(9)).unwrap();
+        StoredKey {
+            record: KeyRecord {
+                id: KeyId::new(1_795_000_000_000, [3; 10]),
+                workspace: "acme".into(),
+                name: "ci".into(),
+                key_prefix: secret.presented().display_prefix(),
+                scopes: vec!["read".into()],
+                owner_id: Some("user_1".into()),
+                meta: Some(serde_json::from_str(r#"{"plan":"pro","n":1.5}"#).unwrap()),
+                status: KeyStatus::Disabled,
+                created_at: Timestamp(1_795_000_000),
+                updated_at: Timestamp(1_795_000_100),
+                expires_at: Some(Timestamp(1_900_000_000)),
+                last_used_at: None,
+                allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
+                rate_limit: Some(RateLimit {
+                    limit: 5,
+                    period_s: 60,
+                }),
+                version: 4,
+            },
+            hash: secret.hash(),
+            previous: Some((old.hash(), 1_795_000_500)),
+        }
+    }
+
+    #[test]
+    fn a_key_item_round_trips_every_field() {
+        let key = sample();
+        let item = key_to_item(&key);
+        assert_eq!(stored_key_from_item(&item).unwrap(), key);
+        assert_eq!(item[GSI1PK].as_s().unwrap(), "OWNER#acme#user_1");
+    }
+
+    #[test]
+    fn a_key_without_owner_is_not_in_the_owner_index() {
+        let mut key = sample();
+        key.record.owner_id = None;
+        key.record.meta = None;
+        key.record.rate_limit = None;
+        key.previous = None;
+        let item = key_to_item(&key);
+        assert!(!item.contains_key(GSI1PK));
+        assert_eq!(stored_key_from_item(&item).unwrap(), key);
+    }
+
+    #[test]
+    fn a_retiring_hash_item_carries_its_ttl() {
+        let key = sample();
+        let (h, at) = key.previous.clone().unwrap();
+        let item = hash_to_item(&key, &h, Some(at));
+        assert_eq!(item[TTL].as_n().unwrap(), &(at + 86_400).to_string());
+        let r = hash_ref_from_item(&item).unwrap();
+        assert_eq!(r.retires_at, Some(at));
+        assert_eq!(r.key_id, key.record.id);
+    }
+}

@@ -1,0 +1,193 @@
+//! An in-memory [`KeyStore`] with the same semantics as DynamoDB's, for fast handler tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use keyward_common::{KeyHash, KeyId, KeyRecord};
+
+use super::{
+    AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
+    hash_changes,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    keys: BTreeMap<(String, KeyId), StoredKey>,
+    hashes: HashMap<KeyHash, HashRef>,
+    audit: BTreeMap<(String, String), AuditEvent>,
+    active: HashMap<String, u64>,
+}
+
+/// Keys, hashes, audit events and counters in a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hash items currently stored (for tests).
+    #[must_use]
+    pub fn hash_count(&self) -> usize {
+        self.lock().hashes.len()
+    }
+
+    /// The workspace's non-revoked key counter (for tests).
+    #[must_use]
+    pub fn active_keys(&self, workspace: &str) -> u64 {
+        self.lock().active.get(workspace).copied().unwrap_or(0)
+    }
+}
+
+fn hash_ref(key: &StoredKey, retires_at: Option<i64>) -> HashRef {
+    HashRef {
+        workspace: key.record.workspace.clone(),
+        key_id: key.record.id.clone(),
+        status: key.record.status,
+        retires_at,
+    }
+}
+
+fn pos(sk: &str) -> Position {
+    Position::from([("SK".to_owned(), sk.to_owned())])
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn create(
+        &self,
+        key: &StoredKey,
+        audit: &AuditEvent,
+        cap: u64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let ws = key.record.workspace.clone();
+        let active = s.active.get(&ws).copied().unwrap_or(0);
+        if active >= cap {
+            return Err(StoreError::LimitReached);
+        }
+        let k = (ws.clone(), key.record.id.clone());
+        if s.keys.contains_key(&k) || s.hashes.contains_key(&key.hash) {
+            return Err(StoreError::Duplicate);
+        }
+        s.keys.insert(k, key.clone());
+        s.hashes.insert(key.hash.clone(), hash_ref(key, None));
+        s.audit
+            .insert((ws.clone(), audit.id.clone()), audit.clone());
+        s.active.insert(ws, active + 1);
+        Ok(())
+    }
+
+    async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .get(&(workspace.to_owned(), id.clone()))
+            .cloned())
+    }
+
+    async fn replace(&self, change: Replace<'_>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let r = &change.after.record;
+        let k = (r.workspace.clone(), r.id.clone());
+        match s.keys.get(&k) {
+            Some(cur) if cur.record.version == change.before.record.version => {}
+            _ => return Err(StoreError::VersionConflict),
+        }
+        let (writes, deletes) = hash_changes(&change);
+        if writes
+            .iter()
+            .any(|w| w.new && s.hashes.contains_key(&w.hash))
+        {
+            return Err(StoreError::Duplicate);
+        }
+        for h in deletes {
+            s.hashes.remove(&h);
+        }
+        for w in writes {
+            s.hashes
+                .insert(w.hash, hash_ref(change.after, w.retires_at));
+        }
+        s.keys.insert(k, change.after.clone());
+        s.audit.insert(
+            (r.workspace.clone(), change.audit.id.clone()),
+            change.audit.clone(),
+        );
+        let counter = s.active.entry(r.workspace.clone()).or_insert(0);
+        *counter = counter.saturating_add_signed(change.active_delta);
+        Ok(())
+    }
+
+    async fn find_hash(&self, hash: &KeyHash) -> Result<Option<HashRef>, StoreError> {
+        Ok(self.lock().hashes.get(hash).cloned())
+    }
+
+    async fn list_keys(&self, q: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
+        let s = self.lock();
+        let after = q.after.as_ref().and_then(|p| p.get("SK")).cloned();
+        let mut matching = s
+            .keys
+            .iter()
+            .rev()
+            .filter(|((ws, _), _)| *ws == q.workspace)
+            .map(|(_, k)| &k.record)
+            .filter(|r| {
+                after
+                    .as_ref()
+                    .is_none_or(|a| format!("KEY#{}", r.id).as_str() < a.as_str())
+            })
+            .filter(|r| q.status.is_none_or(|st| r.status == st))
+            .filter(|r| {
+                q.owner_id
+                    .as_ref()
+                    .is_none_or(|o| r.owner_id.as_ref() == Some(o))
+            });
+        let items: Vec<KeyRecord> = matching.by_ref().take(q.limit).cloned().collect();
+        let next = if matching.next().is_some() {
+            items.last().map(|r| pos(&format!("KEY#{}", r.id)))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn list_audit(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let s = self.lock();
+        let after = after.and_then(|p| p.get("SK")).cloned();
+        let mut matching = s
+            .audit
+            .iter()
+            .rev()
+            .filter(|((ws, _), _)| ws == workspace)
+            .filter(|((_, id), _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|a| format!("AUDIT#{id}").as_str() < a.as_str())
+            })
+            .map(|(_, e)| e);
+        let items: Vec<AuditEvent> = matching.by_ref().take(limit).cloned().collect();
+        let next = if matching.next().is_some() {
+            items.last().map(|e| pos(&format!("AUDIT#{}", e.id)))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}

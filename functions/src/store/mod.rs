@@ -1,0 +1,164 @@
+//! Storage behind a small trait: DynamoDB in production, in memory for handler tests.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use keyward_common::{KeyHash, KeyId, KeyRecord, KeyStatus, Timestamp};
+use serde::Serialize;
+
+pub mod dynamo;
+pub mod item;
+pub mod memory;
+
+pub use item::StoredKey;
+
+/// Where a hash points: the key it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashRef {
+    /// The key's workspace.
+    pub workspace: String,
+    /// The key.
+    pub key_id: KeyId,
+    /// The key's status when the hash item was last written.
+    pub status: KeyStatus,
+    /// For a rotated-away secret: when it stops verifying.
+    pub retires_at: Option<i64>,
+}
+
+/// One audit event: who did what to which key. Never holds a secret or a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    /// `{unix_ms:013}#{random}`: sorts by time.
+    pub id: String,
+    /// The workspace.
+    #[serde(skip)]
+    pub workspace: String,
+    /// When it happened.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `jwt:{sub}` or `key:{key_id}`.
+    pub actor: String,
+    /// `key.create`, `key.update`, `key.revoke` or `key.rotate`.
+    pub action: String,
+    /// The key acted on.
+    pub key_id: String,
+    /// Names of the fields that changed.
+    pub changed: Vec<String>,
+    /// The request that did it.
+    pub request_id: String,
+    /// The caller's address, when known.
+    pub source_ip: Option<String>,
+}
+
+/// An opaque position in a listing: the sort/index key attributes of the last item returned.
+pub type Position = BTreeMap<String, String>;
+
+/// A list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyQuery {
+    /// The workspace listed.
+    pub workspace: String,
+    /// Only keys with this status.
+    pub status: Option<KeyStatus>,
+    /// Only keys of this owner (uses the owner index).
+    pub owner_id: Option<String>,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this position.
+    pub after: Option<Position>,
+}
+
+/// One page of results, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Position>,
+}
+
+/// A replacement of a key item, conditional on the version that was read.
+#[derive(Debug, Clone, Copy)]
+pub struct Replace<'a> {
+    /// The key as read; the write fails unless the stored version is still this one's.
+    pub before: &'a StoredKey,
+    /// The key as it should be (version already incremented).
+    pub after: &'a StoredKey,
+    /// The audit event written with it.
+    pub audit: &'a AuditEvent,
+    /// Change of the workspace's non-revoked key count (-1 on revoke).
+    pub active_delta: i64,
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The workspace already has the maximum number of keys that are not revoked.
+    #[error("the workspace has reached its key limit")]
+    LimitReached,
+    /// The key changed since it was read (or concurrently): nothing was written.
+    #[error("the key changed since it was read")]
+    VersionConflict,
+    /// A generated id or hash already exists (astronomically unlikely): nothing was written.
+    #[error("a generated key id or hash already exists")]
+    Duplicate,
+    /// Anything else: I/O, throttling, a malformed item.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The control plane's storage. Every mutation is atomic: all of its items or none.
+#[async_trait]
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// Writes a new key, its hash item, the audit event, and counts it against `cap`.
+    async fn create(&self, key: &StoredKey, audit: &AuditEvent, cap: u64)
+    -> Result<(), StoreError>;
+    /// Reads a key (strongly consistent).
+    async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
+    /// Replaces a key and its hash items, with its audit event.
+    async fn replace(&self, change: Replace<'_>) -> Result<(), StoreError>;
+    /// Looks a secret's hash up.
+    async fn find_hash(&self, hash: &KeyHash) -> Result<Option<HashRef>, StoreError>;
+    /// Lists keys, newest first.
+    async fn list_keys(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError>;
+    /// Lists audit events, newest first.
+    async fn list_audit(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// One hash item a replacement writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashWrite {
+    /// The hash.
+    pub hash: KeyHash,
+    /// When it retires (a rotated-away secret).
+    pub retires_at: Option<i64>,
+    /// Whether the item is new (written with `attribute_not_exists`).
+    pub new: bool,
+}
+
+/// The hash items a replacement writes and deletes: every hash of `after` is written (new ones
+/// conditionally), every hash only `before` had is deleted.
+#[must_use]
+pub fn hash_changes(change: &Replace<'_>) -> (Vec<HashWrite>, Vec<KeyHash>) {
+    let before = change.before.hashes();
+    let after = change.after.hashes();
+    let writes = after
+        .iter()
+        .map(|(h, at)| HashWrite {
+            hash: h.clone(),
+            retires_at: *at,
+            new: !before.iter().any(|(b, _)| b == h),
+        })
+        .collect();
+    let deletes = before
+        .into_iter()
+        .filter(|(b, _)| !after.iter().any(|(h, _)| h == b))
+        .map(|(b, _)| b)
+        .collect();
+    (writes, deletes)
+}
