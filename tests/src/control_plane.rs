@@ -138,6 +138,7 @@ impl ControlPlane {
     /// of the failing component's log.
     pub async fn start(opts: ControlPlaneOptions) -> Result<Self> {
         let root = repo_root();
+        let root = root.canonicalize().unwrap_or(root);
         let venv = root.join(".venv/bin");
         let run_id = format!("{}-{}", unix_now(), random_hex(4));
         let log_dir = match &opts.log_dir {

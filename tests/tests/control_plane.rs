@@ -116,6 +116,8 @@ async fn run(selected: &[&(&str, Scenario)]) -> usize {
         max_active_keys: MAX_ACTIVE_KEYS,
         allowed_scopes: vec!["read".into(), "write".into(), "admin".into()],
         default_scopes: vec!["read".into()],
+        // Several instances per function, so concurrent requests really race in DynamoDB.
+        concurrency: 4,
         ..ControlPlaneOptions::default()
     })
     .await
@@ -648,7 +650,7 @@ async fn bad_input_is_refused_with_problem_json_naming_the_cause(w: World) {
             Method::POST,
             &keys,
             400,
-            "validation_failed",
+            "invalid_json",
         )
         .json(&json!(["name"])),
         case(
