@@ -3,12 +3,14 @@
 //!
 //! A deliberately tiny HTTP/1.1 server on `std::net`, one thread per connection, one request per
 //! connection (`Connection: close`): no runtime, so it outlives any one test's tokio runtime.
+//! It also remembers what it received ([`EchoOrigin::received`]), so it can stand in for the
+//! control plane's usage endpoint in edge tests.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -16,12 +18,17 @@ use anyhow::{Context, Result};
 
 /// Longest request body echoed back; longer bodies are read and cut.
 const MAX_BODY: usize = 1 << 20;
+/// Most requests remembered for [`EchoOrigin::received`]; older ones are forgotten.
+const MAX_REMEMBERED: usize = 10_000;
+
+type Log = Arc<Mutex<Vec<serde_json::Value>>>;
 
 /// A running echo origin on `127.0.0.1`; stops accepting when dropped.
 #[derive(Debug)]
 pub struct EchoOrigin {
     port: u16,
     stop: Arc<AtomicBool>,
+    log: Log,
 }
 
 impl EchoOrigin {
@@ -43,6 +50,8 @@ impl EchoOrigin {
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let log: Log = Arc::default();
+        let conn_log = Arc::clone(&log);
         thread::Builder::new()
             .name(format!("echo-origin-{port}"))
             .spawn(move || {
@@ -51,13 +60,23 @@ impl EchoOrigin {
                         break;
                     }
                     if let Ok(stream) = conn {
+                        let log = Arc::clone(&conn_log);
                         thread::spawn(move || {
-                            let _ = serve(stream);
+                            let _ = serve(stream, &log);
                         });
                     }
                 }
             })?;
-        Ok(Self { port, stop })
+        Ok(Self { port, stop, log })
+    }
+
+    /// The echo of every request received so far, oldest first (the last 10 000).
+    #[must_use]
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The port it listens on.
@@ -81,7 +100,7 @@ impl Drop for EchoOrigin {
     }
 }
 
-fn serve(stream: TcpStream) -> Result<()> {
+fn serve(stream: TcpStream, log: &Log) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -124,6 +143,15 @@ fn serve(stream: TcpStream) -> Result<()> {
         "body": String::from_utf8_lossy(&body),
     });
     let payload = echo.to_string();
+    {
+        let mut log = log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= MAX_REMEMBERED {
+            log.remove(0);
+        }
+        log.push(echo);
+    }
     let mut out = stream;
     write!(
         out,

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use keyward_common::record::EDGE_SCHEMA;
-use keyward_common::sync::{SyncBatch, SyncItem, SyncOutcome};
+use keyward_common::sync::{
+    SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
+    verify_signature,
+};
 use keyward_common::{EdgeEntry, KeyId, KeyStatus, RateLimit, SecretKey};
 use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, unix_now};
 use keyward_tests::origin::EchoOrigin;
@@ -19,7 +22,7 @@ const SECRET: &str = "edge-test-sync-secret";
 
 struct World {
     edge: EdgeServer,
-    _origin: EchoOrigin,
+    origin: EchoOrigin,
 }
 
 fn world() -> &'static World {
@@ -31,13 +34,13 @@ fn world() -> &'static World {
             origin_url: origin.url(),
             route_scopes: "GET /v1/admin/** => admin; * /v1/items/** => items.read".into(),
             sync_secret: SECRET.into(),
+            // The echo origin doubles as the usage endpoint; it remembers what it got.
+            usage_url: format!("{}/_usage", origin.url()),
+            vars: vec![("USAGE_FLUSH_S".into(), "1".into())],
             ..EdgeOptions::default()
         })
         .expect("wrangler dev starts the edge");
-        World {
-            edge,
-            _origin: origin,
-        }
+        World { edge, origin }
     })
 }
 
@@ -580,4 +583,52 @@ async fn internal_routes_are_never_proxied() {
         body.get("method").is_none(),
         "the origin never saw it: {body}"
     );
+}
+
+#[tokio::test]
+async fn usage_is_reported_in_signed_batches() {
+    let e = entry(1);
+    let key = stored(&e).await;
+    for _ in 0..3 {
+        assert_eq!(
+            get_with_key("/v1/items/1", key.expose()).await.status(),
+            StatusCode::OK
+        );
+    }
+    // Flushes ride on later requests (at most one per USAGE_FLUSH_S = 1 s): keep some coming.
+    let mut counted = 0;
+    let mut last_used = 0;
+    for _ in 0..20 {
+        for echo in world().origin.received() {
+            if echo["path"] != "/_usage" {
+                continue;
+            }
+            let body = echo["body"].as_str().unwrap();
+            let headers = &echo["headers"];
+            let header = |h: &str| headers[h.to_ascii_lowercase()].as_str().map(str::to_owned);
+            verify_signature(
+                SECRET.as_bytes(),
+                header(TIMESTAMP_HEADER).as_deref(),
+                header(SIGNATURE_HEADER).as_deref(),
+                body.as_bytes(),
+                unix_now(),
+            )
+            .expect("usage batches are signed with the shared secret");
+            let batch: UsageBatch = serde_json::from_str(body).unwrap();
+            for r in batch.reports.iter().filter(|r| r.key_id == e.key_id) {
+                assert_eq!(r.workspace, "acme");
+                counted += r.count;
+                last_used = last_used.max(r.last_used_at);
+            }
+        }
+        if counted >= 3 {
+            break;
+        }
+        counted = 0;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let _ = get_with_key("/v1/items/1", new_key().expose()).await;
+        let _ = get_with_key("/v1/items/1", stored(&entry(1)).await.expose()).await;
+    }
+    assert_eq!(counted, 3, "every proxied request is counted once");
+    assert!((unix_now() - last_used).abs() < 60);
 }
