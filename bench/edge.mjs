@@ -1,0 +1,413 @@
+// Edge throughput benchmark: Keyward's Worker against the no-op floor and a hand-written JS peer,
+// on workerd itself (through Miniflare's direct sockets: no wrangler, no node proxy in the path).
+//
+// Run: `cargo xtask bench` (builds the edge first), or by hand after `cargo xtask build-edge`:
+//   node bench/edge.mjs --out target/keyward/bench-edge.json [--rounds 3] [--duration 8]
+//                       [--connections 4] [--threads 1]
+// Needs `wrk` on PATH (`cargo xtask bench` installs it with apt when missing).
+//
+// What it does:
+// 1. starts one workerd (Miniflare) serving five Workers, each on its own direct socket:
+//    `noop` (200, the floor), `origin` (same code, the proxy's upstream), `keyward` (the built
+//    edge/build/worker/shim.mjs + index_bg.wasm, the release bundle), `js-peer`, and counting
+//    twins of `keyward` and `js-peer` (bench/workers/count-kv.js around the same code) that
+//    report their KV reads per request. All share one local KV namespace.
+// 2. provisions one valid key through Keyward's signed `POST /_keyward/sync` (the JS peer reads
+//    the very same `h:{sha256}` entry);
+// 3. counts KV reads per request on each path through the counting twins;
+// 4. runs wrk against every variant, alternating variants within each round, and writes
+//    medians over the rounds (requests/s, p50, p99) as JSON.
+
+import { spawn } from "node:child_process";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { Log, LogLevel, Miniflare } from "miniflare";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "..");
+const args = parseArgs(process.argv.slice(2));
+const ROUNDS = Number(args.rounds ?? 3);
+const DURATION_S = Number(args.duration ?? 8);
+const CONNECTIONS = Number(args.connections ?? 4);
+const THREADS = Number(args.threads ?? 1);
+const OUT = resolve(args.out ?? join(repo, "target/keyward/bench-edge.json"));
+const BUILD = resolve(args.build ?? join(repo, "edge/build"));
+const SYNC_SECRET = randomBytes(16).toString("hex");
+const COMPAT_DATE = "2026-04-01";
+const KV_ID = "keyward-bench-keys";
+
+// ---- keys in Keyward's format (DESIGN.md: `{prefix}_{random32}{crc32 base62, 6}`) ----
+
+const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(text) {
+  let c = 0xffffffff;
+  for (const b of Buffer.from(text, "utf8")) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function base62Fixed(n, width) {
+  let out = "";
+  let v = BigInt(n);
+  while (v > 0n) {
+    out = B62[Number(v % 62n)] + out;
+    v /= 62n;
+  }
+  return out.padStart(width, "0");
+}
+function randomB62(len) {
+  return Array.from(randomBytes(len), (b) => B62[b % 62]).join("");
+}
+function newKey(prefix = "kw") {
+  const body = `${prefix}_${randomB62(32)}`;
+  return body + base62Fixed(crc32(body), 6);
+}
+/** The same key with one character of its random part changed: the checksum no longer matches. */
+function garble(key) {
+  const i = 10;
+  return key.slice(0, i) + (key[i] === "A" ? "B" : "A") + key.slice(i + 1);
+}
+const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
+
+// ---- helpers ----
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i].startsWith("--")) out[argv[i].slice(2)] = argv[i + 1], i++;
+  }
+  return out;
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+    srv.on("error", fail);
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+// ---- the workers ----
+
+const read = (p) => readFileSync(p);
+const noopSrc = read(join(here, "workers/noop.js"), "utf8");
+const peerSrc = read(join(here, "workers/js-peer.js"), "utf8");
+const countSrc = read(join(here, "workers/count-kv.js"), "utf8");
+const edgeIndex = read(join(BUILD, "index.js"));
+const edgeWasm = read(join(BUILD, "index_bg.wasm"));
+const edgeShim = read(join(BUILD, "worker/shim.mjs"));
+
+const ports = {};
+for (const name of ["noop", "origin", "keyward", "keywardCounted", "peer", "peerCounted"]) {
+  ports[name] = await freePort();
+}
+const originUrl = `http://127.0.0.1:${ports.origin}`;
+const direct = (port) => [{ host: "127.0.0.1", port }];
+const V = "/bench"; // virtual module root
+
+function keywardWorker(name, port, counted) {
+  const modules = counted
+    ? [
+        { type: "ESModule", path: `${V}/entry.js`, contents: `${countSrc}\nexport { RateLimiter } from "./target.js";\n` },
+        { type: "ESModule", path: `${V}/target.js`, contents: edgeIndex },
+        { type: "CompiledWasm", path: `${V}/index_bg.wasm`, contents: edgeWasm },
+      ]
+    : [
+        // What wrangler bundles: main = build/worker/shim.mjs, which re-exports ../index.js.
+        { type: "ESModule", path: `${V}/worker/shim.mjs`, contents: edgeShim },
+        { type: "ESModule", path: `${V}/index.js`, contents: edgeIndex },
+        { type: "CompiledWasm", path: `${V}/index_bg.wasm`, contents: edgeWasm },
+      ];
+  return {
+    name,
+    modules,
+    modulesRoot: V,
+    compatibilityDate: COMPAT_DATE,
+    // The values edge/wrangler.toml ships with, except the origin and the secret.
+    bindings: {
+      ORIGIN_URL: originUrl,
+      ROUTE_SCOPES: "",
+      USAGE_URL: "",
+      CACHE_TTL_S: "5",
+      NEGATIVE_CACHE_TTL_S: "2",
+      USAGE_FLUSH_S: "5",
+      SYNC_SECRET,
+    },
+    kvNamespaces: { KV: KV_ID },
+    durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+    unsafeDirectSockets: direct(port),
+  };
+}
+
+function peerWorker(name, port, counted) {
+  const modules = counted
+    ? [
+        { type: "ESModule", path: `${V}/entry.js`, contents: countSrc },
+        { type: "ESModule", path: `${V}/target.js`, contents: peerSrc },
+      ]
+    : [{ type: "ESModule", path: `${V}/js-peer.js`, contents: peerSrc }];
+  return {
+    name,
+    modules,
+    modulesRoot: V,
+    compatibilityDate: COMPAT_DATE,
+    bindings: { ORIGIN_URL: originUrl },
+    kvNamespaces: { KV: KV_ID },
+    unsafeDirectSockets: direct(port),
+  };
+}
+
+const stateDir = mkdtempSync(join(tmpdir(), "keyward-bench-"));
+const mf = new Miniflare({
+  log: new Log(LogLevel.WARN),
+  cf: false, // no fetch of Request.cf from the internet
+  host: "127.0.0.1",
+  port: await freePort(),
+  kvPersist: join(stateDir, "kv"),
+  durableObjectsPersist: join(stateDir, "do"),
+  workers: [
+    {
+      name: "noop",
+      modules: [{ type: "ESModule", path: `${V}/noop.js`, contents: noopSrc }],
+      modulesRoot: V,
+      compatibilityDate: COMPAT_DATE,
+      unsafeDirectSockets: direct(ports.noop),
+    },
+    {
+      name: "origin",
+      modules: [{ type: "ESModule", path: `${V}/noop.js`, contents: noopSrc }],
+      modulesRoot: V,
+      compatibilityDate: COMPAT_DATE,
+      unsafeDirectSockets: direct(ports.origin),
+    },
+    keywardWorker("keyward", ports.keyward, false),
+    keywardWorker("keyward-counted", ports.keywardCounted, true),
+    peerWorker("js-peer", ports.peer, false),
+    peerWorker("js-peer-counted", ports.peerCounted, true),
+  ],
+});
+
+let exitCode = 0;
+try {
+  await mf.ready;
+  const url = (name) => `http://127.0.0.1:${ports[name]}`;
+
+  // ---- provision one valid key through the signed sync route ----
+  const valid = newKey();
+  const garbage = garble(valid);
+  const unknown = newKey();
+  const now = Math.floor(Date.now() / 1000);
+  const keyId = `key_01${randomB62(20)}`;
+  const entry = {
+    schema: 1,
+    version: 1,
+    key_id: keyId,
+    workspace: "bench",
+    owner_id: "user_bench",
+    prefix: "kw",
+    scopes: ["items.read"],
+    status: "active",
+    expires_at: now + 30 * 24 * 3600,
+    retires_at: null,
+    allowed_ips: [],
+    rate_limit: null,
+  };
+  const batch = JSON.stringify({ items: [{ hash: sha256Hex(valid), entry }] });
+  const ts = Math.floor(Date.now() / 1000);
+  const sig = "v1=" + createHmac("sha256", SYNC_SECRET).update(`${ts}.`).update(batch).digest("hex");
+  const synced = await fetch(`${url("keyward")}/_keyward/sync`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-keyward-timestamp": String(ts), "x-keyward-signature": sig },
+    body: batch,
+  });
+  const syncText = await synced.text();
+  if (synced.status !== 200 || !syncText.includes("applied")) {
+    throw new Error(`sync answered ${synced.status}: ${syncText}`);
+  }
+
+  // ---- sanity: every variant answers what it should ----
+  const verifyBody = (key) => JSON.stringify({ key });
+  const post = (base, key) =>
+    fetch(`${base}/v1/keys/verify`, { method: "POST", headers: { "content-type": "application/json" }, body: verifyBody(key) });
+  const get = (base, key) => fetch(`${base}/v1/items/1`, { headers: { authorization: `Bearer ${key}` } });
+  const expectations = [
+    ["keyward verify valid", () => post(url("keyward"), valid), 200, '"VALID"'],
+    ["keyward verify garbage", () => post(url("keyward"), garbage), 200, '"MALFORMED"'],
+    ["keyward verify unknown", () => post(url("keyward"), unknown), 200, '"NOT_FOUND"'],
+    ["keyward proxy valid", () => get(url("keyward"), valid), 200, "ok"],
+    ["keyward proxy garbage", () => get(url("keyward"), garbage), 401, ""],
+    ["js-peer verify valid", () => post(url("peer"), valid), 200, '"VALID"'],
+    ["js-peer verify unknown", () => post(url("peer"), unknown), 200, '"NOT_FOUND"'],
+    ["js-peer proxy valid", () => get(url("peer"), valid), 200, "ok"],
+    ["noop", () => fetch(url("noop")), 200, "ok"],
+  ];
+  for (const [what, call, status, needle] of expectations) {
+    const r = await call();
+    const text = await r.text();
+    if (r.status !== status || !text.includes(needle)) {
+      throw new Error(`${what}: expected ${status} with ${needle || "any body"}, got ${r.status}: ${text}`);
+    }
+  }
+
+  // ---- KV reads per request, through the counting twins ----
+  const reads = async (call) => {
+    const r = await call();
+    await r.arrayBuffer();
+    const n = r.headers.get("x-bench-kv-reads");
+    if (n === null) throw new Error("the counting worker sent no x-bench-kv-reads header");
+    return Number(n);
+  };
+  const N = 200;
+  async function perRequest(call, n = N) {
+    let total = 0;
+    for (let i = 0; i < n; i++) total += await reads(() => call(i));
+    return total / n;
+  }
+  const kc = url("keywardCounted");
+  const pc = url("peerCounted");
+  const kv = { keyward: {}, js_peer: {} };
+  kv.keyward.cold_valid = await reads(() => post(kc, valid)); // first sight in this isolate
+  kv.keyward.warm = await perRequest(() => post(kc, valid));
+  kv.keyward.warm_proxy = await perRequest(() => get(kc, valid));
+  kv.keyward.garbage = await perRequest(() => post(kc, garbage));
+  kv.keyward.garbage_proxy = await perRequest(() => get(kc, garbage));
+  // A fresh well-formed unknown key per request: nothing cached, each is a cold miss.
+  const unknowns = Array.from({ length: N }, () => newKey());
+  kv.keyward.unknown = await perRequest((i) => post(kc, unknowns[i]));
+  // One unknown key over and over: the negative cache absorbs the repeats.
+  kv.keyward.unknown_repeated = await perRequest(() => post(kc, unknown));
+  kv.js_peer.warm = await perRequest(() => post(pc, valid));
+  kv.js_peer.garbage = await perRequest(() => post(pc, garbage));
+  kv.js_peer.unknown = await perRequest((i) => post(pc, unknowns[i]));
+
+  // ---- throughput ----
+  const luaDir = mkdtempSync(join(tmpdir(), "keyward-wrk-"));
+  const lua = (name, text) => {
+    const p = join(luaDir, `${name}.lua`);
+    writeFileSync(p, text);
+    return p;
+  };
+  const postLua = (name, key) =>
+    lua(name, `wrk.method = "POST"\nwrk.body = '${verifyBody(key)}'\nwrk.headers["content-type"] = "application/json"\n`);
+  const getLua = (name, key) => lua(name, `wrk.method = "GET"\nwrk.headers["authorization"] = "Bearer ${key}"\n`);
+  const variants = [
+    { id: "noop", label: "no-op worker (floor)", url: url("noop"), script: null },
+    { id: "keyward_verify_warm", label: "Keyward verify, warm valid key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kv", valid) },
+    { id: "keyward_proxy_warm", label: "Keyward proxy → origin worker, warm valid key", url: `${url("keyward")}/v1/items/1`, script: getLua("kp", valid) },
+    { id: "js_verify", label: "JS peer verify, valid key", url: `${url("peer")}/v1/keys/verify`, script: postLua("jv", valid) },
+    { id: "js_proxy", label: "JS peer proxy → origin worker, valid key", url: `${url("peer")}/v1/items/1`, script: getLua("jp", valid) },
+    { id: "keyward_verify_garbage", label: "Keyward verify, garbage key (bad checksum)", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kg", garbage) },
+    { id: "keyward_proxy_garbage", label: "Keyward proxy, garbage key (401)", url: `${url("keyward")}/v1/items/1`, script: getLua("kpg", garbage) },
+    { id: "keyward_verify_unknown", label: "Keyward verify, unknown well-formed key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("ku", unknown) },
+  ];
+  // Warm every variant (JIT, isolate caches, connection setup) before measuring.
+  for (const v of variants) await wrk(v, 1);
+  const runs = Object.fromEntries(variants.map((v) => [v.id, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const v of variants) {
+      const r = await wrk(v, DURATION_S);
+      runs[v.id].push(r);
+      process.stderr.write(
+        `edge bench round ${round}/${ROUNDS} ${v.id}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ""}\n`,
+      );
+    }
+  }
+  rmSync(luaDir, { recursive: true, force: true });
+
+  const results = {};
+  for (const v of variants) {
+    const rs = runs[v.id];
+    results[v.id] = {
+      label: v.label,
+      rps: median(rs.map((r) => r.rps)),
+      p50_ms: median(rs.map((r) => r.p50_ms)),
+      p99_ms: median(rs.map((r) => r.p99_ms)),
+      rounds: rs,
+    };
+  }
+  const out = {
+    harness: {
+      runtime: "workerd via Miniflare (node_modules/miniflare), unsafeDirectSockets: wrk talks to workerd directly",
+      miniflare: JSON.parse(readFileSync(join(repo, "node_modules/miniflare/package.json"), "utf8")).version,
+      compatibility_date: COMPAT_DATE,
+      load: `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} rounds, variants alternated`,
+      origin: "a second no-op worker in the same workerd (bench/workers/noop.js)",
+      bundle: BUILD,
+    },
+    variants: results,
+    kv_reads_per_request: kv,
+  };
+  writeFileSync(OUT, JSON.stringify(out, null, 2) + "\n");
+  process.stderr.write(`edge bench: wrote ${OUT}\n`);
+} catch (err) {
+  process.stderr.write(`edge bench failed: ${err.stack ?? err}\n`);
+  exitCode = 1;
+} finally {
+  await mf.dispose();
+  rmSync(stateDir, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+// ---- wrk ----
+
+function wrk(variant, seconds) {
+  const argv = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency"];
+  if (variant.script) argv.push("-s", variant.script);
+  argv.push(variant.url);
+  return new Promise((ok, fail) => {
+    const child = spawn("wrk", argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", fail);
+    child.on("close", (code) => {
+      if (code !== 0) return fail(new Error(`wrk ${argv.join(" ")} exited ${code}: ${stderr}`));
+      try {
+        ok(parseWrk(stdout));
+      } catch (err) {
+        fail(new Error(`${err.message}\n${stdout}`));
+      }
+    });
+  });
+}
+
+function toMs(value) {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(value.trim());
+  if (!m) throw new Error(`unparsable wrk latency ${value}`);
+  const n = Number(m[1]);
+  return { us: n / 1000, ms: n, s: n * 1000, m: n * 60000 }[m[2]];
+}
+
+function parseWrk(text) {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(text);
+  const p99 = /^\s+99%\s+(\S+)/m.exec(text);
+  if (!rps || !p50 || !p99) throw new Error("could not parse wrk output");
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text);
+  const errors = /Socket errors:.*/.exec(text);
+  return {
+    rps: Number(rps[1]),
+    p50_ms: toMs(p50[1]),
+    p99_ms: toMs(p99[1]),
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+    socket_errors: errors ? errors[0] : null,
+  };
+}
