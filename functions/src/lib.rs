@@ -12,6 +12,10 @@ pub mod runtime;
 pub mod store;
 pub mod validate;
 
+pub mod backfill;
+pub mod sync;
+pub mod usage;
+
 pub use config::Config;
 pub use http::{App, Operation, handle};
 pub use runtime::run;

@@ -1,0 +1,149 @@
+//! Backfill: scans the table and pushes every key's edge entries (live, disabled, revoked
+//! tombstones, grace hashes) to the edge, rebuilding a new or wiped KV namespace.
+//!
+//! Safe to run at any time: the edge keeps the newest version of each entry and never replaces
+//! a tombstone, so a backfill racing the stream cannot move anything back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use keyward_common::sync::{SyncBatch, SyncItem};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ConfigError;
+use crate::store::item::{KEY_SK_PREFIX, SK, stored_key_from_item};
+use crate::sync::{EdgeClient, exit_on_config_error, required};
+
+/// Most entries per signed batch.
+pub const BATCH_ENTRIES: usize = 500;
+
+/// What a backfill did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillReport {
+    /// Key items pushed.
+    pub keys: u64,
+    /// Edge entries pushed (a key in a rotation grace period has two).
+    pub entries: u64,
+    /// Signed batches sent.
+    pub batches: u64,
+    /// Key items that do not decode (logged by key, never pushed).
+    pub skipped: u64,
+}
+
+async fn flush(
+    edge: &EdgeClient,
+    pending: &mut Vec<SyncItem>,
+    report: &mut BackfillReport,
+) -> anyhow::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let batch = SyncBatch {
+        items: std::mem::take(pending),
+    };
+    edge.send(&batch)
+        .await
+        .with_context(|| format!("sending batch {} to the edge", report.batches + 1))?;
+    report.batches += 1;
+    Ok(())
+}
+
+/// Scans `table` (every key item, paginated) and sends each key's entries to the edge in
+/// signed batches of at most [`BATCH_ENTRIES`].
+///
+/// # Errors
+/// When the scan fails or a batch cannot be delivered (after the client's retries).
+pub async fn backfill(
+    client: &Client,
+    table: &str,
+    edge: &EdgeClient,
+) -> anyhow::Result<BackfillReport> {
+    let mut report = BackfillReport::default();
+    let mut pending: Vec<SyncItem> = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("begins_with(#sk, :k)")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":k", AttributeValue::S(KEY_SK_PREFIX.to_owned()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            .with_context(|| format!("scanning table {table}"))?;
+        for item in page.items() {
+            let key = match stored_key_from_item(item) {
+                Ok(k) => k,
+                Err(e) => {
+                    let sk = item.get(SK).and_then(|v| v.as_s().ok());
+                    tracing::error!(sk, error = %e, "key item does not decode; skipped");
+                    report.skipped += 1;
+                    continue;
+                }
+            };
+            let entries = key.edge_entries();
+            if pending.len() + entries.len() > BATCH_ENTRIES {
+                flush(edge, &mut pending, &mut report).await?;
+            }
+            report.keys += 1;
+            report.entries += entries.len() as u64;
+            pending.extend(
+                entries
+                    .into_iter()
+                    .map(|(hash, entry)| SyncItem { hash, entry }),
+            );
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    flush(edge, &mut pending, &mut report).await?;
+    tracing::info!(
+        keys = report.keys,
+        entries = report.entries,
+        batches = report.batches,
+        skipped = report.skipped,
+        "backfill done"
+    );
+    Ok(report)
+}
+
+/// The `backfill` Lambda function: any event (`{}`) runs one backfill and answers its
+/// [`BackfillReport`]. Production: `aws lambda invoke --function-name <BackfillFunctionName>
+/// out.json`.
+///
+/// # Errors
+/// When the Lambda runtime fails.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    crate::runtime::init_logging();
+    let get = |k: &str| std::env::var(k).ok();
+    let config: Result<(String, EdgeClient), ConfigError> = (|| {
+        Ok((
+            required(&get, "KEYWARD_TABLE")?,
+            EdgeClient::from_lookup(get)?,
+        ))
+    })();
+    let (table, edge) = config.unwrap_or_else(|e| exit_on_config_error("backfill", &e));
+    let sdk = aws_config::load_from_env().await;
+    let client = Client::new(&sdk);
+    let shared = Arc::new((client, table, edge));
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let (client, table, edge) = &*shared;
+            backfill(client, table, edge)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+        }
+    }))
+    .await
+}

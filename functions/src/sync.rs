@@ -1,0 +1,624 @@
+//! The `sync` function: DynamoDB stream records of key items become one signed batch of edge
+//! entries for the edge's `/_keyward/sync` route, with Lambda's partial-batch failure report.
+//!
+//! Per key item record: the NEW image's entries (current hash, and the previous hash with its
+//! `retires_at` during a rotation grace period); every hash the OLD image had and the NEW one has
+//! not becomes an entry retiring now at the new version, so a rotated-away secret stops; a
+//! revoked key yields tombstones; a deleted key item yields tombstones of its hashes. Hash,
+//! audit, usage and counter items, and key changes that only move `last_used_at`, send nothing.
+//! The edge keeps only the newest version and never replaces a tombstone, so replays and
+//! out-of-order deliveries are harmless.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use keyward_common::sync::{
+    MAX_BATCH_ITEMS, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, SyncResponse,
+    TIMESTAMP_HEADER, sign,
+};
+use keyward_common::{EdgeEntry, KeyStatus};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_dynamo::AttributeValue as ImageValue;
+use serde_json::Value;
+
+use crate::config::ConfigError;
+use crate::store::StoredKey;
+use crate::store::item::{ItemError, ItemRead, KEY_SK_PREFIX, SK, stored_key_from_item};
+
+/// How sending a batch is retried inside one invocation: a few quick tries, so a blip does not
+/// cost a whole Lambda retry, while an edge that stays down is left to Lambda's retries.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all, at least 1.
+    pub attempts: u32,
+    /// Pause after the first failure; doubled after each further one.
+    pub first_delay: Duration,
+    /// Limit of one request.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // 3 tries, 200 ms + 400 ms apart: about 0.6 s of waiting when the edge refuses
+        // connections, bounded by the timeouts when it hangs.
+        Self {
+            attempts: 3,
+            first_delay: Duration::from_millis(200),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a batch did not reach the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No answer (connection refused, reset, timeout).
+    #[error("the edge could not be reached: {0}")]
+    Unreachable(String),
+    /// The edge answered something other than 200.
+    #[error("the edge answered HTTP {0}")]
+    Status(u16),
+    /// A 200 whose body is not a sync response for this batch.
+    #[error("the edge's answer is not a sync response for this batch")]
+    BadAnswer,
+}
+
+impl SendError {
+    /// Whether trying again soon may help (no answer, 5xx, 429).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Status(s) => *s >= 500 || *s == 429,
+            Self::BadAnswer => false,
+        }
+    }
+}
+
+/// A client of the edge's `/_keyward/sync` route that signs every batch.
+#[derive(Clone)]
+pub struct EdgeClient {
+    http: reqwest::Client,
+    sync_url: String,
+    secret: Vec<u8>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for EdgeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeClient")
+            .field("sync_url", &self.sync_url)
+            .field("secret", &"<redacted>")
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// `name` from `get`, trimmed, or [`ConfigError::Missing`].
+///
+/// # Errors
+/// When the variable is unset or blank.
+pub fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+impl EdgeClient {
+    /// A client for the edge at `edge_url` (its base URL) signing with `secret`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(edge_url: &str, secret: &[u8], retry: RetryPolicy) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(retry.timeout).build()?;
+        Ok(Self {
+            http,
+            sync_url: format!("{}/_keyward/sync", edge_url.trim_end_matches('/')),
+            secret: secret.to_vec(),
+            retry,
+        })
+    }
+
+    /// From `KEYWARD_EDGE_URL` and `KEYWARD_SYNC_SECRET`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is missing or invalid.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let url = required(&get, "KEYWARD_EDGE_URL")?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "KEYWARD_EDGE_URL",
+                why: "must be an http:// or https:// base URL".into(),
+            });
+        }
+        let secret = required(&get, "KEYWARD_SYNC_SECRET")?;
+        Self::new(&url, secret.as_bytes(), RetryPolicy::default()).map_err(|_| {
+            ConfigError::Invalid {
+                name: "KEYWARD_EDGE_URL",
+                why: "no HTTP client could be built for it".into(),
+            }
+        })
+    }
+
+    /// Sends `batch` signed now, retrying transient failures per the [`RetryPolicy`].
+    ///
+    /// # Errors
+    /// The last [`SendError`] when every try failed, or the first permanent one.
+    pub async fn send(&self, batch: &SyncBatch) -> Result<SyncResponse, SendError> {
+        let body = serde_json::to_vec(batch).map_err(|_| SendError::BadAnswer)?;
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            match self.try_send(&body, batch.items.len()).await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_transient() && attempt < self.retry.attempts.max(1) => {
+                    tracing::warn!(attempt, error = %e, "sync batch not delivered; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_send(&self, body: &[u8], items: usize) -> Result<SyncResponse, SendError> {
+        let now = unix_now();
+        let resp = self
+            .http
+            .post(&self.sync_url)
+            .header("content-type", "application/json")
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, sign(&self.secret, now, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            // Without the URL's query or any header: the error text names the cause only.
+            .map_err(|e| SendError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(SendError::Status(status));
+        }
+        let answer: SyncResponse = resp.json().await.map_err(|_| SendError::BadAnswer)?;
+        if answer.outcomes.len() == items {
+            Ok(answer)
+        } else {
+            Err(SendError::BadAnswer)
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (adapters read the clock; `common` never does).
+#[must_use]
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Stream images (`serde_dynamo`'s attribute values) read like SDK items.
+impl ItemRead for serde_dynamo::Item {
+    fn string(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            ImageValue::S(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn number(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            ImageValue::N(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn string_list(&self, name: &str) -> Option<Vec<String>> {
+        match self.get(name)? {
+            ImageValue::L(items) => items
+                .iter()
+                .map(|v| match v {
+                    ImageValue::S(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            ImageValue::Ss(items) => Some(items.clone()),
+            _ => None,
+        }
+    }
+    fn map_number(&self, name: &str, field: &str) -> Option<&str> {
+        match self.get(name)? {
+            ImageValue::M(m) => match m.get(field)? {
+                ImageValue::N(n) => Some(n),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    fn has(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| !matches!(v, ImageValue::Null(_)))
+    }
+}
+
+/// A stream record that cannot be turned into edge entries.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not the JSON of a DynamoDB stream record.
+    #[error("not a DynamoDB stream record: {0}")]
+    Shape(String),
+    /// A key item image without the documented layout.
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    /// A key item record with neither image (the stream must be NEW_AND_OLD_IMAGES).
+    #[error("a key item record carries no image; the stream view must be NEW_AND_OLD_IMAGES")]
+    NoImage,
+}
+
+fn image_key(image: &serde_dynamo::Item) -> Result<Option<StoredKey>, ItemError> {
+    if image.is_empty() {
+        Ok(None)
+    } else {
+        stored_key_from_item(image).map(Some)
+    }
+}
+
+/// The KV writes one stream record asks for; `None` when it concerns no edge entry (not a key
+/// item, or a key change that only moved `last_used_at`). `now` is when retired hashes stop.
+///
+/// # Errors
+/// [`RecordError`] for a key item image that does not decode.
+pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<Vec<SyncItem>>, RecordError> {
+    let change = &record.change;
+    let sk = [&change.keys, &change.new_image, &change.old_image]
+        .into_iter()
+        .find_map(|image| image.string(SK));
+    if !sk.is_some_and(|sk| sk.starts_with(KEY_SK_PREFIX)) {
+        return Ok(None);
+    }
+    let old = image_key(&change.old_image)?;
+    let new = if record.event_name == "REMOVE" {
+        None
+    } else {
+        image_key(&change.new_image)?
+    };
+    let items = match (old, new) {
+        (old, Some(new)) => {
+            if let Some(old) = &old
+                && only_usage_changed(old, &new)
+            {
+                return Ok(None);
+            }
+            let mut items: Vec<SyncItem> = new
+                .edge_entries()
+                .into_iter()
+                .map(|(hash, entry)| SyncItem { hash, entry })
+                .collect();
+            let kept: HashSet<_> = new.hashes().into_iter().map(|(h, _)| h).collect();
+            for (hash, _) in old.iter().flat_map(StoredKey::hashes) {
+                if !kept.contains(&hash) {
+                    // Same version as the new entries, so it supersedes the old entry of that hash.
+                    let entry = EdgeEntry::for_key(&new.record).retiring(now);
+                    items.push(SyncItem { hash, entry });
+                }
+            }
+            items
+        }
+        // The key item itself was deleted (never by the API): its secrets must stop for good.
+        (Some(old), None) => {
+            let mut record = old.record.clone();
+            record.status = KeyStatus::Revoked;
+            let gone = StoredKey { record, ..old };
+            gone.edge_entries()
+                .into_iter()
+                .map(|(hash, entry)| SyncItem { hash, entry })
+                .collect()
+        }
+        (None, None) => return Err(RecordError::NoImage),
+    };
+    Ok(Some(items))
+}
+
+/// Whether `new` differs from `old` in `last_used_at` at most (the usage function's write).
+fn only_usage_changed(old: &StoredKey, new: &StoredKey) -> bool {
+    let mut old = old.clone();
+    old.record.last_used_at = new.record.last_used_at;
+    old == *new
+}
+
+struct Planned {
+    /// Index of the record in the event.
+    index: usize,
+    items: Vec<SyncItem>,
+}
+
+fn failure(seq: &str) -> DynamoDbBatchItemFailure {
+    let mut f = DynamoDbBatchItemFailure::default();
+    f.item_identifier = Some(seq.to_owned());
+    f
+}
+
+/// Handles one DynamoDB stream event (`{"Records": [...]}`): sends every key item's entries to
+/// the edge and answers which records failed, by sequence number.
+///
+/// A record that does not decode is reported as failed (Lambda retries it a bounded number of
+/// times, then hands it to the failure queue); when the edge cannot be reached, every record
+/// from the first unsent one is reported, since Lambda retries from the lowest failed one.
+pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEventResponse {
+    let records: &[Value] = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let seqs: Vec<Option<&str>> = records
+        .iter()
+        .map(|r| {
+            r.pointer("/dynamodb/SequenceNumber")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    let mut failed: Vec<usize> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
+    for (index, raw) in records.iter().enumerate() {
+        let plan = serde_json::from_value::<EventRecord>(raw.clone())
+            .map_err(|e| RecordError::Shape(e.to_string()))
+            .and_then(|record| plan_record(&record, now));
+        match plan {
+            Ok(Some(items)) if !items.is_empty() => planned.push(Planned { index, items }),
+            Ok(_) => {}
+            Err(e) => {
+                // Item images hold hashes and settings, never secrets; the error names the cause.
+                tracing::error!(
+                    sequence_number = seqs[index].unwrap_or("?"),
+                    error = %e,
+                    "stream record cannot be synced"
+                );
+                failed.push(index);
+            }
+        }
+    }
+
+    let mut start = 0;
+    let (mut applied, mut stale, mut batches) = (0usize, 0usize, 0usize);
+    while start < planned.len() {
+        let mut end = start;
+        let mut count = 0;
+        while end < planned.len()
+            && (end == start || count + planned[end].items.len() <= MAX_BATCH_ITEMS)
+        {
+            count += planned[end].items.len();
+            end += 1;
+        }
+        let batch = SyncBatch {
+            items: planned[start..end]
+                .iter()
+                .flat_map(|p| p.items.iter().cloned())
+                .collect(),
+        };
+        match edge.send(&batch).await {
+            Ok(answer) => {
+                batches += 1;
+                for o in answer.outcomes {
+                    match o {
+                        SyncOutcome::Applied => applied += 1,
+                        SyncOutcome::Stale => stale += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                let first = planned[start].index;
+                tracing::error!(
+                    error = %e,
+                    first_unsent = seqs[first].unwrap_or("?"),
+                    "the edge did not take the batch; reporting the rest for Lambda to retry"
+                );
+                failed.extend(first..records.len());
+                break;
+            }
+        }
+        start = end;
+    }
+    failed.sort_unstable();
+    failed.dedup();
+    tracing::info!(
+        records = records.len(),
+        batches,
+        applied,
+        stale,
+        failed = failed.len(),
+        "stream batch handled"
+    );
+    let mut response = DynamoDbEventResponse::default();
+    for index in failed {
+        match seqs[index] {
+            Some(seq) => response.batch_item_failures.push(failure(seq)),
+            None => tracing::error!(index, "a failed record has no sequence number to report"),
+        }
+    }
+    response
+}
+
+/// Prints a configuration error (naming the variable, never a value) and exits with status 2.
+pub fn exit_on_config_error(function: &str, e: &ConfigError) -> ! {
+    tracing::error!(error = %e, "configuration error");
+    eprintln!("keyward {function}: configuration error: {e}");
+    std::process::exit(2);
+}
+
+/// The `sync` Lambda function: configuration from the environment, then the runtime loop.
+///
+/// # Errors
+/// When the Lambda runtime fails.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    crate::runtime::init_logging();
+    let edge = EdgeClient::from_lookup(|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| exit_on_config_error("sync", &e));
+    let edge = Arc::new(edge);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let edge = Arc::clone(&edge);
+        async move {
+            Ok::<_, lambda_runtime::Error>(handle(&edge, &event.payload, unix_now()).await)
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn image(version: u64, status: &str, hash: &str, previous: Option<(&str, i64)>) -> Value {
+        let id = keyward_common::KeyId::new(1, [0; 10]).to_string();
+        let mut img = json!({
+            "PK": {"S": "WS#acme"}, "SK": {"S": format!("KEY#{id}")},
+            "id": {"S": id}, "workspace": {"S": "acme"},
+            "name": {"S": "n"}, "key_prefix": {"S": "kw_AbCdEf12…"},
+            "scopes": {"L": [{"S": "read"}]}, "status": {"S": status},
+            "created_at": {"N": "1800000000"}, "updated_at": {"N": "1800000000"},
+            "allowed_ips": {"L": []}, "version": {"N": version.to_string()},
+            "hash": {"S": hash},
+        });
+        if let Some((h, at)) = previous {
+            img["previous_hash"] = json!({"S": h});
+            img["previous_retires_at"] = json!({"N": at.to_string()});
+        }
+        img
+    }
+
+    fn record(name: &str, old: Option<Value>, new: Option<Value>) -> EventRecord {
+        let mut dynamodb = json!({
+            "Keys": {"PK": {"S": "WS#acme"}, "SK": {"S": "KEY#key_x"}},
+            "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "ApproximateCreationDateTime": 1_800_000_000.0,
+        });
+        if let Some(o) = old {
+            dynamodb["OldImage"] = o;
+        }
+        if let Some(n) = new {
+            dynamodb["NewImage"] = n;
+        }
+        serde_json::from_value(json!({
+            "eventID": "1", "eventName": name, "eventSource": "aws:dynamodb",
+            "eventVersion": "1.1", "awsRegion": "us-east-1", "dynamodb": dynamodb,
+        }))
+        .unwrap()
+    }
+
+    fn plan(r: &EventRecord) -> Vec<SyncItem> {
+        plan_record(r, 1_800_000_100).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_new_key_yields_its_current_entry() {
+        let items = plan(&record("INSERT", None, Some(image(1, "active", H1, None))));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].hash.as_str(), H1);
+        assert_eq!(items[0].entry.version, 1);
+        assert_eq!(items[0].entry.status, KeyStatus::Active);
+    }
+
+    #[test]
+    fn a_rotation_with_grace_keeps_the_old_hash_until_its_end() {
+        let items = plan(&record(
+            "MODIFY",
+            Some(image(1, "active", H1, None)),
+            Some(image(2, "active", H2, Some((H1, 1_800_000_500)))),
+        ));
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].hash.as_str(), H2);
+        assert_eq!(items[1].hash.as_str(), H1);
+        assert_eq!(items[1].entry.retires_at, Some(1_800_000_500));
+    }
+
+    #[test]
+    fn a_hash_that_disappears_retires_now_at_the_new_version() {
+        let items = plan(&record(
+            "MODIFY",
+            Some(image(1, "active", H1, None)),
+            Some(image(2, "active", H2, None)),
+        ));
+        let old = items.iter().find(|i| i.hash.as_str() == H1).unwrap();
+        assert_eq!(old.entry.retires_at, Some(1_800_000_100));
+        assert_eq!(old.entry.version, 2);
+    }
+
+    #[test]
+    fn revocation_and_deletion_yield_tombstones() {
+        let items = plan(&record(
+            "MODIFY",
+            Some(image(1, "active", H1, None)),
+            Some(image(2, "revoked", H1, None)),
+        ));
+        assert!(items.iter().all(|i| i.entry.is_tombstone()));
+        let items = plan(&record("REMOVE", Some(image(3, "active", H1, None)), None));
+        assert!(items[0].entry.is_tombstone());
+        assert_eq!(items[0].entry.version, 3);
+    }
+
+    #[test]
+    fn a_last_used_at_update_and_other_items_send_nothing() {
+        let mut used = image(1, "active", H1, None);
+        used["last_used_at"] = json!({"N": "1800000050"});
+        let r = record("MODIFY", Some(image(1, "active", H1, None)), Some(used));
+        assert!(plan_record(&r, 0).unwrap().is_none());
+        let mut other = record(
+            "INSERT",
+            None,
+            Some(json!({"PK": {"S": "HASH#x"}, "SK": {"S": "HASH"}})),
+        );
+        other.change.keys =
+            serde_json::from_value(json!({"PK": {"S": "HASH#x"}, "SK": {"S": "HASH"}})).unwrap();
+        assert!(plan_record(&other, 0).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_key_image_without_its_hash_is_an_error() {
+        let mut bad = image(1, "active", H1, None);
+        bad.as_object_mut().unwrap().remove("hash");
+        assert!(plan_record(&record("INSERT", None, Some(bad)), 0).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_edge_fails_every_record_from_the_first_unsent_one() {
+        let edge = EdgeClient::new(
+            "http://127.0.0.1:9",
+            b"secret",
+            RetryPolicy {
+                attempts: 2,
+                first_delay: Duration::from_millis(1),
+                timeout: Duration::from_secs(1),
+            },
+        )
+        .unwrap();
+        let mut skipped = serde_json::to_value(record("INSERT", None, None)).unwrap();
+        skipped["dynamodb"]["Keys"]["SK"] = json!({"S": "AUDIT#1"});
+        skipped["dynamodb"]["SequenceNumber"] = json!("1");
+        let mut key =
+            serde_json::to_value(record("INSERT", None, Some(image(1, "active", H1, None))))
+                .unwrap();
+        key["dynamodb"]["SequenceNumber"] = json!("2");
+        let mut poison = key.clone();
+        poison["dynamodb"]["NewImage"]["hash"] = json!({"S": "nope"});
+        poison["dynamodb"]["SequenceNumber"] = json!("3");
+        let event = json!({"Records": [skipped, key, poison]});
+        let resp = handle(&edge, &event, 0).await;
+        let ids: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["2", "3"]);
+        let text = serde_json::to_string(&resp).unwrap();
+        assert!(
+            text.contains("\"batchItemFailures\":[{\"itemIdentifier\":\"2\"}"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! The `usage` function: `POST /v1/usage`, the edge's HMAC-signed usage batches into DynamoDB.
+//!
+//! Per report: the key item's `last_used_at` becomes the max of stored and reported (a
+//! conditional update, so an old or replayed report never moves it back; `version` is untouched,
+//! as last use is not a settings change), and `requests` of the usage item
+//! `WS#{ws}`/`USAGE#{key_id}#{day}` grows by the count (ADD). Signed with the sync secret, not a
+//! JWT: a missing or bad signature is a 401 and nothing is written.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use keyward_common::sync::{
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, verify_signature,
+};
+use keyward_common::{FieldError, Problem, Timestamp};
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+
+use crate::config::ConfigError;
+use crate::store::item::{self, PK, SK};
+use crate::sync::{exit_on_config_error, required, unix_now};
+
+/// Most reports one batch may carry.
+pub const MAX_REPORTS: usize = 1000;
+/// Largest body accepted (1000 reports fit comfortably).
+pub const MAX_BODY: usize = 512 * 1024;
+/// Sort-key prefix of usage items.
+pub const USAGE_SK_PREFIX: &str = "USAGE#";
+/// Usage item attribute: requests counted that day.
+pub const REQUESTS: &str = "requests";
+
+/// `USAGE#{key_id}#{day}`.
+#[must_use]
+pub fn usage_sk(report: &UsageReport) -> String {
+    format!("{USAGE_SK_PREFIX}{}#{}", report.key_id, report.day)
+}
+
+/// Where reports are written.
+#[async_trait]
+pub trait UsageStore: Send + Sync + std::fmt::Debug {
+    /// Applies one report (idempotent for `last_used_at`, additive for the count).
+    async fn record(&self, report: &UsageReport) -> anyhow::Result<()>;
+}
+
+/// The DynamoDB [`UsageStore`].
+#[derive(Debug, Clone)]
+pub struct DynamoUsage {
+    client: Client,
+    table: String,
+}
+
+impl DynamoUsage {
+    /// A store on `table` through `client`.
+    #[must_use]
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl UsageStore for DynamoUsage {
+    async fn record(&self, r: &UsageReport) -> anyhow::Result<()> {
+        let key_update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
+            .key(SK, AttributeValue::S(item::key_sk(&r.key_id)))
+            .update_expression("SET #lu = :t")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(#lu) OR #lu < :t)",
+            )
+            .expression_attribute_names("#lu", item::key::LAST_USED_AT)
+            .expression_attribute_values(":t", AttributeValue::N(r.last_used_at.to_string()))
+            .send()
+            .await;
+        match key_update {
+            Ok(_) => {}
+            // Already as recent (or the key is gone): monotonic, nothing to do.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => {
+                return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                    .with_context(|| format!("setting last_used_at of key {}", r.key_id));
+            }
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
+            .key(SK, AttributeValue::S(usage_sk(r)))
+            .update_expression("ADD #n :n SET #ws = :ws, #k = :k, #d = :d")
+            .expression_attribute_names("#n", REQUESTS)
+            .expression_attribute_names("#ws", "workspace")
+            .expression_attribute_names("#k", "key_id")
+            .expression_attribute_names("#d", "day")
+            .expression_attribute_values(":n", AttributeValue::N(r.count.to_string()))
+            .expression_attribute_values(":ws", AttributeValue::S(r.workspace.clone()))
+            .expression_attribute_values(":k", AttributeValue::S(r.key_id.to_string()))
+            .expression_attribute_values(":d", AttributeValue::S(r.day.clone()))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .with_context(|| format!("counting usage of key {} on {}", r.key_id, r.day))?;
+        Ok(())
+    }
+}
+
+/// What the function needs: built once per process.
+#[derive(Clone)]
+pub struct UsageApp {
+    /// Where reports go.
+    pub store: Arc<dyn UsageStore>,
+    /// The sync secret the edge signs with.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for UsageApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageApp")
+            .field("store", &self.store)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+fn problem(p: Problem, request_id: &str) -> Response<Body> {
+    let p = p.with_request_id(request_id);
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, keyward_common::problem::CONTENT_TYPE)
+        .header("x-request-id", request_id)
+        .body(Body::Text(p.to_json()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn valid_day(day: &str) -> bool {
+    day.len() == 10
+        && Timestamp::parse_rfc3339(&format!("{day}T00:00:00Z")).is_ok_and(|t| t.day() == day)
+}
+
+/// The field errors of `batch`, empty when it is acceptable.
+#[must_use]
+pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if batch.reports.len() > MAX_REPORTS {
+        errors.push(FieldError::new(
+            "reports",
+            format!("at most {MAX_REPORTS} reports per batch"),
+        ));
+        return errors;
+    }
+    for (i, r) in batch.reports.iter().enumerate() {
+        if r.count == 0 {
+            errors.push(FieldError::new(
+                format!("reports[{i}].count"),
+                "must be at least 1",
+            ));
+        }
+        if !valid_day(&r.day) {
+            errors.push(FieldError::new(
+                format!("reports[{i}].day"),
+                "must be a UTC day, yyyy-mm-dd",
+            ));
+        }
+        if r.workspace.is_empty() || r.workspace.len() > 128 {
+            errors.push(FieldError::new(
+                format!("reports[{i}].workspace"),
+                "must be 1-128 characters",
+            ));
+        }
+        if Timestamp::from_unix(r.last_used_at).is_err() {
+            errors.push(FieldError::new(
+                format!("reports[{i}].last_used_at"),
+                "must be Unix seconds",
+            ));
+        }
+    }
+    errors
+}
+
+/// Handles one request at time `now`: signature, body, writes, `200 {"accepted": n}`.
+pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    if req.method() != Method::POST {
+        return problem(
+            Problem::new(405, "method_not_allowed", "This path answers POST only."),
+            &request_id,
+        );
+    }
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY {
+        return problem(
+            Problem::new(413, "payload_too_large", "The body is larger than 512 KiB."),
+            &request_id,
+        );
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_signature(
+        &app.secret,
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        body,
+        now,
+    ) {
+        tracing::warn!(error = %e, "usage batch refused");
+        return problem(
+            Problem::new(
+                401,
+                "unauthorized",
+                format!("Usage batches must be signed with the sync secret: {e}."),
+            ),
+            &request_id,
+        );
+    }
+    let batch: UsageBatch = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) => {
+            return problem(
+                Problem::new(
+                    400,
+                    "invalid_json",
+                    format!("The body is not a usage batch: {e}."),
+                ),
+                &request_id,
+            );
+        }
+    };
+    let errors = validate(&batch);
+    if !errors.is_empty() {
+        return problem(Problem::validation(errors), &request_id);
+    }
+    for report in &batch.reports {
+        if let Err(e) = app.store.record(report).await {
+            tracing::error!(request_id, error = format!("{e:#}"), "writing usage failed");
+            return problem(
+                Problem::new(
+                    500,
+                    "internal",
+                    "Something went wrong on our side; quote the request id to support.",
+                ),
+                &request_id,
+            );
+        }
+    }
+    tracing::info!(request_id, reports = batch.reports.len(), "usage recorded");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(
+            serde_json::json!({ "accepted": batch.reports.len() }).to_string(),
+        ))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The `usage` Lambda function: configuration, a DynamoDB client, then the runtime loop.
+///
+/// # Errors
+/// When the Lambda runtime fails.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    crate::runtime::init_logging();
+    let get = |k: &str| std::env::var(k).ok();
+    let config: Result<(String, String), ConfigError> = (|| {
+        Ok((
+            required(&get, "KEYWARD_TABLE")?,
+            required(&get, "KEYWARD_SYNC_SECRET")?,
+        ))
+    })();
+    let (table, secret) = config.unwrap_or_else(|e| exit_on_config_error("usage", &e));
+    let sdk = aws_config::load_from_env().await;
+    let app = Arc::new(UsageApp {
+        store: Arc::new(DynamoUsage::new(Client::new(&sdk), table)),
+        secret: secret.into_bytes(),
+    });
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, req, unix_now()).await) }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_common::KeyId;
+    use keyward_common::sync::sign;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Recorded(Mutex<Vec<UsageReport>>);
+
+    #[async_trait]
+    impl UsageStore for Recorded {
+        async fn record(&self, report: &UsageReport) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(report.clone());
+            Ok(())
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn batch(count: u64) -> Vec<u8> {
+        serde_json::to_vec(&UsageBatch {
+            reports: vec![UsageReport {
+                workspace: "acme".into(),
+                key_id: KeyId::new(1, [3; 10]),
+                day: "2027-01-15".into(),
+                count,
+                last_used_at: NOW,
+            }],
+        })
+        .unwrap()
+    }
+
+    fn request(body: Vec<u8>, secret: &[u8]) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/v1/usage")
+            .header(TIMESTAMP_HEADER, NOW.to_string())
+            .header(SIGNATURE_HEADER, sign(secret, NOW, &body))
+            .body(Body::Binary(body))
+            .unwrap()
+    }
+
+    fn app() -> (UsageApp, Arc<Recorded>) {
+        let store = Arc::new(Recorded::default());
+        let app = UsageApp {
+            store: store.clone(),
+            secret: b"sync-secret".to_vec(),
+        };
+        (app, store)
+    }
+
+    #[tokio::test]
+    async fn a_signed_batch_is_recorded_and_counted() {
+        let (app, store) = app();
+        let resp = handle(&app, request(batch(3), b"sync-secret"), NOW).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.body().as_ref(), br#"{"accepted":1}"#);
+        assert_eq!(store.0.lock().unwrap()[0].count, 3);
+    }
+
+    #[tokio::test]
+    async fn a_bad_signature_is_401_and_writes_nothing() {
+        let (app, store) = app();
+        let resp = handle(&app, request(batch(3), b"other"), NOW).await;
+        assert_eq!(resp.status(), 401);
+        assert!(
+            resp.body()
+                .as_ref()
+                .windows(12)
+                .any(|w| w == b"unauthorized")
+        );
+        let mut unsigned = request(batch(3), b"sync-secret");
+        unsigned.headers_mut().remove(SIGNATURE_HEADER);
+        assert_eq!(handle(&app, unsigned, NOW).await.status(), 401);
+        assert!(store.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_zero_count_or_a_bad_day_is_400() {
+        let (app, store) = app();
+        let resp = handle(&app, request(batch(0), b"sync-secret"), NOW).await;
+        assert_eq!(resp.status(), 400);
+        let text = String::from_utf8(batch(1))
+            .unwrap()
+            .replace("2027-01-15", "2027-13-45");
+        let resp = handle(&app, request(text.into_bytes(), b"sync-secret"), NOW).await;
+        assert_eq!(resp.status(), 400);
+        assert!(store.0.lock().unwrap().is_empty());
+    }
+}
