@@ -6,4 +6,5 @@ pub mod origin;
 pub mod poller;
 pub mod process;
 pub mod router;
+pub mod stack;
 pub mod table;

@@ -1,0 +1,682 @@
+//! Replication end to end: the API's writes reach the edge through the table's stream, the
+//! poller and `sync`; use flows back through `usage`; faults, replays and a wiped KV converge.
+//!
+//! Run: `PATH=$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH cargo test -p keyward-tests --test
+//! replication` after `cargo xtask build-edge` (`-- <words>` runs only matching scenarios,
+//! `-- --list` lists them).
+//!
+//! One real stack (moto, functions, router, poller, `wrangler dev`, echo origin) serves every
+//! scenario; they run one after another (the fault scenarios stop the edge), each in its own
+//! workspace. Measured propagation times are printed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use keyward_common::sync::{SyncBatch, SyncItem, SyncOutcome};
+use keyward_common::{EdgeEntry, KeyHash, KeyRecord};
+use keyward_tests::app::{ApiResponse, TestApp};
+use keyward_tests::control_plane::{JwtSettings, random_hex};
+use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+/// The propagation bound the product promises.
+const WITHIN: Duration = Duration::from_secs(2);
+/// Poll interval while waiting for the edge.
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Clone)]
+struct World {
+    stack: Arc<Mutex<Stack>>,
+    app: TestApp,
+    jwt: JwtSettings,
+    http: reqwest::Client,
+    edge: String,
+    lambda: String,
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    timings: Arc<std::sync::Mutex<Vec<(String, Duration)>>>,
+}
+
+impl World {
+    fn workspace(label: &str) -> String {
+        format!("{label}-{}", random_hex(4))
+    }
+
+    fn admin(&self, ws: &str) -> TestApp {
+        let claims = self.jwt.claims(ws, &ADMIN_PERMISSIONS, "user_replication");
+        self.app
+            .with_token(Some(self.jwt.sign(&claims).expect("signing a token")))
+    }
+
+    async fn create(&self, app: &TestApp, ws: &str, body: Value) -> (String, String, Value) {
+        let r = app.create_key(ws, &body).await;
+        r.expect_status(201);
+        let id = r.id().to_owned();
+        let key = r.body["key"].as_str().expect("a secret").to_owned();
+        (id, key, r.body)
+    }
+
+    /// The edge's verify API.
+    async fn verify(&self, key: &str, scope: Option<&str>) -> Value {
+        let mut body = json!({ "key": key });
+        if let Some(s) = scope {
+            body["scope"] = json!(s);
+        }
+        let resp = self
+            .http
+            .post(format!("{}/v1/keys/verify", self.edge))
+            .json(&body)
+            .send()
+            .await
+            .expect("calling the verify API");
+        assert_eq!(resp.status(), 200, "the verify API always answers 200");
+        resp.json().await.expect("a verdict")
+    }
+
+    async fn code(&self, key: &str, scope: Option<&str>) -> String {
+        self.verify(key, scope).await["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Polls the verify API until `key` gets `code`; panics after `limit`.
+    async fn wait_for_code(
+        &self,
+        key: &str,
+        scope: Option<&str>,
+        code: &str,
+        limit: Duration,
+    ) -> Duration {
+        let t = Instant::now();
+        loop {
+            let got = self.code(key, scope).await;
+            if got == code {
+                return t.elapsed();
+            }
+            assert!(
+                t.elapsed() < limit,
+                "the edge still says {got} instead of {code} after {:?}",
+                t.elapsed()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A request through the edge's proxy with `key`: status and the origin's echo (if 200).
+    async fn proxy(&self, key: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}/orders/42?via=edge", self.edge))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("calling the edge");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the proxy until `key` gets `status`; panics after `limit`.
+    async fn wait_for_status(&self, key: &str, status: u16, limit: Duration) -> (Duration, Value) {
+        let t = Instant::now();
+        loop {
+            let (got, body) = self.proxy(key).await;
+            if got == status {
+                return (t.elapsed(), body);
+            }
+            assert!(
+                t.elapsed() < limit,
+                "the edge still answers {got} instead of {status} after {:?}",
+                t.elapsed()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn record_time(&self, what: &str, took: Duration) {
+        println!("    {what}: {} ms", took.as_millis());
+        self.timings
+            .lock()
+            .expect("timings lock")
+            .push((what.to_owned(), took));
+    }
+
+    async fn key_item(&self, ws: &str, id: &str) -> HashMap<String, AttributeValue> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(format!("WS#{ws}")))
+            .key("SK", AttributeValue::S(format!("KEY#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading the key item")
+            .item()
+            .cloned()
+            .expect("the key item exists")
+    }
+
+    /// Invokes `sync` directly, as the event source mapping does.
+    async fn invoke(&self, function: &str, event: &Value) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.lambda
+            ))
+            .json(event)
+            .send()
+            .await
+            .expect("invoking the function");
+        assert_eq!(resp.status(), 200, "{function} invocation");
+        resp.json().await.expect("a JSON answer")
+    }
+}
+
+fn ok(r: &ApiResponse) -> &ApiResponse {
+    r.expect_status(200)
+}
+
+type Scenario = fn(World) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), (|w| Box::pin($name(w))) as Scenario)),*]
+    };
+}
+
+const SCENARIOS: &[(&str, Scenario)] = scenarios![
+    a_created_key_passes_the_edge_within_two_seconds_and_the_origin_sees_its_identity,
+    scope_and_status_changes_are_enforced_at_the_edge_within_two_seconds,
+    a_rotation_with_grace_lets_both_secrets_pass_until_the_grace_ends,
+    a_rotation_without_grace_stops_the_old_secret_at_once,
+    a_revoked_key_is_refused_with_401_within_two_seconds,
+    use_through_the_edge_shows_up_as_last_used_at_and_the_days_count,
+    replayed_or_out_of_order_stream_records_never_resurrect_a_revoked_key,
+    writes_made_while_the_edge_is_down_reach_it_after_it_restarts,
+    wiping_the_edge_kv_and_running_backfill_restores_every_verdict,
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let selected: Vec<&(&str, Scenario)> = SCENARIOS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return;
+    }
+    if selected.is_empty() {
+        println!("running 0 tests (no scenario matches {filters:?}; the stack was not started)");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let failed = runtime.block_on(run(&selected));
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
+async fn run(selected: &[&(&str, Scenario)]) -> usize {
+    let started = Instant::now();
+    let stack = Stack::start(StackOptions::default())
+        .await
+        .expect("starting the local stack");
+    println!(
+        "stack up in {:.1?}: api {} edge {} (logs in {})",
+        started.elapsed(),
+        stack.control_plane_url(),
+        stack.edge_url(),
+        stack.dir().display()
+    );
+    let world = World {
+        app: TestApp::new(stack.control_plane(), None),
+        jwt: stack.control_plane().jwt().clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client"),
+        edge: stack.edge_url(),
+        lambda: stack.lambda_url().to_owned(),
+        ddb: stack.control_plane().dynamodb().clone(),
+        table: stack.table().to_owned(),
+        timings: Arc::default(),
+        stack: Arc::new(Mutex::new(stack)),
+    };
+    println!("\nrunning {} tests", selected.len());
+    let mut failures = Vec::new();
+    for (name, scenario) in selected {
+        let t = Instant::now();
+        println!("test {name} ...");
+        let outcome = tokio::spawn(scenario(world.clone())).await;
+        let status = if outcome.is_ok() { "ok" } else { "FAILED" };
+        println!("test {name} ... {status} ({:.1?})", t.elapsed());
+        if outcome.is_err() {
+            failures.push(*name);
+            // A failed fault scenario may have left the edge stopped.
+            let _ = world.stack.lock().await.start_edge().await;
+        }
+    }
+    println!("\nmeasured propagation times:");
+    for (what, took) in world.timings.lock().expect("timings lock").iter() {
+        println!("    {what}: {} ms", took.as_millis());
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; finished in {:.1?}",
+        if failures.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failures.len(),
+        failures.len(),
+        started.elapsed()
+    );
+    for name in &failures {
+        println!("    {name}");
+    }
+    failures.len()
+}
+
+async fn a_created_key_passes_the_edge_within_two_seconds_and_the_origin_sees_its_identity(
+    w: World,
+) {
+    let ws = World::workspace("create");
+    let app = w.admin(&ws);
+    let (id, key, _) = w
+        .create(
+            &app,
+            &ws,
+            json!({"name": "first", "scopes": ["read", "orders:read"]}),
+        )
+        .await;
+    let (took, echo) = w.wait_for_status(&key, 200, WITHIN).await;
+    w.record_time("create -> accepted at the edge", took);
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-keyward-key-id"], json!(id));
+    assert_eq!(headers["x-keyward-workspace"], json!(ws));
+    let scopes = headers["x-keyward-scopes"].as_str().unwrap_or_default();
+    assert!(
+        scopes.contains("read") && scopes.contains("orders:read"),
+        "{scopes}"
+    );
+    assert_eq!(echo["path"], json!("/orders/42"));
+    assert!(
+        !echo.to_string().contains(&key),
+        "the key must not reach the origin: {echo}"
+    );
+}
+
+async fn scope_and_status_changes_are_enforced_at_the_edge_within_two_seconds(w: World) {
+    let ws = World::workspace("patch");
+    let app = w.admin(&ws);
+    let (id, key, _) = w
+        .create(&app, &ws, json!({"name": "patched", "scopes": ["read"]}))
+        .await;
+    w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    assert_eq!(w.code(&key, Some("write")).await, "FORBIDDEN_SCOPE");
+
+    ok(&app
+        .update_key(&ws, &id, &json!({"scopes": ["read", "write"]}), None)
+        .await);
+    let took = w.wait_for_code(&key, Some("write"), "VALID", WITHIN).await;
+    w.record_time("PATCH scopes -> enforced at the edge", took);
+
+    ok(&app
+        .update_key(&ws, &id, &json!({"status": "disabled"}), None)
+        .await);
+    let took = w.wait_for_code(&key, None, "DISABLED", WITHIN).await;
+    w.record_time("PATCH status disabled -> enforced at the edge", took);
+    let (status, _) = w.proxy(&key).await;
+    assert!(
+        status == 401 || status == 403,
+        "a disabled key is refused, got {status}"
+    );
+
+    ok(&app
+        .update_key(&ws, &id, &json!({"status": "active"}), None)
+        .await);
+    let took = w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    w.record_time("PATCH status active -> enforced at the edge", took);
+}
+
+async fn a_rotation_with_grace_lets_both_secrets_pass_until_the_grace_ends(w: World) {
+    const GRACE_S: u64 = 3;
+    let ws = World::workspace("grace");
+    let app = w.admin(&ws);
+    let (id, old, _) = w.create(&app, &ws, json!({"name": "rotating"})).await;
+    w.wait_for_code(&old, None, "VALID", WITHIN).await;
+
+    let r = app
+        .rotate_key(&ws, &id, Some(&json!({"grace_period_s": GRACE_S})))
+        .await;
+    let rotated_at = Instant::now();
+    ok(&r);
+    let new = r.body["key"].as_str().expect("a new secret").to_owned();
+    let took = w.wait_for_code(&new, None, "VALID", WITHIN).await;
+    w.record_time("rotate -> new secret accepted at the edge", took);
+    assert_eq!(
+        w.code(&old, None).await,
+        "VALID",
+        "the old secret passes during the grace"
+    );
+    assert_eq!(w.proxy(&old).await.0, 200);
+
+    // Grace is counted in whole seconds from the server's clock: allow one more second.
+    let end = Duration::from_secs(GRACE_S + 1);
+    if let Some(rest) = end.checked_sub(rotated_at.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let (status, _) = w.proxy(&old).await;
+    assert_eq!(status, 401, "the old secret stops after the grace");
+    assert_ne!(w.code(&old, None).await, "VALID");
+    assert_eq!(w.code(&new, None).await, "VALID");
+}
+
+async fn a_rotation_without_grace_stops_the_old_secret_at_once(w: World) {
+    let ws = World::workspace("rotate");
+    let app = w.admin(&ws);
+    let (id, old, _) = w.create(&app, &ws, json!({"name": "rotating"})).await;
+    w.wait_for_status(&old, 200, WITHIN).await;
+    let r = app.rotate_key(&ws, &id, None).await;
+    ok(&r);
+    let new = r.body["key"].as_str().expect("a new secret").to_owned();
+    let (took, _) = w.wait_for_status(&old, 401, WITHIN).await;
+    w.record_time("rotate without grace -> old secret refused", took);
+    w.wait_for_status(&new, 200, WITHIN).await;
+}
+
+async fn a_revoked_key_is_refused_with_401_within_two_seconds(w: World) {
+    let ws = World::workspace("revoke");
+    let app = w.admin(&ws);
+    let (id, key, _) = w.create(&app, &ws, json!({"name": "doomed"})).await;
+    w.wait_for_status(&key, 200, WITHIN).await;
+    ok(&app.revoke_key(&ws, &id).await);
+    let (took, body) = w.wait_for_status(&key, 401, WITHIN).await;
+    w.record_time("revoke -> refused (401) at the edge", took);
+    assert_eq!(body["code"], json!("REVOKED"), "{body}");
+    assert_eq!(w.code(&key, None).await, "REVOKED");
+}
+
+async fn use_through_the_edge_shows_up_as_last_used_at_and_the_days_count(w: World) {
+    let ws = World::workspace("usage");
+    let app = w.admin(&ws);
+    let (id, key, _) = w.create(&app, &ws, json!({"name": "used"})).await;
+    let (_, pinger, _) = w.create(&app, &ws, json!({"name": "pinger"})).await;
+    w.wait_for_status(&key, 200, WITHIN).await;
+    let mut passed: u64 = 1;
+    for _ in 0..4 {
+        assert_eq!(w.proxy(&key).await.0, 200);
+        passed += 1;
+    }
+    // Counts leave an isolate at most once per USAGE_FLUSH_S (1 s here), with a later request.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(w.proxy(&key).await.0, 200);
+    passed += 1;
+
+    let day = keyward_common::Timestamp(keyward_tests::control_plane::unix_now()).day();
+    let t = Instant::now();
+    let counted = loop {
+        let item = w
+            .ddb
+            .get_item()
+            .table_name(&w.table)
+            .key("PK", AttributeValue::S(format!("WS#{ws}")))
+            .key("SK", AttributeValue::S(format!("USAGE#{id}#{day}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("reading the usage item");
+        let n = item
+            .item()
+            .and_then(|i| i.get("requests"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if n >= passed || t.elapsed() > Duration::from_secs(20) {
+            break n;
+        }
+        // A request with another key flushes whatever is still pending in the isolate.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        w.proxy(&pinger).await;
+    };
+    assert_eq!(
+        counted, passed,
+        "the day's count equals the requests that passed"
+    );
+
+    let got = app.get_key(&ws, &id).await;
+    ok(&got);
+    let last_used = got.body["last_used_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!last_used.is_empty(), "last_used_at is set: {}", got.body);
+    assert!(last_used.starts_with(&day), "{last_used} is today ({day})");
+    let list = app.list_keys(&ws, "").await;
+    ok(&list);
+    let listed = list.body["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|k| k["id"] == json!(id)))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(listed["last_used_at"], json!(last_used), "{}", list.body);
+    println!("    last_used_at {last_used}, {counted} requests counted for {day}");
+}
+
+/// A key item as DynamoDB stream JSON (`{"S": ...}` values).
+fn wire(item: &HashMap<String, AttributeValue>) -> Value {
+    fn value(v: &AttributeValue) -> Value {
+        match v {
+            AttributeValue::S(s) => json!({ "S": s }),
+            AttributeValue::N(n) => json!({ "N": n }),
+            AttributeValue::Bool(b) => json!({ "BOOL": b }),
+            AttributeValue::Null(_) => json!({ "NULL": true }),
+            AttributeValue::L(l) => json!({ "L": l.iter().map(value).collect::<Vec<_>>() }),
+            AttributeValue::M(m) => json!({ "M": wire(m) }),
+            AttributeValue::Ss(s) => json!({ "SS": s }),
+            other => panic!("unexpected attribute {other:?}"),
+        }
+    }
+    Value::Object(item.iter().map(|(k, v)| (k.clone(), value(v))).collect())
+}
+
+fn stream_event(name: &str, seq: &str, old: Option<Value>, new: Option<Value>) -> Value {
+    let image = new.as_ref().or(old.as_ref()).expect("an image");
+    let mut dynamodb = json!({
+        "Keys": { "PK": image["PK"], "SK": image["SK"] },
+        "SequenceNumber": seq,
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        "ApproximateCreationDateTime": 1_800_000_000.0,
+    });
+    if let Some(o) = old {
+        dynamodb["OldImage"] = o;
+    }
+    if let Some(n) = new {
+        dynamodb["NewImage"] = n;
+    }
+    json!({ "Records": [{
+        "eventID": random_hex(8), "eventName": name, "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1", "awsRegion": "us-east-1", "dynamodb": dynamodb,
+    }]})
+}
+
+async fn replayed_or_out_of_order_stream_records_never_resurrect_a_revoked_key(w: World) {
+    let ws = World::workspace("replay");
+    let app = w.admin(&ws);
+    let (id, key, _) = w.create(&app, &ws, json!({"name": "replayed"})).await;
+    w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    let created = w.key_item(&ws, &id).await;
+    ok(&app
+        .update_key(&ws, &id, &json!({"name": "renamed"}), None)
+        .await);
+    let patched = w.key_item(&ws, &id).await;
+    let before_revoke: KeyRecord =
+        serde_json::from_value(app.get_key(&ws, &id).await.body).expect("a key record");
+    ok(&app.revoke_key(&ws, &id).await);
+    w.wait_for_code(&key, None, "REVOKED", WITHIN).await;
+
+    // The stream records of create and PATCH, delivered again (twice), after the revocation.
+    let insert = stream_event("INSERT", "900000001", None, Some(wire(&created)));
+    let modify = stream_event(
+        "MODIFY",
+        "900000002",
+        Some(wire(&created)),
+        Some(wire(&patched)),
+    );
+    for event in [&insert, &modify, &insert, &modify] {
+        let answer = w.invoke("sync", event).await;
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+        assert_eq!(w.code(&key, None).await, "REVOKED");
+    }
+    // An older signed batch straight to the edge, even with a higher version than the
+    // tombstone: revoked is final.
+    let stack = w.stack.lock().await;
+    let edge = stack.edge().expect("the edge runs");
+    let mut entry = EdgeEntry::for_key(&before_revoke);
+    for version in [before_revoke.version, before_revoke.version + 10] {
+        entry.version = version;
+        let answer = edge
+            .sync(&SyncBatch {
+                items: vec![SyncItem {
+                    hash: KeyHash::of(&key),
+                    entry: entry.clone(),
+                }],
+            })
+            .await
+            .expect("a sync answer");
+        assert_eq!(answer.outcomes, [SyncOutcome::Stale]);
+    }
+    drop(stack);
+    assert_eq!(w.code(&key, None).await, "REVOKED");
+    assert_eq!(w.proxy(&key).await.0, 401);
+}
+
+async fn writes_made_while_the_edge_is_down_reach_it_after_it_restarts(w: World) {
+    let ws = World::workspace("fault");
+    let app = w.admin(&ws);
+    let (a_id, a, _) = w
+        .create(&app, &ws, json!({"name": "a", "scopes": ["read"]}))
+        .await;
+    let (b_id, b, _) = w.create(&app, &ws, json!({"name": "b"})).await;
+    w.wait_for_code(&a, None, "VALID", WITHIN).await;
+    w.wait_for_code(&b, None, "VALID", WITHIN).await;
+
+    let retried_before = {
+        let mut stack = w.stack.lock().await;
+        stack.stop_edge();
+        stack.poller_stats().retried_records.load(Ordering::Relaxed)
+    };
+    let (_, c, _) = w.create(&app, &ws, json!({"name": "c"})).await;
+    ok(&app.revoke_key(&ws, &b_id).await);
+    ok(&app
+        .update_key(&ws, &a_id, &json!({"scopes": ["read", "write"]}), None)
+        .await);
+    // Long enough for the poller to try, and fail, at least once.
+    let t = Instant::now();
+    loop {
+        let retried = w
+            .stack
+            .lock()
+            .await
+            .poller_stats()
+            .retried_records
+            .load(Ordering::Relaxed);
+        if retried > retried_before {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "sync never reported a failure"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    w.stack
+        .lock()
+        .await
+        .start_edge()
+        .await
+        .expect("restarting the edge");
+    let restarted = Instant::now();
+    let limit = Duration::from_secs(30);
+    w.wait_for_code(&c, None, "VALID", limit).await;
+    w.wait_for_code(&b, None, "REVOKED", limit).await;
+    w.wait_for_code(&a, Some("write"), "VALID", limit).await;
+    w.record_time(
+        "edge restart -> converged with the table",
+        restarted.elapsed(),
+    );
+}
+
+async fn wiping_the_edge_kv_and_running_backfill_restores_every_verdict(w: World) {
+    let ws = World::workspace("backfill");
+    let app = w.admin(&ws);
+    let (_, live, _) = w
+        .create(&app, &ws, json!({"name": "live", "scopes": ["read"]}))
+        .await;
+    let (off_id, off, _) = w.create(&app, &ws, json!({"name": "off"})).await;
+    let (gone_id, gone, _) = w.create(&app, &ws, json!({"name": "gone"})).await;
+    let (rot_id, rot_old, _) = w.create(&app, &ws, json!({"name": "rotated"})).await;
+    ok(&app
+        .update_key(&ws, &off_id, &json!({"status": "disabled"}), None)
+        .await);
+    ok(&app.revoke_key(&ws, &gone_id).await);
+    let r = app
+        .rotate_key(&ws, &rot_id, Some(&json!({"grace_period_s": 600})))
+        .await;
+    ok(&r);
+    let rot_new = r.body["key"].as_str().expect("a new secret").to_owned();
+    let expected = [
+        (&live, "VALID"),
+        (&off, "DISABLED"),
+        (&gone, "REVOKED"),
+        (&rot_old, "VALID"),
+        (&rot_new, "VALID"),
+    ];
+    for (key, code) in &expected {
+        w.wait_for_code(key, None, code, Duration::from_secs(10))
+            .await;
+    }
+
+    {
+        let mut stack = w.stack.lock().await;
+        stack.stop_edge();
+        stack.wipe_edge_kv().expect("wiping KV");
+        stack.start_edge().await.expect("restarting the edge");
+    }
+    for (key, _) in &expected {
+        assert_eq!(
+            w.code(key, None).await,
+            "NOT_FOUND",
+            "KV is empty after the wipe"
+        );
+    }
+
+    let t = Instant::now();
+    let report = w.invoke("backfill", &json!({})).await;
+    w.record_time("backfill", t.elapsed());
+    println!("    backfill answered {report}");
+    assert!(report["keys"].as_u64().unwrap_or(0) >= 4, "{report}");
+    assert!(report["entries"].as_u64().unwrap_or(0) >= 5, "{report}");
+    for (key, code) in &expected {
+        // The edge caches a miss for a couple of seconds; the restored entry follows.
+        w.wait_for_code(key, None, code, Duration::from_secs(5))
+            .await;
+    }
+}
