@@ -69,6 +69,7 @@ impl Poller {
                 stream_arn,
                 stats: task_stats,
                 shards: HashMap::new(),
+                attempts: HashMap::new(),
             };
             mapping.run().await;
         });
@@ -103,7 +104,13 @@ struct Mapping {
     stream_arn: String,
     stats: Arc<PollerStats>,
     shards: HashMap<String, Checkpoint>,
+    /// Per shard: the record that failed last and how often in a row.
+    attempts: HashMap<String, (String, u32)>,
 }
+
+/// Retries of a failing record before it is skipped (the template's `MaximumRetryAttempts` is 5;
+/// higher here, since a stopped local edge is a normal state of a dev stack).
+const MAX_RETRY_ATTEMPTS: u32 = 50;
 
 impl Mapping {
     async fn run(&mut self) {
@@ -150,6 +157,7 @@ impl Mapping {
             delivered = true;
             match self.deliver(&records).await? {
                 None => {
+                    self.attempts.remove(&shard);
                     self.stats
                         .delivered_records
                         .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -157,6 +165,33 @@ impl Mapping {
                         .insert(shard, next.map_or(Checkpoint::Done, Checkpoint::Iterator));
                 }
                 Some(first_failed) => {
+                    // Like `MaximumRetryAttempts` of the real mapping: a record that keeps
+                    // failing is given up on (Lambda would send it to the failure queue), so a
+                    // poison record cannot block the shard forever.
+                    let tries = match self.attempts.get(&shard) {
+                        Some((seq, n)) if *seq == first_failed => n + 1,
+                        _ => 1,
+                    };
+                    if tries > MAX_RETRY_ATTEMPTS {
+                        eprintln!(
+                            "stream poller: giving up on record {first_failed} after {tries} \
+                             attempts (production: the failure queue; run backfill)"
+                        );
+                        self.attempts.remove(&shard);
+                        let it = self
+                            .client
+                            .iterator(
+                                &self.stream_arn,
+                                &shard,
+                                "AFTER_SEQUENCE_NUMBER",
+                                Some(&first_failed),
+                            )
+                            .await?;
+                        self.shards.insert(shard, Checkpoint::Iterator(it));
+                        continue;
+                    }
+                    self.attempts
+                        .insert(shard.clone(), (first_failed.clone(), tries));
                     // Checkpoint just before the first failed record and read again from there.
                     let ok = records
                         .iter()

@@ -1,7 +1,8 @@
-//! `cargo xtask bootstrap|dev|test|build-edge|package`: Keyward's own tooling.
+//! `cargo xtask bootstrap|dev|test|build-edge|package|backfill`: Keyward's own tooling.
 //!
 //! Run from anywhere in the repo: `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 
+mod backfill;
 mod bootstrap;
 mod dev;
 mod edge;
@@ -23,6 +24,7 @@ Commands:
                template/config checks, all tests
   build-edge   build the edge Worker into edge/build/ with worker-build
   package      build deployable artifacts into target/keyward/package/
+  backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
   env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             )
         }
         "package" => package::package(&repo),
+        "backfill" => backfill::backfill(&repo),
         "env" => {
             for (k, v) in bootstrap::tool_env(&repo)? {
                 println!("export {k}='{}'", v.replace('\'', r"'\''"));
