@@ -162,7 +162,8 @@ impl World {
             .expect("the key item exists")
     }
 
-    /// Invokes `sync` directly, as the event source mapping does.
+    /// Invokes a function directly, as the event source mapping (or `aws lambda invoke`) does.
+    /// A long timeout: `cargo lambda watch` compiles a function on its first invocation.
     async fn invoke(&self, function: &str, event: &Value) -> Value {
         let resp = self
             .http
@@ -171,6 +172,7 @@ impl World {
                 self.lambda
             ))
             .json(event)
+            .timeout(Duration::from_secs(900))
             .send()
             .await
             .expect("invoking the function");
@@ -469,7 +471,7 @@ async fn use_through_the_edge_shows_up_as_last_used_at_and_the_days_count(w: Wor
     assert!(last_used.starts_with(&day), "{last_used} is today ({day})");
     let list = app.list_keys(&ws, "").await;
     ok(&list);
-    let listed = list.body["items"]
+    let listed = list.body["data"]
         .as_array()
         .and_then(|a| a.iter().find(|k| k["id"] == json!(id)))
         .cloned()
