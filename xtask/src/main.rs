@@ -3,6 +3,7 @@
 //! Run from anywhere in the repo: `cargo xtask <command>` (an alias in `.cargo/config.toml`).
 
 mod backfill;
+mod bench;
 mod bootstrap;
 mod dev;
 mod edge;
@@ -23,6 +24,7 @@ Commands:
   test         everything a change must pass: fmt, clippy (native + wasm32), edge build,
                template/config checks, all tests
   build-edge   build the edge Worker into edge/build/ with worker-build
+  bench        benchmarks: core, edge (workerd), control plane, Lambda init → target/keyward/bench.json
   package      build deployable artifacts into target/keyward/package/
   backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
   env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
@@ -63,6 +65,7 @@ fn dispatch(args: &[String]) -> Result<()> {
                 "building the edge (run `cargo xtask bootstrap` first if a tool is missing)",
             )
         }
+        "bench" => bench::bench(&repo),
         "package" => package::package(&repo),
         "backfill" => backfill::backfill(&repo),
         "env" => {
