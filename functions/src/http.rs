@@ -233,6 +233,7 @@ pub async fn handle(app: &App, op: Operation, req: Request) -> Response<Body> {
         tracing::info!(
             method = %req.method(),
             path = req.uri().path(),
+            raw_path = req.raw_http_path(),
             status = response.status().as_u16(),
             ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "request handled"

@@ -533,7 +533,16 @@ async fn bad_input_gets_the_documented_status_and_code() {
     let key_path = format!("/v1/workspaces/acme/keys/{kid}");
     let keys = "/v1/workspaces/acme/keys";
     let json_ct = [("content-type", "application/json")];
-    let cases: Vec<(&str, String, Option<Body>, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (method, path, body, headers, status, code)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Option<Body>,
+        Vec<(&'a str, &'a str)>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "POST",
             keys.into(),

@@ -1,0 +1,386 @@
+//! The DynamoDB store against a real moto server started by the test (its own port and table).
+//!
+//! Needs `moto_server`: `$KEYWARD_MOTO_SERVER`, else `.venv/bin/moto_server` at the workspace
+//! root (what `cargo xtask bootstrap` installs), else `moto_server` on `PATH`.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use keyward_common::{KeyId, KeyRecord, KeyStatus, SecretKey, Timestamp};
+use keyward_functions::store::dynamo::DynamoStore;
+use keyward_functions::store::item::{self, GSI1, GSI1PK, GSI1SK, PK, SK};
+use keyward_functions::store::{AuditEvent, KeyQuery, KeyStore, Replace, StoreError, StoredKey};
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYWARD_MOTO_SERVER") {
+        return p.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("moto_server")
+}
+
+fn start_moto() -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(moto_binary())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "moto_server must be installed (cargo xtask bootstrap) or named by KEYWARD_MOTO_SERVER",
+        );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn store(moto: &Moto) -> DynamoStore {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&moto.url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    let client = Client::from_conf(conf);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name("keyward-test")
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![attr(PK), attr(SK), attr(GSI1PK), attr(GSI1SK)]))
+        .set_key_schema(Some(vec![key(PK, KeyType::Hash), key(SK, KeyType::Range)]))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(GSI1)
+                .set_key_schema(Some(vec![
+                    key(GSI1PK, KeyType::Hash),
+                    key(GSI1SK, KeyType::Range),
+                ]))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    DynamoStore::new(client, "keyward-test")
+}
+
+fn secret() -> SecretKey {
+    SecretKey::generate("kw", |b: &mut [u8]| getrandom::fill(b).unwrap()).unwrap()
+}
+
+fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretKey) {
+    let s = secret();
+    let key = StoredKey {
+        record: KeyRecord {
+            id: KeyId::new(ms, [n; 10]),
+            workspace: ws.into(),
+            name: format!("key {n}"),
+            key_prefix: s.presented().display_prefix(),
+            scopes: vec!["read".into()],
+            owner_id: owner.map(Into::into),
+            meta: Some(serde_json::from_str(r#"{"plan":"pro"}"#).unwrap()),
+            status: KeyStatus::Active,
+            created_at: Timestamp(1_795_000_000),
+            updated_at: Timestamp(1_795_000_000),
+            expires_at: None,
+            last_used_at: None,
+            allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
+            rate_limit: None,
+            version: 1,
+        },
+        hash: s.hash(),
+        previous: None,
+    };
+    (key, s)
+}
+
+fn audit(ws: &str, id: &KeyId, action: &str, ms: u64) -> AuditEvent {
+    AuditEvent {
+        id: format!("{ms:013}#{action}"),
+        workspace: ws.into(),
+        at: Timestamp(i64::try_from(ms / 1000).unwrap()),
+        actor: "jwt:test".into(),
+        action: action.into(),
+        key_id: id.to_string(),
+        changed: vec![],
+        request_id: "req".into(),
+        source_ip: None,
+    }
+}
+
+async fn raw(store: &DynamoStore, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+    store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key(PK, AttributeValue::S(pk.into()))
+        .key(SK, AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+async fn counter(store: &DynamoStore, ws: &str) -> String {
+    raw(store, &item::workspace_pk(ws), item::COUNTER_SK)
+        .await
+        .unwrap()[item::ACTIVE_KEYS]
+        .as_n()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
+    let moto = start_moto();
+    let store = store(&moto).await;
+    let ws = "acme";
+
+    // create
+    let (k1, s1) = new_key(ws, 1_795_000_000_001, 1, Some("u1"));
+    store
+        .create(&k1, &audit(ws, &k1.record.id, "key.create", 1), 2)
+        .await
+        .unwrap();
+    let (k2, _) = new_key(ws, 1_795_000_000_002, 2, None);
+    store
+        .create(&k2, &audit(ws, &k2.record.id, "key.create", 2), 2)
+        .await
+        .unwrap();
+    assert_eq!(counter(&store, ws).await, "2");
+    let (k3, _) = new_key(ws, 1_795_000_000_003, 3, None);
+    assert!(matches!(
+        store
+            .create(&k3, &audit(ws, &k3.record.id, "key.create", 3), 2)
+            .await,
+        Err(StoreError::LimitReached)
+    ));
+    assert!(
+        store.get(ws, &k3.record.id).await.unwrap().is_none(),
+        "nothing half-written"
+    );
+    // The same secret twice: the hash item's condition refuses it.
+    let mut dup = k3.clone();
+    dup.hash = k1.hash.clone();
+    assert!(matches!(
+        store
+            .create(&dup, &audit(ws, &dup.record.id, "key.create", 4), 10)
+            .await,
+        Err(StoreError::Duplicate)
+    ));
+    assert_eq!(counter(&store, ws).await, "2");
+    assert!(
+        store.get(ws, &dup.record.id).await.unwrap().is_none(),
+        "nothing half-written"
+    );
+
+    // get + hash lookup
+    assert_eq!(
+        store.get(ws, &k1.record.id).await.unwrap(),
+        Some(k1.clone())
+    );
+    let href = store.find_hash(&s1.hash()).await.unwrap().unwrap();
+    assert_eq!(href.key_id, k1.record.id);
+    assert_eq!(href.status, KeyStatus::Active);
+    assert!(store.get("globex", &k1.record.id).await.unwrap().is_none());
+
+    // list: newest first, pages, owner index, status filter
+    let q = |limit, after, owner: Option<&str>, status| KeyQuery {
+        workspace: ws.into(),
+        status,
+        owner_id: owner.map(Into::into),
+        limit,
+        after,
+    };
+    let page = store.list_keys(&q(1, None, None, None)).await.unwrap();
+    assert_eq!(page.items[0].id, k2.record.id);
+    let next = page.next.clone().expect("a second page");
+    let page2 = store
+        .list_keys(&q(1, Some(next), None, None))
+        .await
+        .unwrap();
+    assert_eq!(page2.items[0].id, k1.record.id);
+    assert!(page2.next.is_none());
+    let owned = store
+        .list_keys(&q(10, None, Some("u1"), None))
+        .await
+        .unwrap();
+    assert_eq!(owned.items.len(), 1);
+    assert_eq!(owned.items[0].id, k1.record.id);
+
+    // update: conditional on the version read
+    let mut v2 = k1.clone();
+    v2.record.name = "renamed".into();
+    v2.record.status = KeyStatus::Disabled;
+    v2.record.version = 2;
+    let change = |before, after, action: &str, ms, delta| {
+        (before, after, audit(ws, &k1.record.id, action, ms), delta)
+    };
+    let (b, a, ev, d) = change(&k1, &v2, "key.update", 10, 0);
+    store
+        .replace(Replace {
+            before: b,
+            after: a,
+            audit: &ev,
+            active_delta: d,
+        })
+        .await
+        .unwrap();
+    let (b, a, ev, d) = change(&k1, &v2, "key.update", 11, 0);
+    assert!(matches!(
+        store
+            .replace(Replace {
+                before: b,
+                after: a,
+                audit: &ev,
+                active_delta: d
+            })
+            .await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert_eq!(
+        store.find_hash(&k1.hash).await.unwrap().unwrap().status,
+        KeyStatus::Disabled,
+        "the hash item follows the status"
+    );
+    let disabled = store
+        .list_keys(&q(10, None, None, Some(KeyStatus::Disabled)))
+        .await
+        .unwrap();
+    assert_eq!(disabled.items.len(), 1);
+
+    // rotate with grace: a new hash item, the old one retiring with a TTL
+    let s4 = secret();
+    let mut v3 = v2.clone();
+    v3.record.version = 3;
+    v3.hash = s4.hash();
+    v3.previous = Some((k1.hash.clone(), 1_795_000_600));
+    let (b, a, ev, d) = change(&v2, &v3, "key.rotate", 20, 0);
+    store
+        .replace(Replace {
+            before: b,
+            after: a,
+            audit: &ev,
+            active_delta: d,
+        })
+        .await
+        .unwrap();
+    let old = raw(&store, &item::hash_pk(&k1.hash), item::HASH_SK)
+        .await
+        .unwrap();
+    assert_eq!(old[item::TTL].as_n().unwrap(), "1795087000");
+    assert_eq!(
+        store.find_hash(&k1.hash).await.unwrap().unwrap().retires_at,
+        Some(1_795_000_600)
+    );
+    assert_eq!(
+        store.get(ws, &k1.record.id).await.unwrap(),
+        Some(v3.clone())
+    );
+
+    // rotate again without grace: both earlier hashes go
+    let s5 = secret();
+    let mut v4 = v3.clone();
+    v4.record.version = 4;
+    v4.hash = s5.hash();
+    v4.previous = None;
+    let (b, a, ev, d) = change(&v3, &v4, "key.rotate", 30, 0);
+    store
+        .replace(Replace {
+            before: b,
+            after: a,
+            audit: &ev,
+            active_delta: d,
+        })
+        .await
+        .unwrap();
+    assert!(store.find_hash(&k1.hash).await.unwrap().is_none());
+    assert!(store.find_hash(&s4.hash()).await.unwrap().is_none());
+    assert!(store.find_hash(&s5.hash()).await.unwrap().is_some());
+
+    // revoke: counter down, hash item marked
+    let mut v5 = v4.clone();
+    v5.record.version = 5;
+    v5.record.status = KeyStatus::Revoked;
+    let (b, a, ev, d) = change(&v4, &v5, "key.revoke", 40, -1);
+    store
+        .replace(Replace {
+            before: b,
+            after: a,
+            audit: &ev,
+            active_delta: d,
+        })
+        .await
+        .unwrap();
+    assert_eq!(counter(&store, ws).await, "1");
+    assert_eq!(
+        store.find_hash(&s5.hash()).await.unwrap().unwrap().status,
+        KeyStatus::Revoked
+    );
+    // ...which frees a slot under the cap.
+    store
+        .create(&k3, &audit(ws, &k3.record.id, "key.create", 50), 2)
+        .await
+        .unwrap();
+
+    // audit: newest first, paged
+    let page = store.list_audit(ws, 3, None).await.unwrap();
+    let actions: Vec<&str> = page.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["key.create", "key.revoke", "key.rotate"]);
+    let rest = store.list_audit(ws, 10, page.next.as_ref()).await.unwrap();
+    assert_eq!(rest.items.len(), 4);
+    assert!(rest.next.is_none());
+}
