@@ -111,6 +111,30 @@ impl DynamoStore {
         }
     }
 
+    /// Runs a transaction, retrying a few times when it only collided with a concurrent one:
+    /// safe, because every item's condition is checked again on each attempt.
+    async fn transact_retrying(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), Vec<Option<String>>> {
+        let mut attempt = 0u64;
+        loop {
+            match self.transact(items.clone()).await {
+                Err(r)
+                    if conflicted(&r)
+                        && !r
+                            .iter()
+                            .any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
+                        && attempt < 4 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(15 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn query_page(
         &self,
         spec: QuerySpec<'_>,
@@ -213,11 +237,17 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Whether the transaction's item `index` failed its condition.
 fn failed(reasons: &[Option<String>], index: usize) -> bool {
+    reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+}
+
+/// Whether another transaction touched the same items at the same moment (e.g. two creates in
+/// one workspace both updating its counter).
+fn conflicted(reasons: &[Option<String>]) -> bool {
     reasons
-        .get(index)
-        .and_then(Option::as_deref)
-        .is_some_and(|c| c != "None")
+        .iter()
+        .any(|c| c.as_deref() == Some("TransactionConflict"))
 }
 
 fn other(reasons: &[Option<String>]) -> StoreError {
@@ -244,7 +274,7 @@ impl KeyStore for DynamoStore {
             self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
             self.counter(ws, 1, Some(cap))?,
         ];
-        match self.transact(items).await {
+        match self.transact_retrying(items).await {
             Ok(()) => Ok(()),
             Err(r) if failed(&r, 3) => Err(StoreError::LimitReached),
             Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
@@ -311,16 +341,10 @@ impl KeyStore for DynamoStore {
         if change.active_delta != 0 {
             items.push(self.counter(&r.workspace, change.active_delta, None)?);
         }
-        match self.transact(items).await {
+        match self.transact_retrying(items).await {
             Ok(()) => Ok(()),
-            // A version mismatch, or another transaction on the same key at the same moment.
-            Err(r)
-                if failed(&r, 0)
-                    || r.iter()
-                        .any(|c| c.as_deref() == Some("TransactionConflict")) =>
-            {
-                Err(StoreError::VersionConflict)
-            }
+            // A version mismatch, or still another transaction on the same items after retries.
+            Err(r) if failed(&r, 0) || conflicted(&r) => Err(StoreError::VersionConflict),
             Err(r) if r.len() > 2 && (2..r.len()).any(|i| failed(&r, i)) => {
                 Err(StoreError::Duplicate)
             }
