@@ -878,11 +878,18 @@ async fn a_root_key_works_only_with_the_permission_in_its_own_workspace() {
         )
         .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
-    let audit = w
-        .call("GET", "/v1/workspaces/acme/audit?limit=1", &root_key, None)
-        .await;
-    assert_eq!(audit.body["data"][0]["actor"], format!("key:{root_id}"));
     let child = id(&made);
+    let audit = w
+        .call("GET", "/v1/workspaces/acme/audit", &root_key, None)
+        .await;
+    let event = audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key_id"] == child.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(event["actor"], format!("key:{root_id}"));
     let r = w
         .call(
             "DELETE",
