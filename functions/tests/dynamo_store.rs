@@ -269,6 +269,19 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     let change = |before, after, action: &str, ms, delta| {
         (before, after, audit(ws, &k1.record.id, action, ms), delta)
     };
+    // The usage function moves last_used_at forward between the read and the write.
+    let (pk, sk) = (item::workspace_pk(ws), item::key_sk(&k1.record.id));
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key(PK, AttributeValue::S(pk.clone()))
+        .key(SK, AttributeValue::S(sk.clone()))
+        .update_expression("SET last_used_at = :t")
+        .expression_attribute_values(":t", AttributeValue::N("1900000000".into()))
+        .send()
+        .await
+        .unwrap();
     let (b, a, ev, d) = change(&k1, &v2, "key.update", 10, 0);
     store
         .replace(Replace {
@@ -279,6 +292,16 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
         })
         .await
         .unwrap();
+    let stored = raw(&store, &pk, &sk).await.unwrap();
+    assert_eq!(
+        stored.get("last_used_at"),
+        Some(&AttributeValue::N("1900000000".into())),
+        "a mutation never moves last_used_at back"
+    );
+    assert_eq!(
+        stored.get("name"),
+        Some(&AttributeValue::S("renamed".into()))
+    );
     let (b, a, ev, d) = change(&k1, &v2, "key.update", 11, 0);
     assert!(matches!(
         store
@@ -326,10 +349,9 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
         store.find_hash(&k1.hash).await.unwrap().unwrap().retires_at,
         Some(1_795_000_600)
     );
-    assert_eq!(
-        store.get(ws, &k1.record.id).await.unwrap(),
-        Some(v3.clone())
-    );
+    let mut expected = v3.clone();
+    expected.record.last_used_at = Some(Timestamp(1_900_000_000));
+    assert_eq!(store.get(ws, &k1.record.id).await.unwrap(), Some(expected));
 
     // rotate again without grace: both earlier hashes go
     let s5 = secret();

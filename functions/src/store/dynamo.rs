@@ -63,6 +63,52 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put.build()?).build())
     }
 
+    /// The key item's write in a mutation: an update conditional on the version that was read.
+    ///
+    /// It sets every attribute of `after` and removes those `before` had and `after` lacks, but
+    /// never touches `last_used_at`: the `usage` function moves that forward concurrently, and a
+    /// whole-item put would move it back.
+    fn key_update(
+        &self,
+        before: &StoredKey,
+        after: &StoredKey,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let skip = |k: &str| k == PK || k == SK || k == item::key::LAST_USED_AT;
+        let after_item = item::key_to_item(after);
+        let gone: Vec<String> = item::key_to_item(before)
+            .into_keys()
+            .filter(|k| !skip(k) && !after_item.contains_key(k))
+            .collect();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(&after.record.workspace)))
+            .key(SK, s(item::key_sk(&after.record.id)))
+            .condition_expression("#expected_version = :expected_version")
+            .expression_attribute_names("#expected_version", item::key::VERSION)
+            .expression_attribute_values(":expected_version", n(before.record.version));
+        let mut sets = Vec::new();
+        for (i, (name, value)) in after_item.into_iter().filter(|(k, _)| !skip(k)).enumerate() {
+            sets.push(format!("#s{i} = :s{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), name)
+                .expression_attribute_values(format!(":s{i}"), value);
+        }
+        let mut removes = Vec::new();
+        for (i, name) in gone.into_iter().enumerate() {
+            removes.push(format!("#r{i}"));
+            update = update.expression_attribute_names(format!("#r{i}"), name);
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .context("building key update")?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     fn counter(
         &self,
         workspace: &str,
@@ -303,19 +349,8 @@ impl KeyStore for DynamoStore {
 
     async fn replace(&self, change: Replace<'_>) -> Result<(), StoreError> {
         let r = &change.after.record;
-        let mut key_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item::key_to_item(change.after)))
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#v", item::key::VERSION)
-            .expression_attribute_values(":v", n(change.before.record.version));
-        key_put = key_put.return_values_on_condition_check_failure(
-            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::None,
-        );
         let mut items = vec![
-            TransactWriteItem::builder()
-                .put(key_put.build().context("building key put")?)
-                .build(),
+            self.key_update(change.before, change.after)?,
             self.put(
                 item::audit_to_item(change.audit),
                 Some("attribute_not_exists(PK)"),
