@@ -61,7 +61,11 @@ pub fn bench(repo: &Path) -> Result<()> {
             "--bin",
             "bench_control",
         ]))?;
-        run(cmd(repo.join("target/debug/bench_control"), repo, &env).arg(&control_json))
+        // 100 per operation: moto copies its whole table state per transaction, so later
+        // requests slow down as the table grows; more requests mostly measure moto.
+        run(cmd(repo.join("target/debug/bench_control"), repo, &env)
+            .arg(&control_json)
+            .arg("100"))
     })?;
     let control_raw = read_json(&control_json)?;
     let lambda = step("lambda init", || lambda_init(repo, &env))?;
