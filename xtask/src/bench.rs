@@ -117,7 +117,7 @@ fn ensure_wrk() -> Result<()> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !apt(&["install", "-y", "wrk"]) && !(apt(&["update"]) && apt(&["install", "-y", "wrk"])) {
+    if !(apt(&["install", "-y", "wrk"]) || (apt(&["update"]) && apt(&["install", "-y", "wrk"]))) {
         bail!(
             "could not install wrk with apt-get; install it (`apt-get install -y wrk`) and retry"
         );
