@@ -6,5 +6,6 @@ pub mod origin;
 pub mod poller;
 pub mod process;
 pub mod router;
+pub mod scenarios;
 pub mod stack;
 pub mod table;

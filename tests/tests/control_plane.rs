@@ -79,35 +79,7 @@ const SCENARIOS: &[(&str, Scenario)] = scenarios![
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filters: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
-    let selected: Vec<&(&str, Scenario)> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
-        .collect();
-    if args.iter().any(|a| a == "--list") {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
-        return;
-    }
-    if selected.is_empty() {
-        println!("running 0 tests (no scenario matches {filters:?}; the stack was not started)");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("building the tokio runtime");
-    let failed = runtime.block_on(run(&selected));
-    drop(runtime);
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    keyward_tests::scenarios::main(SCENARIOS, |selected| async move { run(&selected).await });
 }
 
 async fn run(selected: &[&(&str, Scenario)]) -> usize {

@@ -1,0 +1,44 @@
+//! The runner shared by the end-to-end test binaries (`harness = false`): picks the scenarios
+//! named on the command line, answers `--list`, and maps failures to libtest's exit code.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs the scenarios selected by the command line (all when no filter is given) through
+/// `run`, which starts the stack once and returns how many scenarios failed; exits 101 when
+/// any did. With `--list` it only lists them, and when nothing matches it starts nothing.
+pub fn main<S: 'static, F, Fut>(scenarios: &'static [(&'static str, S)], run: F)
+where
+    F: FnOnce(Vec<&'static (&'static str, S)>) -> Fut,
+    Fut: Future<Output = usize>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let selected: Vec<&'static (&'static str, S)> = scenarios
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return;
+    }
+    if selected.is_empty() {
+        println!("running 0 tests (no scenario matches {filters:?}; the stack was not started)");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let failed = runtime.block_on(run(selected));
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
