@@ -42,3 +42,14 @@ where
         std::process::exit(101);
     }
 }
+
+/// One end-to-end scenario: an async test taking the binary's shared world `W`.
+pub type Scenario<W> = fn(W) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// `scenarios![a, b, …]`: the named async test functions as `(name, Scenario<W>)` pairs.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), (|w| Box::pin($name(w))) as $crate::scenarios::Scenario<_>)),*]
+    };
+}

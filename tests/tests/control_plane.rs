@@ -11,8 +11,6 @@
 //! scenario runs last, over every secret the run created.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use keyward_common::PresentedKey;
@@ -56,15 +54,9 @@ impl World {
     }
 }
 
-type Scenario = fn(World) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+type Scenario = keyward_tests::scenarios::Scenario<World>;
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        &[$((stringify!($name), (|w| Box::pin($name(w))) as Scenario)),*]
-    };
-}
-
-const SCENARIOS: &[(&str, Scenario)] = scenarios![
+const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     the_whole_lifecycle_of_a_key_works_over_http,
     lists_page_newest_first_with_an_opaque_cursor,
     a_caller_of_another_workspace_gets_404_for_every_path_of_its_keys,

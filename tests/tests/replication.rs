@@ -10,8 +10,6 @@
 //! workspace. Measured propagation times are printed.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -185,15 +183,9 @@ fn ok(r: &ApiResponse) -> &ApiResponse {
     r.expect_status(200)
 }
 
-type Scenario = fn(World) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+type Scenario = keyward_tests::scenarios::Scenario<World>;
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        &[$((stringify!($name), (|w| Box::pin($name(w))) as Scenario)),*]
-    };
-}
-
-const SCENARIOS: &[(&str, Scenario)] = scenarios![
+const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     a_created_key_passes_the_edge_within_two_seconds_and_the_origin_sees_its_identity,
     scope_and_status_changes_are_enforced_at_the_edge_within_two_seconds,
     a_rotation_with_grace_lets_both_secrets_pass_until_the_grace_ends,
