@@ -44,6 +44,9 @@ pub struct ControlPlaneOptions {
     pub log_dir: Option<PathBuf>,
     /// Build the functions before starting `cargo lambda watch` (so no invocation compiles).
     pub prebuild: bool,
+    /// Create the table with its stream (replication needs it). Off only for the control-plane
+    /// benchmark: see [`table::create_table_with`].
+    pub stream: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -56,6 +59,7 @@ impl Default for ControlPlaneOptions {
             concurrency: 1,
             log_dir: None,
             prebuild: true,
+            stream: true,
         }
     }
 }
@@ -150,8 +154,13 @@ impl ControlPlane {
 
         // moto first: the table must exist before a function reads it.
         let moto_port = free_port()?;
-        let mut cmd = Command::new(venv.join("moto_server"));
-        cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
+        let mut cmd = Command::new(venv.join("python"));
+        cmd.arg(root.join("tests/moto_server.py")).args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &moto_port.to_string(),
+        ]);
         let moto = Managed::spawn("moto_server", cmd, &log_dir.join("moto.log"))
             .context("starting moto_server (run `cargo xtask bootstrap`)")?;
         let moto = wait_blocking(moto, moto_port, Duration::from_secs(60)).await?;
@@ -160,7 +169,7 @@ impl ControlPlane {
         let dynamodb = dynamodb_client(&moto_url);
         let table = format!("keyward-e2e-{run_id}");
         let definition = table::load_table_definition()?;
-        table::create_table(&dynamodb, &table, &definition)
+        table::create_table_with(&dynamodb, &table, &definition, opts.stream)
             .await
             .with_context(|| format!("creating table {table} on moto"))?;
 
