@@ -1,4 +1,11 @@
-//! The Worker's configuration, read from its vars and secrets on each request (cheap: a few strings).
+//! The Worker's configuration, read from its vars and secrets once per isolate.
+//!
+//! Vars and secrets are fixed for a deployed version: changing one deploys a new version, which
+//! runs in new isolates. So the first request of an isolate reads and parses them, and every
+//! later one reuses the result (a configuration error is not cached: each request reports it).
+
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 use keyward_common::route::{RouteRule, parse_rules};
 use worker::Env;
@@ -45,6 +52,23 @@ pub enum ConfigError {
     /// A number var is not a number.
     #[error("{0} must be a whole number of seconds")]
     Seconds(&'static str),
+}
+
+thread_local! {
+    static CACHED: OnceCell<Rc<Config>> = const { OnceCell::new() };
+}
+
+/// This isolate's configuration, read from `env` on first use.
+///
+/// # Errors
+/// A [`ConfigError`] naming the var that is wrong (tried again on the next request).
+pub fn cached(env: &Env) -> Result<Rc<Config>, ConfigError> {
+    if let Some(config) = CACHED.with(|c| c.get().cloned()) {
+        return Ok(config);
+    }
+    let config = Rc::new(Config::from_env(env)?);
+    CACHED.with(|c| c.get_or_init(|| Rc::clone(&config)).clone());
+    Ok(config)
 }
 
 impl Config {

@@ -20,27 +20,27 @@ mod sync;
 mod usage;
 
 use std::net::IpAddr;
-use std::rc::Rc;
 
 use keyward_common::{FieldError, Problem, RequestContext};
-use worker::{Context, Env, Request, Response, Result, RouteContext, Router, event};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Context, Env, Request, Result, event, web_sys};
 
 pub use ratelimit::RateLimiter;
 
 use crate::config::Config;
 
-/// What every route handler gets besides the request.
-#[derive(Debug)]
-struct App {
-    ctx: Context,
-    config: Config,
-}
+/// The verify API's path.
+const VERIFY_PATH: &str = "/v1/keys/verify";
+/// Prefix of the internal routes, never proxied.
+const INTERNAL_PREFIX: &str = "/_keyward/";
 
-type Route = RouteContext<Rc<App>>;
-
+/// Routes by method and path. The hot paths stay close to the runtime: the request is only
+/// wrapped in `worker::Request` for the proxy and the sync route, and the verify API answers
+/// with a `web_sys::Response` built directly (see `respond::verdict`).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let config = match Config::from_env(&env) {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    let config = match config::cached(&env) {
         Ok(c) => c,
         Err(err) => {
             worker::console_error!("configuration: {err}");
@@ -48,30 +48,53 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                 500,
                 "misconfigured",
                 "The edge is misconfigured; see its logs.",
-            ));
+            ))
+            .map(Into::into);
         }
     };
-    router(Rc::new(App { ctx, config })).run(req, env).await
-}
-
-fn router<'a>(app: Rc<App>) -> Router<'a, Rc<App>> {
-    Router::with_data(app)
-        .post_async("/v1/keys/verify", verify_api)
-        .post_async("/_keyward/sync", |req, rc: Route| async move {
-            sync::handle(req, &rc.env, &rc.data.config).await
-        })
-        .get("/_keyward/health", |_, _| {
-            respond::json(&serde_json::json!({ "status": "ok" }), 200)
-        })
-        .or_else_any_method("/_keyward/*rest", |_, _| {
+    let method = req.method();
+    let url = req.url();
+    let path = path_of(&url);
+    match (method.as_str(), path) {
+        ("POST", VERIFY_PATH) => verify_api(req, &env, &ctx, &config).await,
+        (_, VERIFY_PATH) => method_not_allowed("POST"),
+        ("POST", "/_keyward/sync") => sync::handle(Request::from(req), &env, &config)
+            .await
+            .map(Into::into),
+        (_, "/_keyward/sync") => method_not_allowed("POST"),
+        ("GET" | "HEAD", "/_keyward/health") => {
+            respond::json(&serde_json::json!({ "status": "ok" }), 200).map(Into::into)
+        }
+        (_, "/_keyward/health") => method_not_allowed("GET, HEAD"),
+        (_, p) if p.starts_with(INTERNAL_PREFIX) || p == "/_keyward" => {
             respond::problem(&Problem::new(404, "not_found", "No such internal route."))
-        })
-        .or_else_any_method_async("/", proxy_route)
-        .or_else_any_method_async("/*path", proxy_route)
+                .map(Into::into)
+        }
+        _ => proxy::handle(Request::from(req), &env, &ctx, &config)
+            .await
+            .map(Into::into),
+    }
 }
 
-async fn proxy_route(req: Request, rc: Route) -> Result<Response> {
-    proxy::handle(req, &rc.env, &rc.data.ctx, &rc.data.config).await
+/// The path of a serialized URL (`scheme://host[:port]/path?query#fragment`), percent-encoded
+/// as sent.
+fn path_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    &path[..end]
+}
+
+/// 405 problem+json with `Allow`.
+fn method_not_allowed(allow: &str) -> Result<web_sys::Response> {
+    let mut resp = respond::problem(&Problem::new(
+        405,
+        "method_not_allowed",
+        "This route does not accept this method; see the Allow header.",
+    ))?;
+    resp.headers_mut().set("allow", allow)?;
+    Ok(resp.into())
 }
 
 /// The verify API's body: `{key, scope?, ip?}`.
@@ -86,18 +109,26 @@ struct VerifyBody {
 }
 
 /// `POST /v1/keys/verify`: always 200 with the verdict, except for a body that is not JSON.
-async fn verify_api(mut req: Request, rc: Route) -> Result<Response> {
+async fn verify_api(
+    req: web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+) -> Result<web_sys::Response> {
     let bad = |field: &str, message: &str| {
         respond::problem(&Problem::validation(vec![FieldError::new(field, message)]))
+            .map(Into::into)
     };
-    let body: VerifyBody = match serde_json::from_slice(&req.bytes().await?) {
-        Ok(b) => b,
-        Err(_) => {
-            return bad(
-                "body",
-                "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}",
-            );
-        }
+    let text = JsFuture::from(req.text().map_err(js_error)?)
+        .await
+        .map_err(js_error)?
+        .as_string()
+        .unwrap_or_default();
+    let Ok(body) = serde_json::from_str::<VerifyBody>(&text) else {
+        return bad(
+            "body",
+            "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}",
+        );
     };
     let client_ip = match body.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
         Some(Err(_)) => return bad("ip", "must be an IPv4 or IPv6 address"),
@@ -109,16 +140,29 @@ async fn verify_api(mut req: Request, rc: Route) -> Result<Response> {
         required_scope: body.scope.filter(|s| !s.is_empty()),
     };
     // A missing or non-string key is simply not a well-formed key: MALFORMED, not a 400.
-    let key = body.key.as_str();
-    let app = &rc.data;
-    let checked = match check::check(&rc.env, &app.ctx, &app.config, key, &request).await {
-        Ok(c) => c,
-        Err(err) => return respond::internal("verifying a key", &err),
-    };
-    let mut resp = respond::json(&checked.verdict, 200)?;
-    if let Some(state) = &checked.verdict.ratelimit {
-        respond::rate_limit_headers(resp.headers_mut(), state)?;
+    match check::check(env, ctx, config, body.key.as_str(), &request).await {
+        Ok(checked) => respond::verdict(&checked),
+        Err(err) => respond::internal("verifying a key", &err).map(Into::into),
     }
-    respond::kv_reads(&mut resp, checked.kv_reads)?;
-    Ok(resp)
+}
+
+fn js_error(err: JsValue) -> worker::Error {
+    worker::Error::from(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn path_of_a_url_drops_origin_query_and_fragment() {
+        assert_eq!(
+            path_of("https://api.example.com/v1/keys/verify"),
+            "/v1/keys/verify"
+        );
+        assert_eq!(path_of("http://127.0.0.1:8787/a/b?c=d#e"), "/a/b");
+        assert_eq!(path_of("http://127.0.0.1:8787"), "/");
+        assert_eq!(path_of("http://h/?q"), "/");
+        assert_eq!(path_of("http://h/%5Fkeyward/x"), "/%5Fkeyward/x");
+    }
 }

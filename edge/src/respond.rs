@@ -2,7 +2,52 @@
 
 use keyward_common::problem::CONTENT_TYPE;
 use keyward_common::{Problem, RateLimitState, Verdict};
-use worker::{Headers, Response, Result};
+use worker::{Headers, Response, Result, web_sys};
+
+use crate::check::Checked;
+
+thread_local! {
+    /// `{status: 200, headers: {content-type: application/json}}`, built once per isolate: the
+    /// `Response` constructor copies what it needs from an init, so one can serve every answer.
+    static JSON_200: web_sys::ResponseInit = json_200_init();
+}
+
+fn json_200_init() -> web_sys::ResponseInit {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(200);
+    if let Ok(headers) = web_sys::Headers::new() {
+        let _ = headers.set("content-type", "application/json");
+        init.set_headers_headers(&headers);
+    }
+    init
+}
+
+/// The verify API's 200 answer: the verdict as JSON, plus the rate-limit headers when the key has
+/// a limit. Built as a `web_sys::Response` directly; the common case (no extra header) reuses
+/// one `ResponseInit`, so an answer costs one call into the runtime.
+///
+/// # Errors
+/// Only if the runtime refuses to build a response.
+pub fn verdict(checked: &Checked) -> Result<web_sys::Response> {
+    let body = serde_json::to_string(&checked.verdict)?;
+    let extra = checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks");
+    let resp = if extra {
+        let headers = web_sys::Headers::new()?;
+        headers.set("content-type", "application/json")?;
+        let wrapped = Headers(headers);
+        if let Some(state) = &checked.verdict.ratelimit {
+            rate_limit_headers(&wrapped, state)?;
+        }
+        kv_reads_header(&wrapped, checked.kv_reads)?;
+        let init = web_sys::ResponseInit::new();
+        init.set_status(200);
+        init.set_headers_headers(&wrapped.0);
+        web_sys::Response::new_with_opt_str_and_init(Some(&body), &init)?
+    } else {
+        JSON_200.with(|init| web_sys::Response::new_with_opt_str_and_init(Some(&body), init))?
+    };
+    Ok(resp)
+}
 
 /// A JSON body with `status`.
 ///
@@ -79,18 +124,18 @@ pub fn rate_limit_headers(headers: &Headers, state: &RateLimitState) -> Result<(
 ///
 /// # Errors
 /// When the headers are immutable.
-#[cfg(feature = "test-hooks")]
 pub fn kv_reads(resp: &mut Response, reads: u32) -> Result<()> {
-    resp.headers_mut()
-        .set("x-keyward-kv-reads", &reads.to_string())
+    kv_reads_header(resp.headers_mut(), reads)
+}
+
+#[cfg(feature = "test-hooks")]
+fn kv_reads_header(headers: &Headers, reads: u32) -> Result<()> {
+    headers.set("x-keyward-kv-reads", &reads.to_string())
 }
 
 /// Release builds count nothing.
-///
-/// # Errors
-/// Never.
 #[cfg(not(feature = "test-hooks"))]
 #[allow(clippy::unnecessary_wraps)]
-pub fn kv_reads(_resp: &mut Response, _reads: u32) -> Result<()> {
+fn kv_reads_header(_headers: &Headers, _reads: u32) -> Result<()> {
     Ok(())
 }

@@ -583,6 +583,35 @@ async fn internal_routes_are_never_proxied() {
         body.get("method").is_none(),
         "the origin never saw it: {body}"
     );
+    // A wrong method on a known route: 405 problem+json with Allow, never proxied.
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/v1/keys/verify", "POST"),
+        (reqwest::Method::GET, "/_keyward/sync", "POST"),
+        (reqwest::Method::POST, "/_keyward/health", "GET, HEAD"),
+    ] {
+        let resp = client()
+            .request(method.clone(), format!("{}{path}", edge().url()))
+            .bearer_auth(key.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["code"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+    }
 }
 
 #[tokio::test]

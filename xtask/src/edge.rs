@@ -26,13 +26,7 @@ pub fn build_edge(repo: &Path, env: &[(String, String)]) -> Result<EdgeBuild> {
     run(cmd("worker-build", &edge, env).args(["--profile", EDGE_PROFILE]))?;
 
     let dir = edge.join("build");
-    let shim = dir.join("worker/shim.mjs");
-    if !shim.is_file() {
-        bail!(
-            "worker-build finished but {} is missing; wrangler.toml's `main` points there",
-            shim.display()
-        );
-    }
+    install_entry(&edge, &dir)?;
     let mut wasm = Vec::new();
     collect_wasm(&dir, &mut wasm)?;
     if wasm.is_empty() {
@@ -51,6 +45,28 @@ pub fn build_edge(repo: &Path, env: &[(String, String)]) -> Result<EdgeBuild> {
         );
     }
     Ok(EdgeBuild { dir, wasm })
+}
+
+/// Writes `edge/js/entry.mjs` over worker-build's `worker/shim.mjs` in `out` (wrangler.toml's
+/// `main`): a plain module worker around worker-build's handler (see that file). Refuses a
+/// bundle without the init state the entry relies on (a worker-build other than the pinned one).
+///
+/// # Errors
+/// When the bundle is not what the entry expects, or a file cannot be written.
+pub fn install_entry(edge: &Path, out: &Path) -> Result<()> {
+    let shim = out.join("worker/shim.mjs");
+    let index = fs::read_to_string(out.join("index.js"))
+        .with_context(|| format!("reading {}/index.js", out.display()))?;
+    if !shim.is_file() || !index.contains("__worker_init_state") {
+        bail!(
+            "worker-build's output in {} is not the shape edge/js/entry.mjs expects \
+             (worker/shim.mjs and __worker_init_state in index.js); is worker-build the pinned one?",
+            out.display()
+        );
+    }
+    fs::copy(edge.join("js/entry.mjs"), &shim)
+        .with_context(|| format!("writing {}", shim.display()))?;
+    Ok(())
 }
 
 fn collect_wasm(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
