@@ -48,36 +48,83 @@ pub async fn check(
     key: Option<&str>,
     request: &RequestContext,
 ) -> Result<Checked> {
-    let malformed = Checked {
-        verdict: Verdict::anonymous(VerdictCode::Malformed),
-        kv_reads: 0,
-    };
-    let Some(presented) = key.and_then(|k| PresentedKey::parse(k).ok()) else {
-        return Ok(malformed);
+    let Some(presented) = parse(key) else {
+        return Ok(malformed());
     };
     let now_ms = now_ms();
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let (entry, kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
-    let mut verdict = keyward_common::verify(&presented, entry.as_ref(), request, now);
+    let mut verdict = keyward_common::verify(&presented, entry.as_ref(), request, secs(now_ms));
     // A found key with a limit always reports its window; only a still-valid request counts.
-    if let Some(entry) = entry.as_ref().filter(|_| verdict.key_id.is_some()) {
-        if let Some(limit) = &entry.rate_limit {
-            let peek = !verdict.valid;
-            let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek).await?;
-            verdict = verdict.with_rate_limit(hit.state, hit.allowed || peek);
-        }
-        if verdict.valid {
-            usage::record(
-                ctx,
-                cfg.usage_url.as_deref(),
-                cfg.sync_secret.as_deref(),
-                cfg.usage_flush_ms,
-                (&entry.key_id, &entry.workspace),
-                now_ms,
-            );
-        }
+    if let Some((entry, limit)) = entry
+        .as_ref()
+        .filter(|_| verdict.key_id.is_some())
+        .and_then(|e| Some((e, e.rate_limit.as_ref()?)))
+    {
+        let peek = !verdict.valid;
+        let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek).await?;
+        verdict = verdict.with_rate_limit(hit.state, hit.allowed || peek);
     }
+    record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
     Ok(Checked { verdict, kv_reads })
+}
+
+/// [`check`] for the verdicts that need no I/O: a malformed key, or a key whose lookup is in
+/// this isolate's cache and that has no rate limit. `None` means [`check`] is needed.
+pub fn check_now(
+    ctx: &Context,
+    cfg: &Config,
+    key: Option<&str>,
+    request: &RequestContext,
+) -> Option<Checked> {
+    let Some(presented) = parse(key) else {
+        return Some(malformed());
+    };
+    let now_ms = now_ms();
+    let entry = CACHE.with_borrow_mut(|c| c.get(presented.hash().as_str(), now_ms))?;
+    if entry.as_ref().is_some_and(|e| e.rate_limit.is_some()) {
+        return None;
+    }
+    let verdict = keyward_common::verify(&presented, entry.as_ref(), request, secs(now_ms));
+    record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
+    Some(Checked {
+        verdict,
+        kv_reads: 0,
+    })
+}
+
+fn parse(key: Option<&str>) -> Option<PresentedKey> {
+    key.and_then(|k| PresentedKey::parse(k).ok())
+}
+
+fn malformed() -> Checked {
+    Checked {
+        verdict: Verdict::anonymous(VerdictCode::Malformed),
+        kv_reads: 0,
+    }
+}
+
+fn secs(now_ms: u64) -> i64 {
+    i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)
+}
+
+/// Counts a valid request of a found key in usage.
+fn record_usage(
+    ctx: &Context,
+    cfg: &Config,
+    entry: Option<&EdgeEntry>,
+    verdict: &Verdict,
+    now_ms: u64,
+) {
+    if let Some(entry) = entry.filter(|_| verdict.valid) {
+        usage::record(
+            ctx,
+            cfg.usage_url.as_deref(),
+            cfg.sync_secret.as_deref(),
+            cfg.usage_flush_ms,
+            (&entry.key_id, &entry.workspace),
+            now_ms,
+        );
+    }
 }
 
 async fn lookup(

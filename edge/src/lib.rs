@@ -22,8 +22,9 @@ mod usage;
 use std::net::IpAddr;
 
 use keyward_common::{FieldError, Problem, RequestContext};
-use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Env, Request, Result, event, web_sys};
 
 pub use ratelimit::RateLimiter;
@@ -42,15 +43,7 @@ const INTERNAL_PREFIX: &str = "/_keyward/";
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let config = match config::cached(&env) {
         Ok(c) => c,
-        Err(err) => {
-            worker::console_error!("configuration: {err}");
-            return respond::problem(&Problem::new(
-                500,
-                "misconfigured",
-                "The edge is misconfigured; see its logs.",
-            ))
-            .map(Into::into);
-        }
+        Err(err) => return misconfigured(&err),
     };
     let method = req.method();
     let url = req.url();
@@ -108,6 +101,37 @@ struct VerifyBody {
     ip: Option<String>,
 }
 
+/// A verify request read from its body: the key (a missing or non-string key is simply not a
+/// well-formed key: MALFORMED, not a 400) and the context to check it in.
+struct VerifyRequest {
+    key: Option<String>,
+    context: RequestContext,
+}
+
+/// Parses the verify API's body; a body that is not the expected JSON is a 400 problem.
+fn parse_verify(text: &str) -> std::result::Result<VerifyRequest, Problem> {
+    let bad =
+        |field: &str, message: &str| Problem::validation(vec![FieldError::new(field, message)]);
+    let Ok(body) = serde_json::from_str::<VerifyBody>(text) else {
+        return Err(bad(
+            "body",
+            "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}",
+        ));
+    };
+    let client_ip = match body.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
+        Some(Err(_)) => return Err(bad("ip", "must be an IPv4 or IPv6 address")),
+        Some(Ok(ip)) => Some(ip),
+        None => None,
+    };
+    Ok(VerifyRequest {
+        key: body.key.as_str().map(str::to_owned),
+        context: RequestContext {
+            client_ip,
+            required_scope: body.scope.filter(|s| !s.is_empty()),
+        },
+    })
+}
+
 /// `POST /v1/keys/verify`: always 200 with the verdict, except for a body that is not JSON.
 async fn verify_api(
     req: web_sys::Request,
@@ -115,35 +139,83 @@ async fn verify_api(
     ctx: &Context,
     config: &Config,
 ) -> Result<web_sys::Response> {
-    let bad = |field: &str, message: &str| {
-        respond::problem(&Problem::validation(vec![FieldError::new(field, message)]))
-            .map(Into::into)
-    };
     let text = JsFuture::from(req.text().map_err(js_error)?)
         .await
         .map_err(js_error)?
         .as_string()
         .unwrap_or_default();
-    let Ok(body) = serde_json::from_str::<VerifyBody>(&text) else {
-        return bad(
-            "body",
-            "must be a JSON object {\"key\", \"scope\"?, \"ip\"?}",
-        );
+    verify_text(&text, env, ctx, config).await
+}
+
+async fn verify_text(
+    text: &str,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+) -> Result<web_sys::Response> {
+    let verify = match parse_verify(text) {
+        Ok(v) => v,
+        Err(problem) => return respond::problem(&problem).map(Into::into),
     };
-    let client_ip = match body.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
-        Some(Err(_)) => return bad("ip", "must be an IPv4 or IPv6 address"),
-        Some(Ok(ip)) => Some(ip),
-        None => None,
-    };
-    let request = RequestContext {
-        client_ip,
-        required_scope: body.scope.filter(|s| !s.is_empty()),
-    };
-    // A missing or non-string key is simply not a well-formed key: MALFORMED, not a 400.
-    match check::check(env, ctx, config, body.key.as_str(), &request).await {
+    match check::check(env, ctx, config, verify.key.as_deref(), &verify.context).await {
         Ok(checked) => respond::verdict(&checked),
         Err(err) => respond::internal("verifying a key", &err).map(Into::into),
     }
+}
+
+/// The verify API's synchronous lane, called by `edge/js/entry.mjs` with the body already read:
+/// the answer when it needs no I/O (a bad body, a malformed key, or a key in this isolate's
+/// cache without a rate limit), else `undefined`, and the entry calls [`verify_body`].
+///
+/// A synchronous call skips the future/promise round trips of an async handler: a warm verify
+/// is one call into Rust and one back out.
+#[wasm_bindgen(js_name = verifyNow)]
+#[must_use]
+pub fn verify_now(
+    body: &str,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> Option<web_sys::Response> {
+    let config = config::cached(&env).ok()?;
+    let verify = match parse_verify(body) {
+        Ok(v) => v,
+        Err(problem) => return respond::problem(&problem).ok().map(Into::into),
+    };
+    let checked = check::check_now(
+        &Context::new(ctx),
+        &config,
+        verify.key.as_deref(),
+        &verify.context,
+    )?;
+    respond::verdict(&checked).ok()
+}
+
+/// The verify API for a body the entry has already read (see [`verify_now`]).
+///
+/// # Errors
+/// Only if the runtime fails to build a response.
+#[wasm_bindgen(js_name = verifyBody)]
+pub async fn verify_body(
+    body: String,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> std::result::Result<web_sys::Response, JsValue> {
+    let ctx = Context::new(ctx);
+    let result = match config::cached(&env) {
+        Ok(config) => verify_text(&body, &env, &ctx, &config).await,
+        Err(err) => misconfigured(&err),
+    };
+    result.map_err(JsValue::from)
+}
+
+fn misconfigured(err: &config::ConfigError) -> Result<web_sys::Response> {
+    worker::console_error!("configuration: {err}");
+    respond::problem(&Problem::new(
+        500,
+        "misconfigured",
+        "The edge is misconfigured; see its logs.",
+    ))
+    .map(Into::into)
 }
 
 fn js_error(err: JsValue) -> worker::Error {
