@@ -7,8 +7,10 @@
 // Needs `wrk` on PATH (`cargo xtask bench` installs it with apt when missing).
 //
 // What it does:
-// 1. starts one workerd (Miniflare) serving five Workers, each on its own direct socket:
-//    `noop` (200, the floor), `origin` (same code, the proxy's upstream), `keyward` (the built
+// 1. starts one workerd (Miniflare) serving these Workers, each on its own direct socket:
+//    `noop` (200, the floor; it gets the very request the verify variants send, a POST with the
+//    JSON body, and does not read it), `body-floor` (reads the JSON body and answers a fixed
+//    verdict: the floor of any verify API), `origin` (the noop code, the proxy's upstream), `keyward` (the built
 //    edge/build/worker/shim.mjs + index_bg.wasm, the release bundle), `js-peer`, and counting
 //    twins of `keyward` and `js-peer` (bench/workers/count-kv.js around the same code) that
 //    report their KV reads per request. All share one local KV namespace.
@@ -16,7 +18,9 @@
 //    the very same `h:{sha256}` entry);
 // 3. counts KV reads per request on each path through the counting twins;
 // 4. runs wrk against every variant, alternating variants within each round, and writes
-//    medians over the rounds (requests/s, p50, p99) as JSON.
+//    medians over the rounds (requests/s, p50, p99) as JSON;
+// 5. measures latency with one connection (nothing queues) for the floors, Keyward and the peer:
+//    the p99 a Worker adds over the no-op.
 
 import { spawn } from "node:child_process";
 import { createHash, createHmac, randomBytes } from "node:crypto";
@@ -108,6 +112,7 @@ const median = (xs) => {
 
 const read = (p) => readFileSync(p);
 const noopSrc = read(join(here, "workers/noop.js"), "utf8");
+const bodyFloorSrc = read(join(here, "workers/body-floor.js"), "utf8");
 const peerSrc = read(join(here, "workers/js-peer.js"), "utf8");
 const countSrc = read(join(here, "workers/count-kv.js"), "utf8");
 const edgeIndex = read(join(BUILD, "index.js"));
@@ -115,7 +120,7 @@ const edgeWasm = read(join(BUILD, "index_bg.wasm"));
 const edgeShim = read(join(BUILD, "worker/shim.mjs"));
 
 const ports = {};
-for (const name of ["noop", "origin", "keyward", "keywardCounted", "peer", "peerCounted"]) {
+for (const name of ["noop", "bodyFloor", "origin", "keyward", "keywardCounted", "peer", "peerCounted"]) {
   ports[name] = await freePort();
 }
 const originUrl = `http://127.0.0.1:${ports.origin}`;
@@ -191,6 +196,13 @@ const mf = new Miniflare({
       unsafeDirectSockets: direct(ports.noop),
     },
     {
+      name: "body-floor",
+      modules: [{ type: "ESModule", path: `${V}/body-floor.js`, contents: bodyFloorSrc }],
+      modulesRoot: V,
+      compatibilityDate: COMPAT_DATE,
+      unsafeDirectSockets: direct(ports.bodyFloor),
+    },
+    {
       name: "origin",
       modules: [{ type: "ESModule", path: `${V}/noop.js`, contents: noopSrc }],
       modulesRoot: V,
@@ -256,7 +268,8 @@ try {
     ["js-peer verify valid", () => post(url("peer"), valid), 200, '"VALID"'],
     ["js-peer verify unknown", () => post(url("peer"), unknown), 200, '"NOT_FOUND"'],
     ["js-peer proxy valid", () => get(url("peer"), valid), 200, "ok"],
-    ["noop", () => fetch(url("noop")), 200, "ok"],
+    ["noop", () => post(url("noop"), valid), 200, "ok"],
+    ["body floor", () => post(url("bodyFloor"), valid), 200, '"VALID"'],
   ];
   for (const [what, call, status, needle] of expectations) {
     const r = await call();
@@ -308,7 +321,8 @@ try {
     lua(name, `wrk.method = "POST"\nwrk.body = '${verifyBody(key)}'\nwrk.headers["content-type"] = "application/json"\n`);
   const getLua = (name, key) => lua(name, `wrk.method = "GET"\nwrk.headers["authorization"] = "Bearer ${key}"\n`);
   const variants = [
-    { id: "noop", label: "no-op worker (floor)", url: url("noop"), script: null },
+    { id: "noop", label: "no-op worker (floor), same POST as verify", url: `${url("noop")}/v1/keys/verify`, script: postLua("nv", valid) },
+    { id: "body_floor", label: "JS body floor: reads the JSON body, fixed verdict", url: `${url("bodyFloor")}/v1/keys/verify`, script: postLua("bf", valid) },
     { id: "keyward_verify_warm", label: "Keyward verify, warm valid key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kv", valid) },
     { id: "keyward_proxy_warm", label: "Keyward proxy → origin worker, warm valid key", url: `${url("keyward")}/v1/items/1`, script: getLua("kp", valid) },
     { id: "js_verify", label: "JS peer verify, valid key", url: `${url("peer")}/v1/keys/verify`, script: postLua("jv", valid) },
@@ -328,6 +342,32 @@ try {
         `edge bench round ${round}/${ROUNDS} ${v.id}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ""}\n`,
       );
     }
+  }
+  // ---- latency without queueing: one connection, one request at a time ----
+  // Under full load (above) p99 is mostly the scheduler: wrk and workerd share the cores, and the
+  // no-op's own p99 is tens of ms. With one connection nothing queues, so the p99 difference to
+  // the no-op is what the Worker adds.
+  const latencyIds = ["noop", "body_floor", "keyward_verify_warm", "js_verify", "keyward_proxy_warm"];
+  const latencyRuns = Object.fromEntries(latencyIds.map((id) => [id, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const id of latencyIds) {
+      const v = variants.find((x) => x.id === id);
+      const r = await wrk(v, Math.max(2, Math.round(DURATION_S / 2)), 1);
+      latencyRuns[id].push(r);
+      process.stderr.write(
+        `edge latency round ${round}/${ROUNDS} ${id} (1 connection): p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms\n`,
+      );
+    }
+  }
+  const latency = {};
+  for (const id of latencyIds) {
+    const rs = latencyRuns[id];
+    latency[id] = {
+      rps: median(rs.map((r) => r.rps)),
+      p50_ms: median(rs.map((r) => r.p50_ms)),
+      p99_ms: median(rs.map((r) => r.p99_ms)),
+      rounds: rs,
+    };
   }
   rmSync(luaDir, { recursive: true, force: true });
 
@@ -352,6 +392,7 @@ try {
       bundle: BUILD,
     },
     variants: results,
+    latency_one_connection: latency,
     kv_reads_per_request: kv,
   };
   writeFileSync(OUT, JSON.stringify(out, null, 2) + "\n");
@@ -367,8 +408,8 @@ process.exit(exitCode);
 
 // ---- wrk ----
 
-function wrk(variant, seconds) {
-  const argv = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency"];
+function wrk(variant, seconds, connections = CONNECTIONS) {
+  const argv = [`-t${THREADS}`, `-c${connections}`, `-d${seconds}s`, "--latency"];
   if (variant.script) argv.push("-s", variant.script);
   argv.push(variant.url);
   return new Promise((ok, fail) => {
