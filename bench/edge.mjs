@@ -131,8 +131,11 @@ const V = "/bench"; // virtual module root
 function keywardWorker(name, port, counted) {
   const modules = counted
     ? [
-        { type: "ESModule", path: `${V}/entry.js`, contents: `${countSrc}\nexport { RateLimiter } from "./target.js";\n` },
-        { type: "ESModule", path: `${V}/target.js`, contents: edgeIndex },
+        // The counting wrapper around the same entry wrangler loads (the shim, which imports
+        // ../index.js), so the verify API's synchronous lane is counted too.
+        { type: "ESModule", path: `${V}/worker/entry.js`, contents: `${countSrc}\nexport { RateLimiter } from "./target.js";\n` },
+        { type: "ESModule", path: `${V}/worker/target.js`, contents: edgeShim },
+        { type: "ESModule", path: `${V}/index.js`, contents: edgeIndex },
         { type: "CompiledWasm", path: `${V}/index_bg.wasm`, contents: edgeWasm },
       ]
     : [
