@@ -109,9 +109,10 @@ struct VerifyRequest {
 }
 
 /// Parses the verify API's body; a body that is not the expected JSON is a 400 problem.
-fn parse_verify(text: &str) -> std::result::Result<VerifyRequest, Problem> {
-    let bad =
-        |field: &str, message: &str| Problem::validation(vec![FieldError::new(field, message)]);
+fn parse_verify(text: &str) -> std::result::Result<VerifyRequest, Box<Problem>> {
+    let bad = |field: &str, message: &str| {
+        Box::new(Problem::validation(vec![FieldError::new(field, message)]))
+    };
     let Ok(body) = serde_json::from_str::<VerifyBody>(text) else {
         return Err(bad(
             "body",
