@@ -514,6 +514,32 @@ impl Handler<'_> {
         }
     }
 
+    /// Writes `after` over `before`: its version bumped and `updated_at` set to `now`, with an
+    /// audit event of `action` naming the `changed` fields, in one store transaction.
+    async fn commit(
+        &self,
+        before: &StoredKey,
+        after: &mut StoredKey,
+        action: &str,
+        changed: Vec<String>,
+        active_delta: i64,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        after.record.version += 1;
+        after.record.updated_at = Timestamp(now);
+        let audit = self.audit_event(action, &after.record.id, changed)?;
+        self.app
+            .store
+            .replace(Replace {
+                before,
+                after,
+                audit: &audit,
+                active_delta,
+            })
+            .await?;
+        Ok(())
+    }
+
     fn audit_event(
         &self,
         action: &str,
@@ -655,18 +681,15 @@ impl Handler<'_> {
             let v = before.record.version;
             return Ok(with_etag(reply(StatusCode::OK, &before.record)?, v));
         }
-        r.version += 1;
-        r.updated_at = Timestamp(self.ctx.now());
-        let audit = self.audit_event("key.update", id, changed)?;
-        self.app
-            .store
-            .replace(Replace {
-                before: &before,
-                after: &after,
-                audit: &audit,
-                active_delta: 0,
-            })
-            .await?;
+        self.commit(
+            &before,
+            &mut after,
+            "key.update",
+            changed,
+            0,
+            self.ctx.now(),
+        )
+        .await?;
         let v = after.record.version;
         Ok(with_etag(reply(StatusCode::OK, &after.record)?, v))
     }
@@ -681,18 +704,16 @@ impl Handler<'_> {
         self.check_if_match(before.record.version)?;
         let mut after = before.clone();
         after.record.status = KeyStatus::Revoked;
-        after.record.version += 1;
-        after.record.updated_at = Timestamp(self.ctx.now());
-        let audit = self.audit_event("key.revoke", id, vec!["status".into()])?;
-        self.app
-            .store
-            .replace(Replace {
-                before: &before,
-                after: &after,
-                audit: &audit,
-                active_delta: -1,
-            })
-            .await?;
+        let changed = vec!["status".into()];
+        self.commit(
+            &before,
+            &mut after,
+            "key.revoke",
+            changed,
+            -1,
+            self.ctx.now(),
+        )
+        .await?;
         tracing::info!(key_id = %id, "key revoked");
         let v = after.record.version;
         Ok(with_etag(reply(StatusCode::OK, &after.record)?, v))
@@ -709,21 +730,11 @@ impl Handler<'_> {
         let now = self.ctx.now();
         let mut after = before.clone();
         after.record.key_prefix = secret.presented().display_prefix();
-        after.record.version += 1;
-        after.record.updated_at = Timestamp(now);
         after.hash = secret.hash();
         // Any earlier grace secret is dropped: only the secret just replaced may linger.
         after.previous = (grace > 0).then(|| (before.hash.clone(), now + grace));
-        let audit =
-            self.audit_event("key.rotate", id, vec!["key_prefix".into(), "secret".into()])?;
-        self.app
-            .store
-            .replace(Replace {
-                before: &before,
-                after: &after,
-                audit: &audit,
-                active_delta: 0,
-            })
+        let changed = vec!["key_prefix".into(), "secret".into()];
+        self.commit(&before, &mut after, "key.rotate", changed, 0, now)
             .await?;
         tracing::info!(key_id = %id, grace_period_s = grace, "key rotated");
         let v = after.record.version;
