@@ -266,8 +266,16 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     v2.record.name = "renamed".into();
     v2.record.status = KeyStatus::Disabled;
     v2.record.version = 2;
-    let change = |before, after, action: &str, ms, delta| {
-        (before, after, audit(ws, &k1.record.id, action, ms), delta)
+    let replace = async |before, after, action: &str, ms, active_delta| {
+        let audit = audit(ws, &k1.record.id, action, ms);
+        store
+            .replace(Replace {
+                before,
+                after,
+                audit: &audit,
+                active_delta,
+            })
+            .await
     };
     // The usage function moves last_used_at forward between the read and the write.
     let (pk, sk) = (item::workspace_pk(ws), item::key_sk(&k1.record.id));
@@ -282,16 +290,7 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
         .send()
         .await
         .unwrap();
-    let (b, a, ev, d) = change(&k1, &v2, "key.update", 10, 0);
-    store
-        .replace(Replace {
-            before: b,
-            after: a,
-            audit: &ev,
-            active_delta: d,
-        })
-        .await
-        .unwrap();
+    replace(&k1, &v2, "key.update", 10, 0).await.unwrap();
     let stored = raw(&store, &pk, &sk).await.unwrap();
     assert_eq!(
         stored.get("last_used_at"),
@@ -302,16 +301,8 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
         stored.get("name"),
         Some(&AttributeValue::S("renamed".into()))
     );
-    let (b, a, ev, d) = change(&k1, &v2, "key.update", 11, 0);
     assert!(matches!(
-        store
-            .replace(Replace {
-                before: b,
-                after: a,
-                audit: &ev,
-                active_delta: d
-            })
-            .await,
+        replace(&k1, &v2, "key.update", 11, 0).await,
         Err(StoreError::VersionConflict)
     ));
     assert_eq!(
@@ -331,16 +322,7 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     v3.record.version = 3;
     v3.hash = s4.hash();
     v3.previous = Some((k1.hash.clone(), 1_795_000_600));
-    let (b, a, ev, d) = change(&v2, &v3, "key.rotate", 20, 0);
-    store
-        .replace(Replace {
-            before: b,
-            after: a,
-            audit: &ev,
-            active_delta: d,
-        })
-        .await
-        .unwrap();
+    replace(&v2, &v3, "key.rotate", 20, 0).await.unwrap();
     let old = raw(&store, &item::hash_pk(&k1.hash), item::HASH_SK)
         .await
         .unwrap();
@@ -359,16 +341,7 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     v4.record.version = 4;
     v4.hash = s5.hash();
     v4.previous = None;
-    let (b, a, ev, d) = change(&v3, &v4, "key.rotate", 30, 0);
-    store
-        .replace(Replace {
-            before: b,
-            after: a,
-            audit: &ev,
-            active_delta: d,
-        })
-        .await
-        .unwrap();
+    replace(&v3, &v4, "key.rotate", 30, 0).await.unwrap();
     assert!(store.find_hash(&k1.hash).await.unwrap().is_none());
     assert!(store.find_hash(&s4.hash()).await.unwrap().is_none());
     assert!(store.find_hash(&s5.hash()).await.unwrap().is_some());
@@ -377,16 +350,7 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     let mut v5 = v4.clone();
     v5.record.version = 5;
     v5.record.status = KeyStatus::Revoked;
-    let (b, a, ev, d) = change(&v4, &v5, "key.revoke", 40, -1);
-    store
-        .replace(Replace {
-            before: b,
-            after: a,
-            audit: &ev,
-            active_delta: d,
-        })
-        .await
-        .unwrap();
+    replace(&v4, &v5, "key.revoke", 40, -1).await.unwrap();
     assert_eq!(counter(&store, ws).await, "1");
     assert_eq!(
         store.find_hash(&s5.hash()).await.unwrap().unwrap().status,
