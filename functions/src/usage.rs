@@ -21,23 +21,14 @@ use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 use crate::config::ConfigError;
+use crate::config::required;
+use crate::runtime::{exit_on_config_error, unix_now};
 use crate::store::item::{self, PK, SK};
-use crate::sync::{exit_on_config_error, required, unix_now};
 
 /// Most reports one batch may carry.
 pub const MAX_REPORTS: usize = 1000;
 /// Largest body accepted (1000 reports fit comfortably).
 pub const MAX_BODY: usize = 512 * 1024;
-/// Sort-key prefix of usage items.
-pub const USAGE_SK_PREFIX: &str = "USAGE#";
-/// Usage item attribute: requests counted that day.
-pub const REQUESTS: &str = "requests";
-
-/// `USAGE#{key_id}#{day}`.
-#[must_use]
-pub fn usage_sk(report: &UsageReport) -> String {
-    format!("{USAGE_SK_PREFIX}{}#{}", report.key_id, report.day)
-}
 
 /// Where reports are written.
 #[async_trait]
@@ -94,12 +85,12 @@ impl UsageStore for DynamoUsage {
             .update_item()
             .table_name(&self.table)
             .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
-            .key(SK, AttributeValue::S(usage_sk(r)))
+            .key(SK, AttributeValue::S(item::usage_sk(&r.key_id, &r.day)))
             .update_expression("ADD #n :n SET #ws = :ws, #k = :k, #d = :d")
-            .expression_attribute_names("#n", REQUESTS)
-            .expression_attribute_names("#ws", "workspace")
-            .expression_attribute_names("#k", "key_id")
-            .expression_attribute_names("#d", "day")
+            .expression_attribute_names("#n", item::usage::REQUESTS)
+            .expression_attribute_names("#ws", item::usage::WORKSPACE)
+            .expression_attribute_names("#k", item::usage::KEY_ID)
+            .expression_attribute_names("#d", item::usage::DAY)
             .expression_attribute_values(":n", AttributeValue::N(r.count.to_string()))
             .expression_attribute_values(":ws", AttributeValue::S(r.workspace.clone()))
             .expression_attribute_values(":k", AttributeValue::S(r.key_id.to_string()))

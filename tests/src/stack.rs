@@ -205,7 +205,7 @@ impl Stack {
         &self.dir
     }
 
-    /// An admin token for `workspace` (all four permissions), valid for `valid_s` seconds.
+    /// An admin token for `workspace` (`api.*`), valid for `valid_s` seconds.
     ///
     /// # Errors
     /// Never in practice (signing a small JSON object).
@@ -255,13 +255,9 @@ impl Stack {
     }
 }
 
-/// The four management permissions of an admin.
-pub const ADMIN_PERMISSIONS: [&str; 4] = [
-    "api.key.create",
-    "api.key.view",
-    "api.key.update",
-    "api.key.delete",
-];
+/// An admin's permissions: every management permission (DESIGN: the local stack's
+/// `admin_token` holds `api.*`).
+pub const ADMIN_PERMISSIONS: [&str; 1] = ["api.*"];
 
 /// Waits until `sync` (invoked as the event source mapping does) and `usage` (through the
 /// router, unsigned, so it must answer 401) answer: compiled, started and configured.
