@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use keyward_common::sync::{SyncBatch, SyncItem, SyncOutcome};
-use keyward_common::{EdgeEntry, KeyHash, KeyRecord};
+use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord};
+use keyward_functions::store::item;
 use keyward_tests::app::{ApiResponse, TestApp};
 use keyward_tests::control_plane::{JwtSettings, random_hex};
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
@@ -149,8 +150,11 @@ impl World {
         self.ddb
             .get_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("WS#{ws}")))
-            .key("SK", AttributeValue::S(format!("KEY#{id}")))
+            .key(item::PK, AttributeValue::S(item::workspace_pk(ws)))
+            .key(
+                item::SK,
+                AttributeValue::S(item::key_sk(&KeyId::parse(id).unwrap())),
+            )
             .consistent_read(true)
             .send()
             .await
@@ -401,8 +405,11 @@ async fn use_through_the_edge_shows_up_as_last_used_at_and_the_days_count(w: Wor
             .ddb
             .get_item()
             .table_name(&w.table)
-            .key("PK", AttributeValue::S(format!("WS#{ws}")))
-            .key("SK", AttributeValue::S(format!("USAGE#{id}#{day}")))
+            .key(item::PK, AttributeValue::S(item::workspace_pk(&ws)))
+            .key(
+                item::SK,
+                AttributeValue::S(item::usage_sk(&KeyId::parse(&id).unwrap(), &day)),
+            )
             .consistent_read(true)
             .send()
             .await
