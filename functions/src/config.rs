@@ -10,21 +10,7 @@ use crate::input::valid_scope;
 pub use crate::jwt::JwtConfig;
 use crate::jwt::{self, JwtKey};
 
-/// A configuration value that is missing or invalid. Messages name the variable, never a value.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{0} must be set")]
-    Missing(&'static str),
-    /// A variable has a value that cannot be used.
-    #[error("{name} is invalid: {why}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What is accepted.
-        why: String,
-    },
-}
+pub use crate::error::ConfigError;
 
 /// Everything a function needs besides its clients.
 #[derive(Clone)]

@@ -143,3 +143,19 @@ impl ApiError {
         }
     }
 }
+
+/// A configuration value that is missing or invalid. Messages name the variable, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    /// A variable has a value that cannot be used.
+    #[error("{name} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is accepted.
+        why: String,
+    },
+}

@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: a key of the hash's size).
 pub const MIN_HS256_SECRET: usize = 32;

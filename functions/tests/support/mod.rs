@@ -36,6 +36,13 @@ pub fn config(extra: &[(&str, &str)], alg: &str, key: &str) -> Config {
         ("KEYWARD_JWT_ISSUER", ISS.to_owned()),
         ("KEYWARD_JWT_AUDIENCE", AUD.to_owned()),
     ];
+    if alg != "HS256" {
+        // With a public key there is nothing secret to derive cursors from: one must be given.
+        pairs.push((
+            "KEYWARD_CURSOR_SECRET",
+            "cursor-secret-of-at-least-32-bytes-0123".to_owned(),
+        ));
+    }
     pairs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     Config::from_lookup(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .unwrap()
