@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub dir: Option<PathBuf>,
     /// The poller's pause between polls of an idle stream.
     pub poll_interval: Duration,
+    /// The poller's retries of a failing record before the failure queue takes it.
+    pub max_retry_attempts: u32,
 }
 
 impl Default for StackOptions {
@@ -46,6 +48,7 @@ impl Default for StackOptions {
             edge_vars: Vec::new(),
             dir: None,
             poll_interval: Duration::from_millis(50),
+            max_retry_attempts: crate::poller::DEV_MAX_RETRY_ATTEMPTS,
         }
     }
 }
@@ -115,6 +118,8 @@ impl Stack {
             function: "sync".to_owned(),
             batch_size: 100,
             idle_wait: opts.poll_interval,
+            max_retry_attempts: opts.max_retry_attempts,
+            failure_function: Some("backfill".to_owned()),
         })
         .await
         .context("starting the stream poller")?;

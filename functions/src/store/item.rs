@@ -14,6 +14,7 @@
 //!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
 //! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
 //! - usage item `WS#{ws}` / `USAGE#{key_id}#{day}`: `requests` that day, `workspace`, `key_id`, `day`.
+//! - usage batch marker `USAGEBATCH#{batch_id}` / `REPORT#{index:04}`: a report counted, `ttl`.
 //! - counter item `WS#{ws}` / `COUNTER`: `active_keys`, the number of keys not revoked.
 
 use std::collections::HashMap;
@@ -103,6 +104,8 @@ pub const KEY_SK_PREFIX: &str = "KEY#";
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
 /// Sort-key prefix of usage items.
 pub const USAGE_SK_PREFIX: &str = "USAGE#";
+/// How long a usage batch's markers are kept (DynamoDB TTL): far longer than any edge retry.
+pub const USAGE_BATCH_TTL_S: i64 = 2 * 86_400;
 /// Extra time a retired hash item is kept before DynamoDB's TTL removes it.
 pub const HASH_TTL_SLACK_S: i64 = 86_400;
 
@@ -128,6 +131,18 @@ pub fn audit_sk(id: &str) -> String {
 #[must_use]
 pub fn usage_sk(key_id: &KeyId, day: &str) -> String {
     format!("{USAGE_SK_PREFIX}{key_id}#{day}")
+}
+
+/// `USAGEBATCH#{batch_id}`: the markers of a usage batch's counted reports.
+#[must_use]
+pub fn usage_batch_pk(batch_id: &str) -> String {
+    format!("USAGEBATCH#{batch_id}")
+}
+
+/// `REPORT#{index:04}`: one report of a usage batch, counted.
+#[must_use]
+pub fn usage_report_sk(index: usize) -> String {
+    format!("REPORT#{index:04}")
 }
 
 /// `HASH#{sha256}`.
