@@ -169,12 +169,12 @@ pub fn keys_from_json(algorithm: Algorithm, text: &str) -> Result<Vec<JwtKey>, C
                     .key_id
                     .clone()
                     .ok_or_else(|| bad("every JWKS key needs a kid"))?;
-                if let Some(alg) = jwk.common.key_algorithm {
-                    if format!("{alg:?}") != format!("{algorithm:?}") {
-                        return Err(bad(
-                            "a JWKS key names another algorithm than KEYWARD_JWT_ALG",
-                        ));
-                    }
+                if let Some(alg) = jwk.common.key_algorithm
+                    && format!("{alg:?}") != format!("{algorithm:?}")
+                {
+                    return Err(bad(
+                        "a JWKS key names another algorithm than KEYWARD_JWT_ALG",
+                    ));
                 }
                 if let jsonwebtoken::jwk::AlgorithmParameters::OctetKey(oct) = &jwk.algorithm {
                     use base64::Engine as _;

@@ -154,11 +154,11 @@ impl Patch {
             value: Option<T>,
             changed: &mut Vec<String>,
         ) {
-            if let Some(v) = value {
-                if *slot != v {
-                    *slot = v;
-                    changed.push(name.to_owned());
-                }
+            if let Some(v) = value
+                && *slot != v
+            {
+                *slot = v;
+                changed.push(name.to_owned());
             }
         }
         let mut changed = Vec::new();
