@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use keyward_common::sync::{SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, sign};
-use keyward_common::{KeyId, Timestamp};
+use keyward_common::time::unix_seconds;
+use keyward_common::{KeyId, Secret, Timestamp};
 use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
 
 /// Counts not yet reported, by (key id, day).
@@ -74,7 +75,7 @@ thread_local! {
 pub fn record(
     ctx: &Context,
     url: Option<&str>,
-    secret: Option<&str>,
+    secret: Option<&Secret>,
     interval_ms: u64,
     (key_id, workspace): (&KeyId, &str),
     now_ms: u64,
@@ -82,13 +83,13 @@ pub fn record(
     let (Some(url), Some(secret)) = (url, secret) else {
         return;
     };
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let now = unix_seconds(now_ms);
     let due = PENDING.with_borrow_mut(|p| {
         p.record(key_id, workspace, now);
         p.take_due(now_ms, interval_ms)
     });
     if let Some(batch) = due {
-        let (url, secret) = (url.to_owned(), secret.to_owned());
+        let (url, secret) = (url.to_owned(), secret.clone());
         ctx.wait_until(async move {
             if let Err(err) = send(&url, &secret, &batch, now).await {
                 worker::console_error!("usage report to {url} failed: {err}");
@@ -98,14 +99,14 @@ pub fn record(
     }
 }
 
-async fn send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> worker::Result<()> {
+async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> worker::Result<()> {
     let body = serde_json::to_string(batch)?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set(TIMESTAMP_HEADER, &now.to_string())?;
     headers.set(
         SIGNATURE_HEADER,
-        &sign(secret.as_bytes(), now, body.as_bytes()),
+        &sign(secret.expose(), now, body.as_bytes()),
     )?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
