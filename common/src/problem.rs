@@ -27,6 +27,8 @@ pub enum ProblemCode {
     InvalidSignature,
     /// 403: valid credentials without the permission.
     Forbidden,
+    /// 403: the change would grant management permissions the caller does not hold.
+    PermissionEscalation,
     /// 403: no route rule allows the path and the edge's default is `deny`.
     RouteDenied,
     /// 404: nothing here for these credentials.
@@ -65,6 +67,7 @@ impl ProblemCode {
             Self::Unauthorized => "unauthorized",
             Self::InvalidSignature => "invalid_signature",
             Self::Forbidden => "forbidden",
+            Self::PermissionEscalation => "permission_escalation",
             Self::RouteDenied => "route_denied",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -89,7 +92,7 @@ impl ProblemCode {
             | Self::InvalidCursor
             | Self::AmbiguousPath => 400,
             Self::Unauthorized | Self::InvalidSignature => 401,
-            Self::Forbidden | Self::RouteDenied => 403,
+            Self::Forbidden | Self::PermissionEscalation | Self::RouteDenied => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::KeyRevoked | Self::KeyLimitReached => 409,

@@ -164,12 +164,7 @@ async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> Sent 
     }
 }
 
-async fn try_send(
-    url: &str,
-    secret: &Secret,
-    batch: &UsageBatch,
-    now: i64,
-) -> worker::Result<u16> {
+async fn try_send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> worker::Result<u16> {
     let body = serde_json::to_string(batch)?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
