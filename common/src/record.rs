@@ -205,7 +205,8 @@ impl EdgeEntry {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        end.map(|t| t + DAY)
+        // Times come from signed batches, but a far-future one must not overflow.
+        end.map(|t| t.saturating_add(DAY))
     }
 }
 
@@ -287,5 +288,12 @@ mod tests {
         let mut e = entry(1, KeyStatus::Active).retiring(1_000);
         e.expires_at = Some(5_000);
         assert_eq!(e.kv_expiration(), Some(1_000 + 86_400));
+    }
+
+    #[test]
+    fn a_far_future_expiry_does_not_overflow_the_kv_expiration() {
+        let mut e = entry(1, KeyStatus::Active);
+        e.expires_at = Some(i64::MAX - 5);
+        assert_eq!(e.kv_expiration(), Some(i64::MAX));
     }
 }
