@@ -70,12 +70,29 @@ pub struct UsageReport {
     pub last_used_at: i64,
 }
 
+/// Most reports one usage batch may carry; the edge splits larger flushes.
+pub const MAX_USAGE_REPORTS: usize = 1000;
+
 /// A batch of usage reports from the edge to the control plane's `usage` function.
+///
+/// `batch_id` makes delivery idempotent: the edge resends a batch it could not confirm
+/// unchanged, with the same id, and the control plane counts each (batch, report) once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatch {
-    /// The reports.
+    /// Unique per batch, 8–64 characters `[A-Za-z0-9_-]`; the same on every retry.
+    pub batch_id: String,
+    /// The reports, at most [`MAX_USAGE_REPORTS`].
     pub reports: Vec<UsageReport>,
+}
+
+/// Whether `id` has the shape of a usage batch id.
+#[must_use]
+pub fn valid_batch_id(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// Why a signed request was refused.

@@ -2,7 +2,7 @@
 
 use keyward_common::{FieldError, Problem};
 
-use crate::auth::Permission;
+use crate::permission::Permission;
 
 /// Every way a request can fail. Internal causes are logged, never shown.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +13,9 @@ pub enum ApiError {
     /// 403: valid credentials without the permission.
     #[error("forbidden")]
     Forbidden(Permission),
+    /// 403: the change would give a key management permissions its caller does not hold.
+    #[error("permission escalation")]
+    PermissionEscalation(Vec<String>),
     /// 403: a root key used from an address it does not allow.
     #[error("forbidden ip")]
     ForbiddenIp,
@@ -21,7 +24,7 @@ pub enum ApiError {
     NotFound,
     /// 405: the route exists with another method.
     #[error("method not allowed")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// 400: invalid fields or parameters.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -75,6 +78,15 @@ impl ApiError {
                 403,
                 "forbidden",
                 format!("The credentials lack the `{}` permission.", p.as_str()),
+            ),
+            Self::PermissionEscalation(names) => Problem::new(
+                403,
+                "permission_escalation",
+                format!(
+                    "This would grant management permissions you do not hold: {}. Management \
+                     permissions (`api.*`) can only be granted by a caller that holds them.",
+                    names.join(", ")
+                ),
             ),
             Self::ForbiddenIp => Problem::new(
                 403,
@@ -130,4 +142,20 @@ impl ApiError {
             ),
         }
     }
+}
+
+/// A configuration value that is missing or invalid. Messages name the variable, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    /// A variable has a value that cannot be used.
+    #[error("{name} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is accepted.
+        why: String,
+    },
 }

@@ -1,7 +1,7 @@
 //! The local stand-in for API Gateway: maps the management API's production method + path to
 //! the function that serves it under `cargo lambda watch`.
 //!
-//! Only the routes of [`ROUTES`] exist, as behind the deployed HTTP API: any other path answers
+//! Only the routes of the operation table (`keyward_functions::operation::OPERATIONS`) exist, as behind the deployed HTTP API: any other path answers
 //! 404 and a known path with another method answers 405 with `Allow`, both as problem+json.
 //! A matched request is forwarded unchanged (method, headers, query string, streamed body, plus
 //! the client address in `X-Forwarded-For`) to `{upstream}/lambda-url/{function}{path}`;
@@ -24,60 +24,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_common::Problem;
+use keyward_functions::Operation;
+use keyward_functions::operation::{OPERATIONS, Row};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// One route of the HTTP API: method, path pattern (`{name}` matches one non-empty segment)
-/// and the function (binary name) behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub pattern: &'static str,
-    pub function: &'static str,
+/// The management functions (binaries) that serve the operation table's rows, without `usage`
+/// (the edge's route, not called by people).
+#[must_use]
+pub fn management_functions() -> Vec<&'static str> {
+    keyward_functions::operation::functions()
+        .into_iter()
+        .filter(|f| *f != Operation::ReportUsage.function())
+        .collect()
 }
-
-const fn route(method: &'static str, pattern: &'static str, function: &'static str) -> Route {
-    Route {
-        method,
-        pattern,
-        function,
-    }
-}
-
-/// Every route of the deployed API (`infra/template.yaml`), and nothing else.
-pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/workspaces/{workspace}/keys", "create-key"),
-    route("GET", "/v1/workspaces/{workspace}/keys", "list-keys"),
-    route("GET", "/v1/workspaces/{workspace}/keys/{id}", "get-key"),
-    route(
-        "PATCH",
-        "/v1/workspaces/{workspace}/keys/{id}",
-        "update-key",
-    ),
-    route(
-        "DELETE",
-        "/v1/workspaces/{workspace}/keys/{id}",
-        "revoke-key",
-    ),
-    route(
-        "POST",
-        "/v1/workspaces/{workspace}/keys/{id}/rotate",
-        "rotate-key",
-    ),
-    route("GET", "/v1/workspaces/{workspace}/audit", "list-audit"),
-    route("POST", "/v1/usage", "usage"),
-];
-
-/// The management functions (binaries) behind [`ROUTES`], without `usage` (the edge's route).
-pub const MANAGEMENT_FUNCTIONS: &[&str] = &[
-    "create-key",
-    "list-keys",
-    "get-key",
-    "update-key",
-    "revoke-key",
-    "rotate-key",
-    "list-audit",
-];
 
 /// What the route table says about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +50,13 @@ pub enum Resolution {
     NotFound,
 }
 
-/// Looks `method` + `path` up in [`ROUTES`].
+/// Looks `method` + `path` up in the operation table ([`OPERATIONS`]), matching paths exactly as
+/// API Gateway does (no stage prefix, no empty segments).
 #[must_use]
 pub fn resolve(method: &str, path: &str) -> Resolution {
-    let matching: Vec<&Route> = ROUTES
+    let matching: Vec<&Row> = OPERATIONS
         .iter()
-        .filter(|r| path_matches(r.pattern, path))
+        .filter(|r| path_matches(r.path, path))
         .collect();
     if matching.is_empty() {
         return Resolution::NotFound;
