@@ -51,6 +51,13 @@ fn matching_is_consistent(rules: &[RouteRule], method: &str, path: &str) {
 }
 
 fn a_rule_matches_the_path_it_describes(method: &str, pattern: &str) {
+    // A rule's method and pattern are single words (any Unicode whitespace separates them).
+    if [method, pattern]
+        .iter()
+        .any(|w| w.is_empty() || w.contains(char::is_whitespace))
+    {
+        return;
+    }
     let Ok(rule) = RouteRule::parse(&format!("{method} {pattern} => fuzz.scope")) else {
         return;
     };
