@@ -114,6 +114,9 @@ async fn run(seconds: u64, seed: Option<u64>) -> Result<bool> {
         .args(["--workers", "1", "--request-timeout", "30", "--no-color"])
         .args(["--report", "junit,vcr", "--report-dir"])
         .arg(&out)
+        // Failing examples are replayed first on the next run; kept out of the clone.
+        .arg("--generation-database")
+        .arg(root.join("target/keyward/api-fuzz-examples"))
         .current_dir(&root);
     if let Some(seed) = seed {
         cmd.args(["--seed", &seed.to_string()]);
