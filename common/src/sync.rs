@@ -148,7 +148,8 @@ pub fn verify_signature(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > MAX_SKEW_S {
+    // `abs_diff` cannot overflow, whatever the sender wrote (`i64::MIN` included).
+    if now.abs_diff(ts) > MAX_SKEW_S.unsigned_abs() {
         return Err(SignatureError::Skewed);
     }
     let given = signature
@@ -190,6 +191,17 @@ mod tests {
             verify_signature(SECRET, Some(&ts), Some(&sig), b"{}", NOW - 301),
             Err(SignatureError::Skewed)
         );
+    }
+
+    #[test]
+    fn an_extreme_timestamp_is_skewed_not_an_overflow() {
+        for ts in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let sig = sign(SECRET, ts, b"{}");
+            assert_eq!(
+                verify_signature(SECRET, Some(&ts.to_string()), Some(&sig), b"{}", NOW),
+                Err(SignatureError::Skewed)
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use keyward_common::sync::{
     MAX_USAGE_REPORTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, sign,
 };
-use keyward_common::{KeyId, Timestamp};
+use keyward_common::time::unix_seconds;
+use keyward_common::{KeyId, Secret, Timestamp};
 use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
 
 /// Most batches kept for resending; beyond it the oldest is dropped, with an error log.
@@ -116,7 +117,7 @@ enum Sent {
 pub fn record(
     ctx: &Context,
     url: Option<&str>,
-    secret: Option<&str>,
+    secret: Option<&Secret>,
     interval_ms: u64,
     (key_id, workspace): (&KeyId, &str),
     now_ms: u64,
@@ -124,7 +125,7 @@ pub fn record(
     let (Some(url), Some(secret)) = (url, secret) else {
         return;
     };
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let now = unix_seconds(now_ms);
     // Uniqueness only (batches are signed): the clock, a counter and 53 random bits.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
@@ -135,7 +136,7 @@ pub fn record(
     if due.is_empty() {
         return;
     }
-    let (url, secret) = (url.to_owned(), secret.to_owned());
+    let (url, secret) = (url.to_owned(), secret.clone());
     ctx.wait_until(async move {
         for batch in due {
             match send(&url, &secret, &batch, now).await {
@@ -152,7 +153,7 @@ pub fn record(
     });
 }
 
-async fn send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> Sent {
+async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> Sent {
     match try_send(url, secret, batch, now).await {
         Ok(status) if (200..300).contains(&status) => Sent::Confirmed,
         Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
@@ -163,14 +164,14 @@ async fn send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> Sent {
     }
 }
 
-async fn try_send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> worker::Result<u16> {
+async fn try_send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> worker::Result<u16> {
     let body = serde_json::to_string(batch)?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set(TIMESTAMP_HEADER, &now.to_string())?;
     headers.set(
         SIGNATURE_HEADER,
-        &sign(secret.as_bytes(), now, body.as_bytes()),
+        &sign(secret.expose(), now, body.as_bytes()),
     )?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use jsonwebtoken::{Validation, decode, decode_header};
+use keyward_common::credentials::bearer_token;
 use keyward_common::verify::scope_covers;
 use keyward_common::{EdgeEntry, PresentedKey, RequestContext, VerdictCode, verify};
 use serde::Deserialize;
@@ -55,13 +56,6 @@ struct Claims {
     permissions: Vec<String>,
 }
 
-/// The bearer token of an `Authorization` header value, if it is one.
-fn bearer(header: Option<&str>) -> Option<&str> {
-    let (scheme, token) = header?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Authenticates the caller for `permission` in `workspace`.
 ///
 /// # Errors
@@ -74,9 +68,12 @@ pub async fn authenticate(
     permission: Permission,
     now: i64,
 ) -> Result<Identity, ApiError> {
-    let token = bearer(credentials.authorization).ok_or(ApiError::Unauthorized(
-        "Send `Authorization: Bearer <token>` with a JWT or a root key.",
-    ))?;
+    let token = credentials
+        .authorization
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthorized(
+            "Send `Authorization: Bearer <token>` with a JWT or a root key.",
+        ))?;
     let workspace = credentials.workspace;
     match PresentedKey::parse(token) {
         Ok(key) => {
@@ -179,19 +176,5 @@ async fn root_key(
         VerdictCode::ForbiddenScope => Err(ApiError::Forbidden(permission)),
         VerdictCode::ForbiddenIp => Err(ApiError::ForbiddenIp),
         code => Err(ApiError::Unauthorized(code.detail())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer;
-
-    #[test]
-    fn only_bearer_headers_carry_a_token() {
-        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("bearer   abc ")), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-        assert_eq!(bearer(None), None);
     }
 }

@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use keyward_common::time::{unix_millis, unix_seconds};
 use lambda_http::{Request, service_fn};
 
 use crate::app::App;
@@ -28,9 +29,11 @@ pub fn init_logging() {
 /// Seconds since the Unix epoch (adapters read the clock; `common` never does).
 #[must_use]
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    unix_seconds(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, unix_millis),
+    )
 }
 
 /// Prints a configuration error (naming the variable, never a value) and exits with status 2.

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use keyward_common::sync::{
     SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, valid_batch_id, verify_signature,
 };
-use keyward_common::{FieldError, Problem, Timestamp};
+use keyward_common::{FieldError, Problem, ProblemCode, Timestamp};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
@@ -251,14 +251,20 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         .unwrap_or_default();
     if req.method() != Method::POST {
         return problem(
-            Problem::new(405, "method_not_allowed", "This path answers POST only."),
+            Problem::of(
+                ProblemCode::MethodNotAllowed,
+                "This path answers POST only.",
+            ),
             &request_id,
         );
     }
     let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_BODY {
         return problem(
-            Problem::new(413, "payload_too_large", "The body is larger than 512 KiB."),
+            Problem::of(
+                ProblemCode::PayloadTooLarge,
+                "The body is larger than 512 KiB.",
+            ),
             &request_id,
         );
     }
@@ -272,9 +278,8 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
     ) {
         tracing::warn!(error = %e, "usage batch refused");
         return problem(
-            Problem::new(
-                401,
-                "unauthorized",
+            Problem::of(
+                ProblemCode::Unauthorized,
                 format!("Usage batches must be signed with the sync secret: {e}."),
             ),
             &request_id,
@@ -284,9 +289,8 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         Ok(b) => b,
         Err(e) => {
             return problem(
-                Problem::new(
-                    400,
-                    "invalid_json",
+                Problem::of(
+                    ProblemCode::InvalidJson,
                     format!("The body is not a usage batch: {e}."),
                 ),
                 &request_id,
@@ -305,9 +309,8 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
             Err(e) => {
                 tracing::error!(request_id, error = format!("{e:#}"), "writing usage failed");
                 return problem(
-                    Problem::new(
-                        500,
-                        "internal",
+                    Problem::of(
+                        ProblemCode::Internal,
                         "Something went wrong on our side; quote the request id to support.",
                     ),
                     &request_id,

@@ -108,6 +108,7 @@ impl Stack {
             vars,
             state_dir: Some(dir.join("edge")),
             port: Some(edge_port),
+            ..EdgeOptions::default()
         };
         let edge = start_edge(edge_options.clone()).await?;
 

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use keyward_common::time::unix_millis;
 use lambda_http::http::{HeaderValue, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -27,7 +28,7 @@ pub struct Ctx {
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, unix_millis)
 }
 
 fn generated_request_id() -> String {

@@ -28,7 +28,7 @@ impl Now {
     /// Unix seconds.
     #[must_use]
     pub fn secs(self) -> i64 {
-        i64::try_from(self.ms / 1000).unwrap_or(i64::MAX)
+        keyward_common::time::unix_seconds(self.ms)
     }
 }
 
