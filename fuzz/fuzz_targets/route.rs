@@ -1,14 +1,16 @@
-//! Route rules (`METHOD /pattern => scope`, from configuration) and their matching against the
-//! method and path of every proxied request.
+//! Route rules (`METHOD /pattern => scope`, from configuration) and the route table's answer
+//! for the method and normalised path of every proxied request.
 //!
 //! Input: UTF-8 text whose first line is a request (`METHOD /path`) and whose rest is a rule set.
-//! Properties: parsing and matching never panic; the answer does not depend on the method's
-//! case or on empty path segments (`//`, a trailing `/`); `required_scope` is the first matching
-//! rule's scope; and a rule built from the request's own path matches the path it describes
-//! (with `*` segments filled in and a trailing `**` filled with anything).
+//! Properties: parsing and matching never panic; the answer is the first matching rule's scope,
+//! else the default; it does not depend on the method's or the path's ASCII case, nor on empty
+//! segments; and a rule built from the request's own path matches the path it describes (with
+//! `*` segments filled in and a trailing `**` filled with anything) and nothing shorter.
 #![no_main]
 
-use keyward_common::route::{RouteRule, parse_rules, required_scope};
+use keyward_common::route::{
+    Access, NormalizedPath, RouteDefault, RouteRule, RouteTable, normalize_path, parse_rules,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,38 +18,50 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (request, rules) = text.split_once('\n').unwrap_or((text, ""));
-    let (method, path) = request.split_once(' ').unwrap_or((request, "/"));
+    let (method, raw_path) = request.split_once(' ').unwrap_or((request, "/"));
 
-    if let Ok(rules) = parse_rules(rules) {
-        matching_is_consistent(&rules, method, path);
+    if let (Ok(rules), Ok(path)) = (parse_rules(rules), normalize_path(raw_path)) {
+        for default in [RouteDefault::AnyKey, RouteDefault::Deny] {
+            let table = RouteTable {
+                rules: rules.clone(),
+                default,
+            };
+            answer_is_consistent(&table, method, raw_path, &path);
+        }
     }
-    a_rule_matches_the_path_it_describes(method, path);
+    a_rule_matches_the_path_it_describes(method, raw_path);
 });
 
-fn matching_is_consistent(rules: &[RouteRule], method: &str, path: &str) {
-    let scope = required_scope(rules, method, path);
-    let first = rules.iter().find(|r| r.matches(method, path));
-    assert_eq!(scope, first.map(RouteRule::scope));
-    if let Some(scope) = scope {
+fn answer_is_consistent(table: &RouteTable, method: &str, raw: &str, path: &NormalizedPath) {
+    let access = table.access(method, path);
+    let expected = match table.rules.iter().find(|r| r.matches(method, path)) {
+        Some(rule) => Access::Scope(rule.scope()),
+        None if table.default == RouteDefault::Deny => Access::Deny,
+        None => Access::AnyKey,
+    };
+    assert_eq!(access, expected);
+    if let Access::Scope(scope) = access {
         assert!(!scope.is_empty() && !scope.contains(char::is_whitespace));
     }
     assert_eq!(
-        required_scope(rules, &method.to_ascii_lowercase(), path),
-        required_scope(rules, &method.to_ascii_uppercase(), path),
+        table.access(&method.to_ascii_lowercase(), path),
+        table.access(&method.to_ascii_uppercase(), path),
         "the method's case changed the answer"
     );
-    let doubled = path.replace('/', "//");
-    assert_eq!(
-        required_scope(rules, method, &doubled),
-        scope,
-        "`//` changed the answer"
-    );
-    let trailing = format!("{path}/");
-    assert_eq!(
-        required_scope(rules, method, &trailing),
-        scope,
-        "a trailing `/` changed the answer"
-    );
+    for variant in [
+        raw.to_ascii_uppercase(),
+        raw.to_ascii_lowercase(),
+        raw.replace('/', "//"),
+        format!("{raw}/"),
+    ] {
+        if let Ok(other) = normalize_path(&variant) {
+            assert_eq!(
+                table.access(method, &other),
+                access,
+                "{raw:?} vs {variant:?}"
+            );
+        }
+    }
 }
 
 fn a_rule_matches_the_path_it_describes(method: &str, pattern: &str) {
@@ -62,34 +76,31 @@ fn a_rule_matches_the_path_it_describes(method: &str, pattern: &str) {
         return;
     };
     assert_eq!(rule.scope(), "fuzz.scope");
-    let segments: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let normalized = normalize_path(pattern).expect("an accepted pattern is a valid path");
+    let segments: Vec<&str> = normalized
+        .as_str()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let open_ended = segments.last() == Some(&"**");
-    let fixed = if open_ended {
-        &segments[..segments.len() - 1]
-    } else {
-        &segments[..]
-    };
+    let fixed = &segments[..segments.len() - usize::from(open_ended)];
     let concrete: Vec<&str> = fixed
         .iter()
         .map(|s| if *s == "*" { "filled" } else { s })
         .collect();
-    let path = format!("/{}", concrete.join("/"));
+    let path = |segs: &[&str]| normalize_path(&format!("/{}", segs.join("/"))).unwrap();
     let request_method = if method == "*" { "PATCH" } else { method };
     assert!(
-        rule.matches(request_method, &path),
-        "{pattern} does not match {path}"
+        rule.matches(request_method, &path(&concrete)),
+        "{pattern} does not match itself"
     );
-    let longer = format!("{path}/extra");
-    assert_eq!(
-        rule.matches(request_method, &longer),
-        open_ended,
-        "one more segment after {pattern}"
-    );
-    if !concrete.is_empty() {
-        let shorter = format!("/{}", concrete[..concrete.len() - 1].join("/"));
+    let mut longer = concrete.clone();
+    longer.push("extra");
+    assert_eq!(rule.matches(request_method, &path(&longer)), open_ended);
+    if let Some((_, shorter)) = concrete.split_last() {
         assert!(
-            !rule.matches(request_method, &shorter),
-            "{pattern} matches {shorter}"
+            !rule.matches(request_method, &path(shorter)),
+            "{pattern} matches less"
         );
     }
 }
