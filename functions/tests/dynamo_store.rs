@@ -1,16 +1,10 @@
 //! The DynamoDB store against a real moto server started by the test (its own port and table).
 //!
-//! Needs `moto_server`: `$KEYWARD_MOTO_SERVER`, else `.venv/bin/moto_server` at the workspace
-//! root (what `cargo xtask bootstrap` installs), else `moto_server` on `PATH`.
+//! Needs the project venv's moto (`cargo xtask bootstrap`; `KEYWARD_REPO` names another
+//! checkout's venv), started by `keyward_tests::moto::Moto`.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
@@ -19,63 +13,21 @@ use keyward_common::{KeyId, KeyRecord, KeyStatus, SecretKey, Timestamp};
 use keyward_functions::store::dynamo::DynamoStore;
 use keyward_functions::store::item::{self, GSI1, GSI1PK, GSI1SK, PK, SK};
 use keyward_functions::store::{AuditEvent, KeyQuery, KeyStore, Replace, StoreError, StoredKey};
+use keyward_tests::moto::Moto;
+use keyward_tests::paths::repo_root;
 
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYWARD_MOTO_SERVER") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
-}
-
+/// moto, started by the end-to-end harness's launcher (the fixed `tests/moto_server.py`), with its
+/// log under `target/keyward/runs/`.
 fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(moto_binary())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "moto_server must be installed (cargo xtask bootstrap) or named by KEYWARD_MOTO_SERVER",
-        );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    let log = repo_root().join(format!(
+        "target/keyward/runs/dynamo-store-moto-{}.log",
+        std::process::id()
+    ));
+    Moto::start(&log).expect("moto must start (run `cargo xtask bootstrap` for the venv)")
 }
 
 async fn store(moto: &Moto) -> DynamoStore {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&moto.url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    let client = Client::from_conf(conf);
+    let client = moto.dynamodb();
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::process::{Managed, free_port, repo_root, tail, wait_for_port};
+use crate::moto::Moto;
+pub use crate::moto::dynamodb_client;
+use crate::paths::repo_root;
+use crate::process::{Managed, free_port, tail, wait_for_port};
 use crate::router::{Router, management_functions};
 use crate::table;
 use keyward_functions::operation::OPERATIONS;
@@ -124,8 +126,7 @@ impl JwtSettings {
 pub struct ControlPlane {
     router: Router,
     watch: Managed,
-    moto: Managed,
-    moto_url: String,
+    moto: Moto,
     lambda_url: String,
     table: String,
     jwt: JwtSettings,
@@ -154,18 +155,9 @@ impl ControlPlane {
             .with_context(|| format!("creating {}", log_dir.display()))?;
 
         // moto first: the table must exist before a function reads it.
-        let moto_port = free_port()?;
-        let mut cmd = Command::new(venv.join("python"));
-        cmd.arg(root.join("tests/moto_server.py")).args([
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &moto_port.to_string(),
-        ]);
-        let moto = Managed::spawn("moto_server", cmd, &log_dir.join("moto.log"))
-            .context("starting moto_server (run `cargo xtask bootstrap`)")?;
-        let moto = wait_blocking(moto, moto_port, Duration::from_secs(60)).await?;
-        let moto_url = format!("http://127.0.0.1:{moto_port}");
+        let moto_log = log_dir.join("moto.log");
+        let moto = tokio::task::spawn_blocking(move || Moto::start(&moto_log)).await??;
+        let moto_url = moto.url().to_owned();
 
         let dynamodb = dynamodb_client(&moto_url);
         let table = format!("keyward-e2e-{run_id}");
@@ -227,7 +219,6 @@ impl ControlPlane {
             router,
             watch,
             moto,
-            moto_url,
             lambda_url,
             table,
             jwt,
@@ -301,7 +292,7 @@ impl ControlPlane {
     /// moto's endpoint.
     #[must_use]
     pub fn moto_url(&self) -> &str {
-        &self.moto_url
+        self.moto.url()
     }
 
     /// The table's name.
@@ -461,24 +452,6 @@ where
         }
     }
     out
-}
-
-/// A DynamoDB client for a local endpoint with dummy credentials.
-#[must_use]
-pub fn dynamodb_client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "keyward-tests",
-        ))
-        .build();
-    Client::from_conf(config)
 }
 
 /// `bytes` random bytes from the OS, as lowercase hex.

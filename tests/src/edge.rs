@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use keyward_common::sync::{SIGNATURE_HEADER, SyncBatch, SyncResponse, TIMESTAMP_HEADER, sign};
 
-use crate::process::{Managed, free_port, repo_root, tail, wait_for_port};
+use crate::paths::{repo_root, tools_dir};
+use crate::process::{Managed, free_port, tail, wait_for_port};
 
 /// Which build of the Worker to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -345,14 +346,6 @@ pub fn build_test_bundle() -> Result<PathBuf> {
         .with_context(|| format!("writing {}", shim.display()))?;
     *built = Some(shim.clone());
     Ok(shim)
-}
-
-fn tools_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KEYWARD_TOOLS").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set; set KEYWARD_TOOLS instead")?;
-    Ok(PathBuf::from(home).join(".cache/keyward/tools"))
 }
 
 // `{tools}/{prefix}{version}/bin/{bin}`, the newest version found.

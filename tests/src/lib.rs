@@ -2,7 +2,9 @@
 pub mod app;
 pub mod control_plane;
 pub mod edge;
+pub mod moto;
 pub mod origin;
+pub mod paths;
 pub mod poller;
 pub mod process;
 pub mod router;

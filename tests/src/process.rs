@@ -8,6 +8,8 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+
+pub use crate::paths::repo_root;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -141,12 +143,4 @@ pub fn wait_for_port(process: &mut Managed, port: u16, timeout: Duration) -> Res
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The workspace root (the directory holding the root `Cargo.toml`).
-#[must_use]
-pub fn repo_root() -> PathBuf {
-    std::env::var_os("KEYWARD_REPO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }

@@ -5,7 +5,6 @@
 //! [`create_table`] creates exactly that table on any DynamoDB-compatible endpoint, and
 //! [`describe_table`] reads a live table back into the same type so the two can be compared.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -16,6 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Deserialize;
 use serde_yaml::Value;
+
+pub use crate::paths::workspace_root;
 
 /// Partition key of the table.
 pub const PK: &str = "PK";
@@ -83,14 +84,6 @@ impl TableDefinition {
             .sort_by(|a, b| a.name.cmp(&b.name));
         self
     }
-}
-
-/// The workspace root: the parent of this crate's manifest directory.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives inside the workspace")
-        .to_path_buf()
 }
 
 /// Reads the table definition from the workspace's `infra/template.yaml`.

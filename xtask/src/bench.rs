@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the core, the edge, the control plane and Lambda init, measured in one run.
 //!
-//! Writes `target/keyward/bench.json` and prints a Markdown table. Steps:
+//! Writes `target/keyward/bench.json` (typed: `bench_report.rs`) and prints the tables the
+//! README shows; `cargo xtask bench --readme` rewrites the README's marked block from it. Steps:
 //! - core: `cargo bench -p keyward-common --bench core` (criterion), medians from
 //!   `target/criterion/**/new/estimates.json`;
 //! - edge: `node bench/edge.mjs` (workerd via Miniflare, wrk; see that file);
@@ -18,9 +19,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::bench_report::{self, BenchReport, ControlRun, EdgeRun, LambdaFigures, round};
 use crate::util::{bin_targets, cmd, file_size, gzip_size, output, run, step};
 use crate::{bootstrap, edge};
 
@@ -29,12 +33,49 @@ const INIT_RUNS: usize = 5;
 /// Longest a function may take to ask for its first event.
 const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// `cargo xtask bench [--readme]`: `--readme` only rewrites the README's tables from the last
+/// run's `target/keyward/bench.json`.
+pub fn bench_command(repo: &Path, args: &[String]) -> Result<()> {
+    match args {
+        [] => bench(repo),
+        [flag] if flag == "--readme" => readme(repo),
+        [other, ..] => bail!("`bench` takes `--readme` or nothing, not `{other}`"),
+    }
+}
+
+/// Rewrites the README block between `<!-- bench:start -->` and `<!-- bench:end -->` from
+/// `target/keyward/bench.json`.
+fn readme(repo: &Path) -> Result<()> {
+    let path = repo.join("target/keyward/bench.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `cargo xtask bench` first)", path.display()))?;
+    let report: BenchReport = bench_report::parse(&path.display().to_string(), &text)?;
+    let readme_path = repo.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path)?;
+    let block = bench_report::readme_block(&report);
+    if bench_report::current_block(&readme) == Some(block.as_str()) {
+        println!("bench: README.md already shows the run of {}", report.date);
+        return Ok(());
+    }
+    let updated = bench_report::replace_block(&readme, &block)?;
+    std::fs::write(&readme_path, updated)
+        .with_context(|| format!("writing {}", readme_path.display()))?;
+    println!(
+        "bench: README.md tables now show the run of {}; commit them with \
+         xtask/testdata/bench-2026-11-23.json replaced by that bench.json",
+        report.date
+    );
+    Ok(())
+}
+
 /// Runs every benchmark and writes `target/keyward/bench.json`.
 pub fn bench(repo: &Path) -> Result<()> {
     let started = Instant::now();
     step("bootstrap", || bootstrap::bootstrap(repo))?;
     let env = bootstrap::tool_env(repo)?;
-    step("wrk", ensure_wrk)?;
+    if !bootstrap::has_wrk() {
+        bail!("wrk is not installed: `cargo xtask bootstrap` installs it (apt-get install -y wrk)");
+    }
     let built = step("build edge (release-edge profile)", || {
         edge::build_edge(repo, &env)
     })?;
@@ -51,7 +92,7 @@ pub fn bench(repo: &Path) -> Result<()> {
             .arg("--build")
             .arg(&built.dir))
     })?;
-    let edge_raw = read_json(&edge_json)?;
+    let edge_raw: EdgeRun = read_typed(&edge_json)?;
     let control_json = out_dir.join("bench-control.json");
     step("control plane (local stack)", || {
         run(cmd("cargo", repo, &env).args([
@@ -68,7 +109,7 @@ pub fn bench(repo: &Path) -> Result<()> {
             .arg(&control_json)
             .arg("200"))
     })?;
-    let control_raw = read_json(&control_json)?;
+    let control_raw: ControlRun = read_typed(&control_json)?;
     let lambda = step("lambda init", || lambda_init(repo, &env))?;
 
     let wasm = built
@@ -76,18 +117,23 @@ pub fn bench(repo: &Path) -> Result<()> {
         .first()
         .context("the edge build has no .wasm")?
         .clone();
-    let report = assemble(
-        &core,
-        &edge_raw,
-        &control_raw,
-        &lambda,
+    let report = bench_report::assemble(
+        today(),
+        machine(),
+        core,
+        edge_raw,
+        control_raw,
+        lambda,
         file_size(&wasm)?,
         gzip_size(&wasm)?,
     );
     let path = out_dir.join("bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("\n{}", table(&report));
+    println!("\n{}", bench_report::tables(&report));
+    for line in bench_report::targets(&report) {
+        println!("  {line}");
+    }
     println!(
         "bench: wrote {} in {:.0}s",
         path.display(),
@@ -96,38 +142,19 @@ pub fn bench(repo: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs `wrk` with apt when it is not on PATH (a system package; idempotent).
-fn ensure_wrk() -> Result<()> {
-    let found = |_: ()| {
-        Command::new("wrk")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if found(()) {
-        println!("wrk: found");
-        return Ok(());
-    }
-    println!("wrk: installing with apt-get");
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !(apt(&["install", "-y", "wrk"]) || (apt(&["update"]) && apt(&["install", "-y", "wrk"]))) {
-        bail!(
-            "could not install wrk with apt-get; install it (`apt-get install -y wrk`) and retry"
-        );
-    }
-    Ok(())
+/// criterion's `estimates.json`, the part read here.
+#[derive(Debug, Deserialize)]
+struct Estimates {
+    median: Estimate,
 }
 
-/// Runs the criterion benchmark and returns `{name: median_ns}`.
-fn core(repo: &Path, env: &[(String, String)]) -> Result<Map<String, Value>> {
+#[derive(Debug, Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+}
+
+/// Runs the criterion benchmark and returns `{name_ns: median_ns}`.
+fn core(repo: &Path, env: &[(String, String)]) -> Result<BTreeMap<String, f64>> {
     let criterion = repo.join("target/criterion");
     run(cmd("cargo", repo, env).args([
         "bench",
@@ -143,7 +170,7 @@ fn core(repo: &Path, env: &[(String, String)]) -> Result<Map<String, Value>> {
     ]))?;
     let mut found = Vec::new();
     find_estimates(&criterion, &mut found)?;
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for file in found {
         // target/criterion/<group>/<bench>/new/estimates.json
         let Some(dir) = file.parent().and_then(Path::parent) else {
@@ -153,10 +180,8 @@ fn core(repo: &Path, env: &[(String, String)]) -> Result<Map<String, Value>> {
             continue;
         };
         let name = rel.to_string_lossy().replace(['/', '\\'], "_");
-        let est = read_json(&file)?;
-        if let Some(ns) = est["median"]["point_estimate"].as_f64() {
-            out.insert(format!("{name}_ns"), json!(round(ns, 1)));
-        }
+        let est: Estimates = read_typed(&file)?;
+        out.insert(format!("{name}_ns"), round(est.median.point_estimate, 1));
     }
     if out.is_empty() {
         bail!("criterion left no estimates under {}", criterion.display());
@@ -206,18 +231,18 @@ fn function_bins(repo: &Path, env: &[(String, String)]) -> Result<FunctionBins> 
 }
 
 /// For every function binary: median time from spawn to its first `GET .../invocation/next`.
-fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<Value> {
+fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<LambdaFigures> {
     let names = bin_targets(repo, "keyward-functions")?;
     if names.is_empty() {
         bail!("keyward-functions has no binaries");
     }
     let bins = function_bins(repo, env)?;
-    let mut init = Map::new();
-    let mut sizes = Map::new();
-    let mut runs_out = Map::new();
+    let mut init = BTreeMap::new();
+    let mut sizes = BTreeMap::new();
+    let mut runs_out = BTreeMap::new();
     for name in &names {
         let bin = bins.dir.join(name);
-        sizes.insert(name.clone(), json!(file_size(&bin)?));
+        sizes.insert(name.clone(), file_size(&bin)?);
         let mut runs = Vec::with_capacity(INIT_RUNS);
         for _ in 0..INIT_RUNS {
             runs.push(time_init(&bin, name).with_context(|| format!("timing init of {name}"))?);
@@ -229,20 +254,22 @@ fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<Value> {
             "lambda init {name}: median {median:.2} ms over {INIT_RUNS} runs ({} build)",
             bins.profile
         );
-        init.insert(name.clone(), json!(round(median, 2)));
-        runs_out.insert(
-            name.clone(),
-            json!(runs.iter().map(|r| round(*r, 2)).collect::<Vec<_>>()),
-        );
+        init.insert(name.clone(), round(median, 2));
+        runs_out.insert(name.clone(), runs.iter().map(|r| round(*r, 2)).collect());
     }
-    Ok(json!({
-        "profile": bins.profile,
-        "binaries": bins.dir.strip_prefix(repo).unwrap_or(&bins.dir).display().to_string(),
-        "runs_per_function": INIT_RUNS,
-        "init_ms": init,
-        "init_runs_ms": runs_out,
-        "binary_bytes": sizes,
-    }))
+    Ok(LambdaFigures {
+        profile: bins.profile.to_owned(),
+        binaries: bins
+            .dir
+            .strip_prefix(repo)
+            .unwrap_or(&bins.dir)
+            .display()
+            .to_string(),
+        runs_per_function: INIT_RUNS as u64,
+        init_ms: init,
+        init_runs_ms: runs_out,
+        binary_bytes: sizes,
+    })
 }
 
 /// Starts `bin` against a one-shot runtime API and returns ms until it asks for an event.
@@ -331,261 +358,11 @@ fn lambda_env(api: &str, name: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// Reads a JSON file into `T`: a missing or renamed field is an error naming it and the file.
+fn read_typed<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
-}
-
-/// bench.json: the issue's named fields at the top of each section, the raw figures beside them.
-fn assemble(
-    core: &Map<String, Value>,
-    edge: &Value,
-    control: &Value,
-    lambda: &Value,
-    wasm_bytes: u64,
-    wasm_gzip_bytes: u64,
-) -> Value {
-    let v = &edge["variants"];
-    let rps = |id: &str| v[id]["rps"].as_f64().unwrap_or(0.0);
-    let p50 = |id: &str| v[id]["p50_ms"].as_f64().unwrap_or(0.0);
-    let p99 = |id: &str| v[id]["p99_ms"].as_f64().unwrap_or(0.0);
-    let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 3) } else { 0.0 };
-    let lat = |id: &str, q: &str| {
-        edge["latency_one_connection"][id][q]
-            .as_f64()
-            .unwrap_or(0.0)
-    };
-    let kv = &edge["kv_reads_per_request"];
-    let create_p50 = control["create"]["p50_ms"].as_f64().unwrap_or(0.0);
-    json!({
-        "date": today(),
-        "machine": machine(),
-        "core": core,
-        "edge": {
-            "warm_rps": round(rps("keyward_verify_warm"), 0),
-            "noop_rps": round(rps("noop"), 0),
-            "js_rps": round(rps("js_verify"), 0),
-            "warm_vs_noop": ratio(rps("keyward_verify_warm"), rps("noop")),
-            "warm_vs_js": ratio(rps("keyward_verify_warm"), rps("js_verify")),
-            "body_floor_rps": round(rps("body_floor"), 0),
-            "body_floor_vs_noop": ratio(rps("body_floor"), rps("noop")),
-            "warm_vs_body_floor": ratio(rps("keyward_verify_warm"), rps("body_floor")),
-            "proxy_warm_rps": round(rps("keyward_proxy_warm"), 0),
-            "js_proxy_rps": round(rps("js_proxy"), 0),
-            "proxy_vs_js_proxy": ratio(rps("keyward_proxy_warm"), rps("js_proxy")),
-            // Latency from the one-request-at-a-time run (nothing queues); the loaded run's beside it.
-            "p99_ms": round(lat("keyward_verify_warm", "p99_ms"), 3),
-            "p50_ms": round(lat("keyward_verify_warm", "p50_ms"), 3),
-            "p99_added_vs_noop_ms": round(
-                lat("keyward_verify_warm", "p99_ms") - lat("noop", "p99_ms"),
-                3
-            ),
-            "p50_added_vs_noop_ms": round(
-                lat("keyward_verify_warm", "p50_ms") - lat("noop", "p50_ms"),
-                3
-            ),
-            "p99_loaded_ms": round(p99("keyward_verify_warm"), 3),
-            "p99_loaded_added_vs_noop_ms": round(p99("keyward_verify_warm") - p99("noop"), 3),
-            "p50_loaded_added_vs_noop_ms": round(p50("keyward_verify_warm") - p50("noop"), 3),
-            "latency_one_connection": edge["latency_one_connection"],
-            "kv_reads_per_request": {
-                "warm": kv["keyward"]["warm"],
-                "garbage": kv["keyward"]["garbage"],
-                "unknown": kv["keyward"]["unknown"],
-                "unknown_repeated": kv["keyward"]["unknown_repeated"],
-                "warm_proxy": kv["keyward"]["warm_proxy"],
-                "garbage_proxy": kv["keyward"]["garbage_proxy"],
-                "js_peer": kv["js_peer"],
-            },
-            "wasm_bytes": wasm_bytes,
-            "wasm_gzip_bytes": wasm_gzip_bytes,
-            "variants": v,
-            "harness": edge["harness"],
-        },
-        "control": {
-            "create_p50_ms": round(create_p50, 2),
-            "create_p99_ms": round(control["create"]["p99_ms"].as_f64().unwrap_or(0.0), 2),
-            "list_p50_ms": round(control["list"]["p50_ms"].as_f64().unwrap_or(0.0), 2),
-            "revoke_p50_ms": round(control["revoke"]["p50_ms"].as_f64().unwrap_or(0.0), 2),
-            "bare_txn_p50_ms": round(control["bare_txn"]["p50_ms"].as_f64().unwrap_or(0.0), 2),
-            "create_vs_bare_txn": round(control["create_vs_bare_txn"].as_f64().unwrap_or(0.0), 2),
-            "detail": control,
-        },
-        "lambda": lambda,
-    })
-}
-
-/// The Markdown table for the terminal and the README.
-fn table(r: &Value) -> String {
-    let e = &r["edge"];
-    let c = &r["control"]["detail"];
-    let f = |v: &Value, d: usize| v.as_f64().map_or("–".into(), |x| format!("{x:.d$}"));
-    let mut s = format!(
-        "Keyward benchmarks, {} on {}\n\n",
-        r["date"].as_str().unwrap_or("?"),
-        r["machine"].as_str().unwrap_or("?")
-    );
-    s.push_str("| edge (workerd, wrk) | req/s | p50 ms | p99 ms | KV reads/req |\n|---|---:|---:|---:|---:|\n");
-    let kv = &e["kv_reads_per_request"];
-    let rows: [(&str, &str, &Value); 9] = [
-        (
-            "noop",
-            "no-op worker (floor), same POST as verify",
-            &Value::Null,
-        ),
-        (
-            "body_floor",
-            "JS body floor: reads the JSON body, fixed verdict",
-            &Value::Null,
-        ),
-        (
-            "keyward_verify_warm",
-            "Keyward verify, warm valid key",
-            &kv["warm"],
-        ),
-        (
-            "keyward_proxy_warm",
-            "Keyward proxy → origin, warm valid key",
-            &kv["warm_proxy"],
-        ),
-        (
-            "js_verify",
-            "JS peer verify (digest + KV get + JSON.parse)",
-            &kv["js_peer"]["warm"],
-        ),
-        ("js_proxy", "JS peer proxy → origin", &kv["js_peer"]["warm"]),
-        (
-            "keyward_verify_garbage",
-            "Keyward verify, garbage key (bad checksum)",
-            &kv["garbage"],
-        ),
-        (
-            "keyward_proxy_garbage",
-            "Keyward proxy, garbage key (401)",
-            &kv["garbage_proxy"],
-        ),
-        (
-            "keyward_verify_unknown",
-            "Keyward verify, unknown key (repeated)",
-            &kv["unknown_repeated"],
-        ),
-    ];
-    for (id, label, reads) in rows {
-        let v = &e["variants"][id];
-        s.push_str(&format!(
-            "| {label} | {} | {} | {} | {} |\n",
-            f(&v["rps"], 0),
-            f(&v["p50_ms"], 3),
-            f(&v["p99_ms"], 3),
-            if reads.is_null() {
-                "–".into()
-            } else {
-                f(reads, 3)
-            }
-        ));
-    }
-    s.push_str(&format!(
-        "\nwarm verify / no-op: **{}** (target ≥ 0.85) · warm verify / JS peer: **{}** (target ≥ 1.0) · \
-         proxy / JS proxy: {} · p99 added vs no-op, one request at a time: **{} ms** (target ≤ 1; \
-         under full load, where p99 is scheduler stalls: {} ms)\n\
-         body floor / no-op: {} · warm verify / body floor: {}\n\
-         KV reads per request: garbage **{}**, cold unknown key **{}** (each a new key), warm **{}** \
-         (targets 0 / ≤ 1 / 0); JS peer: {} for every path\n\
-         edge wasm: {} bytes raw, **{} bytes gzip** (target ≤ 300 KB)\n\n",
-        f(&e["warm_vs_noop"], 3),
-        f(&e["warm_vs_js"], 3),
-        f(&e["proxy_vs_js_proxy"], 3),
-        f(&e["p99_added_vs_noop_ms"], 3),
-        f(&e["p99_loaded_added_vs_noop_ms"], 3),
-        f(&e["body_floor_vs_noop"], 3),
-        f(&e["warm_vs_body_floor"], 3),
-        f(&kv["garbage"], 3),
-        f(&kv["unknown"], 3),
-        f(&kv["warm"], 3),
-        f(&kv["js_peer"]["warm"], 0),
-        e["wasm_bytes"],
-        e["wasm_gzip_bytes"],
-    ));
-    s.push_str(
-        "| edge latency, one request at a time (node client) | p50 ms | p99 ms | mean ms |\n|---|---:|---:|---:|\n",
-    );
-    for (id, label) in [
-        ("noop", "no-op worker"),
-        ("body_floor", "JS body floor"),
-        ("keyward_verify_warm", "Keyward verify, warm valid key"),
-        ("js_verify", "JS peer verify"),
-        (
-            "keyward_proxy_warm",
-            "Keyward proxy → origin, warm valid key",
-        ),
-    ] {
-        let v = &e["latency_one_connection"][id];
-        s.push_str(&format!(
-            "| {label} | {} | {} | {} |\n",
-            f(&v["p50_ms"], 3),
-            f(&v["p99_ms"], 3),
-            f(&v["mean_ms"], 3)
-        ));
-    }
-    s.push('\n');
-    s.push_str(&format!(
-        "| control plane ({}) | p50 ms | p99 ms | req/s |\n|---|---:|---:|---:|\n",
-        c["profile"].as_str().unwrap_or("?")
-    ));
-    for (id, label) in [
-        ("create", "create (sequential)"),
-        ("list", "list, limit 20 (sequential)"),
-        ("revoke", "revoke (sequential)"),
-        ("create_concurrent", "create, 4 clients"),
-        ("bare_txn", "bare TransactWriteItems (sequential)"),
-        ("bare_txn_concurrent", "bare TransactWriteItems, 4 clients"),
-    ] {
-        let v = &c[id];
-        s.push_str(&format!(
-            "| {label} | {} | {} | {} |\n",
-            f(&v["p50_ms"], 2),
-            f(&v["p99_ms"], 2),
-            f(&v["rps"], 0)
-        ));
-    }
-    s.push_str(&format!(
-        "\ncreate p50 / bare transaction p50: **{}** (target ≤ 1.5)\n\n",
-        f(&r["control"]["create_vs_bare_txn"], 2)
-    ));
-    let l = &r["lambda"];
-    s.push_str(&format!(
-        "| Lambda function ({} build, x86_64) | init ms (median of {}) | binary bytes |\n|---|---:|---:|\n",
-        l["profile"].as_str().unwrap_or("?"),
-        l["runs_per_function"]
-    ));
-    if let Some(init) = l["init_ms"].as_object() {
-        for (name, ms) in init {
-            s.push_str(&format!(
-                "| {name} | {} | {} |\n",
-                f(ms, 2),
-                l["binary_bytes"][name]
-            ));
-        }
-    }
-    s.push_str("\n(target: init ≤ 20 ms)\n");
-    let core = &r["core"];
-    if let Some(map) = core.as_object() {
-        s.push_str("\n| core (criterion, native) | median ns |\n|---|---:|\n");
-        for (k, v) in map {
-            s.push_str(&format!(
-                "| {} | {} |\n",
-                k.trim_end_matches("_ns"),
-                f(v, 1)
-            ));
-        }
-    }
-    s
+    bench_report::parse(&path.display().to_string(), &text)
 }
 
 fn today() -> String {

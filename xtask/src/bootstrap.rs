@@ -2,11 +2,14 @@
 //!
 //! What goes where:
 //! - Rust targets for the edge (wasm32) and the Lambda functions (aarch64), through rustup.
-//! - A Python venv at `<repo>/.venv` with cargo-lambda, ziglang, moto and cfn-lint, pinned.
+//! - A Python venv at `<repo>/.venv` with cargo-lambda, ziglang, moto, cfn-lint and schemathesis
+//!   (API fuzzing from `openapi.json`), pinned.
 //! - npm packages pinned by `package-lock.json` (wrangler, binaryen) in `<repo>/node_modules`.
 //! - `wasm-bindgen-cli` and `worker-build` at the versions `Cargo.lock` resolves, each in its
 //!   own versioned root under the tool directory (`$KEYWARD_TOOLS`, default
-//!   `~/.cache/keyward/tools`), outside the clone so that every clone shares them.
+//!   `~/.cache/keyward/tools`), outside the clone so that every clone shares them; cargo-fuzz
+//!   (pinned here) the same way, run on the nightly toolchain when rustup has one.
+//! - `wrk` (for `cargo xtask bench`), with apt-get when it is not on PATH.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,13 @@ const PYTHON_PINS: &[&str] = &[
     "ziglang==0.17.1",
     "moto[server]==5.2.5",
     "cfn-lint==1.58.0",
+    "schemathesis==4.32.5",
 ];
+
+/// cargo-fuzz for `fuzz/` (`cargo xtask fuzz`, and a short run inside `cargo xtask test`).
+const CARGO_FUZZ_VERSION: &str = "0.13.1";
+/// The release line to fall back to when [`CARGO_FUZZ_VERSION`] cannot be installed.
+const CARGO_FUZZ_LINE: &str = "0.13";
 
 /// Written into the venv once the pins above are installed.
 const VENV_STAMP: &str = "keyward-pins.txt";
@@ -62,6 +71,12 @@ impl CargoTool {
                 version: worker,
                 fallback: worker_minor,
             },
+            CargoTool {
+                krate: "cargo-fuzz",
+                bin: "cargo-fuzz",
+                version: CARGO_FUZZ_VERSION.to_owned(),
+                fallback: Some(CARGO_FUZZ_LINE.to_owned()),
+            },
         ])
     }
 
@@ -90,14 +105,7 @@ impl CargoTool {
     }
 }
 
-/// The shared tool directory: `$KEYWARD_TOOLS`, or `~/.cache/keyward/tools`.
-pub fn tools_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KEYWARD_TOOLS").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set; set KEYWARD_TOOLS instead")?;
-    Ok(PathBuf::from(home).join(".cache/keyward/tools"))
-}
+pub use crate::paths::tools_dir;
 
 /// The environment every later step needs: tools on PATH, tool paths for worker-build,
 /// telemetry off, and the repo root for the test harness.
@@ -149,11 +157,63 @@ pub fn bootstrap(repo: &Path) -> Result<()> {
         cargo_tool(&tools, &tool)
             .with_context(|| format!("installing {} {}", tool.krate, tool.version))?;
     }
+    nightly(repo)?;
+    wrk();
     println!(
         "bootstrap: everything in place ({:.1}s)",
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Reports the toolchain the fuzz targets build with: nightly if rustup has one, else the pinned
+/// toolchain with `RUSTC_BOOTSTRAP=1` (no download: rustup's servers may be out of reach).
+fn nightly(repo: &Path) -> Result<()> {
+    if crate::fuzz::has_nightly(repo)? {
+        println!("fuzz toolchain: found nightly");
+    } else {
+        println!(
+            "fuzz toolchain: no nightly, fuzzing uses the pinned toolchain with RUSTC_BOOTSTRAP=1"
+        );
+    }
+    Ok(())
+}
+
+/// Installs `wrk` (only `cargo xtask bench` uses it) with apt-get when it is not on PATH. Not
+/// fatal: without root or apt the rest still works, and the bench says what is missing.
+fn wrk() {
+    if has_wrk() {
+        println!("wrk: found");
+        return;
+    }
+    println!("wrk: installing with apt-get");
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed =
+        apt(&["install", "-y", "wrk"]) || (apt(&["update"]) && apt(&["install", "-y", "wrk"]));
+    if installed && has_wrk() {
+        println!("wrk: installed");
+    } else {
+        println!(
+            "wrk: WARNING could not install it with apt-get; `cargo xtask bench` needs it (`apt-get install -y wrk`)"
+        );
+    }
+}
+
+/// Whether `wrk` runs.
+pub fn has_wrk() -> bool {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
 }
 
 fn rust_targets(repo: &Path) -> Result<()> {

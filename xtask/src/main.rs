@@ -4,10 +4,19 @@
 
 mod backfill;
 mod bench;
+mod bench_report;
 mod bootstrap;
 mod dev;
 mod edge;
+mod fuzz;
 mod package;
+// The repository's one repo-root/tool-dir helper, shared with the test harness by source.
+#[path = "../../tests/src/paths.rs"]
+#[allow(
+    dead_code,
+    reason = "`repo_root` (KEYWARD_REPO) is for the test harness; xtask uses its own checkout"
+)]
+mod paths;
 mod test;
 mod util;
 
@@ -24,7 +33,9 @@ Commands:
   test         everything a change must pass: fmt, clippy (native + wasm32), edge build,
                template/config checks, all tests
   build-edge   build the edge Worker into edge/build/ with worker-build
-  bench        benchmarks: core, edge (workerd), control plane, Lambda init → target/keyward/bench.json
+  bench        benchmarks: core, edge (workerd), control plane, Lambda init → target/keyward/bench.json;
+               `bench --readme` rewrites the README's tables from that file
+  fuzz         [--seconds N] [TARGET]: run the fuzz targets in fuzz/ (default 300 s each)
   package      build deployable artifacts into target/keyward/package/
   backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
   env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
@@ -49,7 +60,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             return Ok(());
         }
     };
-    if !matches!(command, "dev") && !rest.is_empty() {
+    if !matches!(command, "dev" | "fuzz" | "bench") && !rest.is_empty() {
         bail!("`{command}` takes no arguments\n\n{USAGE}");
     }
     match command {
@@ -65,7 +76,8 @@ fn dispatch(args: &[String]) -> Result<()> {
                 "building the edge (run `cargo xtask bootstrap` first if a tool is missing)",
             )
         }
-        "bench" => bench::bench(&repo),
+        "bench" => bench::bench_command(&repo, rest),
+        "fuzz" => fuzz::fuzz_command(&repo, rest),
         "package" => package::package(&repo),
         "backfill" => backfill::backfill(&repo),
         "env" => {

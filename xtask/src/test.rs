@@ -7,10 +7,15 @@ use anyhow::{Context, Result};
 
 use crate::bootstrap::{bootstrap, tool_env};
 use crate::edge::build_edge;
+use crate::fuzz;
 use crate::util::{cmd, run, step};
 
-/// Formatting, clippy (native and wasm32), the edge build, template and config checks, then
-/// every test, end-to-end ones included (they start their own stack using `tool_env`).
+/// How long schemathesis fuzzes the local control plane (its start-up not included).
+const API_FUZZ_SECONDS: u64 = 120;
+
+/// Formatting, clippy (native and wasm32), the edge build, template and config checks, every
+/// fuzz target for a short budget, then every test, end-to-end ones included (they start their
+/// own stack using `tool_env`).
 pub fn test(repo: &Path) -> Result<()> {
     let start = Instant::now();
     step("bootstrap", || bootstrap(repo))?;
@@ -18,7 +23,12 @@ pub fn test(repo: &Path) -> Result<()> {
     let cargo = |args: &[&str]| run(cmd("cargo", repo, &env).args(args));
 
     step("cargo fmt --check", || {
-        cargo(&["fmt", "--all", "--check"]).context("code is not formatted: run `cargo fmt --all`")
+        cargo(&["fmt", "--all", "--check"])
+            .and_then(|()| cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"]))
+            .context(
+                "code is not formatted: run `cargo fmt --all` and \
+                 `cargo fmt --manifest-path fuzz/Cargo.toml`",
+            )
     })?;
     step("clippy (native)", || {
         cargo(&[
@@ -67,7 +77,30 @@ pub fn test(repo: &Path) -> Result<()> {
         println!("==> wrangler dry-run: skipped, edge/wrangler.toml does not exist yet");
     }
 
+    let targets = fuzz::targets(repo)?;
+    let seconds = fuzz::test_seconds(targets.len());
+    step(
+        &format!("fuzz ({} targets x {seconds}s, cargo-fuzz)", targets.len()),
+        || fuzz::fuzz(repo, &env, &targets, seconds),
+    )?;
+
     step("cargo test --workspace", || cargo(&["test", "--workspace"]))?;
+    step(
+        &format!("api fuzz (schemathesis from openapi.json, {API_FUZZ_SECONDS}s)"),
+        || {
+            cargo(&[
+                "run",
+                "--quiet",
+                "-p",
+                "keyward-tests",
+                "--bin",
+                "api_fuzz",
+                "--",
+                "--seconds",
+                &API_FUZZ_SECONDS.to_string(),
+            ])
+        },
+    )?;
     println!(
         "test: all steps passed in {:.1}s",
         start.elapsed().as_secs_f64()

@@ -1,20 +1,14 @@
 //! Small helpers every subcommand uses: the repo root, running commands, timing steps.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-/// The workspace root: the parent of this crate's manifest directory.
-pub fn repo_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
-}
+/// The workspace root: the checkout `cargo xtask` was built from (never `KEYWARD_REPO`).
+pub use crate::paths::workspace_root as repo_root;
 
 /// A command with `env` applied, run in `dir`.
 pub fn cmd<S: AsRef<OsStr>>(program: S, dir: &Path, env: &[(String, String)]) -> Command {

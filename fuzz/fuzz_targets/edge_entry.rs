@@ -1,0 +1,120 @@
+//! Edge entries as the edge reads them from Workers KV (`h:{hash}` → JSON bytes), and the
+//! verification decision taken on them.
+//!
+//! Properties: an entry that deserialises serialises back to the same entry; `supersedes` is
+//! never true both ways and never replaces a tombstone; `kv_expiration` is never before the
+//! entry's own end; `verify` on the entry never admits a revoked, disabled or expired key, a key
+//! of another prefix, or a client outside `allowed_ips`; nothing panics.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use keyward_common::{
+    EdgeEntry, KeyStatus, PresentedKey, RequestContext, SecretKey, VerdictCode, verify,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// The clock the decision is taken at (2027-01-15).
+const NOW: i64 = 1_800_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(entry) = serde_json::from_slice::<EdgeEntry>(data) else {
+        return;
+    };
+    let json = serde_json::to_vec(&entry).unwrap();
+    assert_eq!(serde_json::from_slice::<EdgeEntry>(&json).unwrap(), entry);
+    ordering(&entry);
+    expiration(&entry);
+    decision(&entry);
+});
+
+fn ordering(entry: &EdgeEntry) {
+    let mut newer = entry.clone();
+    newer.version = entry.version.saturating_add(1);
+    newer.status = KeyStatus::Active;
+    if entry.is_tombstone() {
+        assert!(
+            !newer.supersedes(entry),
+            "a newer active entry replaced a tombstone"
+        );
+    }
+    for other in [&newer, entry] {
+        assert!(
+            !(other.supersedes(entry) && entry.supersedes(other)),
+            "two entries supersede each other"
+        );
+    }
+    assert!(!entry.supersedes(entry), "an entry supersedes itself");
+}
+
+fn expiration(entry: &EdgeEntry) {
+    let earliest = entry.expires_at.into_iter().chain(entry.retires_at).min();
+    let at = entry.kv_expiration();
+    assert_eq!(
+        at.is_some(),
+        earliest.is_some(),
+        "an entry without an end is kept for good"
+    );
+    if let (Some(at), Some(end)) = (at, earliest) {
+        assert!(
+            at > end,
+            "KV would forget the entry at {at}, before its end {end}"
+        );
+    }
+}
+
+fn decision(entry: &EdgeEntry) {
+    let Some(key) = key_with_prefix(&entry.prefix) else {
+        return;
+    };
+    let clients = [
+        None,
+        Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))),
+        Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        Some("2001:db8::1".parse().unwrap()),
+    ];
+    let scopes = [None, Some("read".to_owned()), Some("admin".to_owned())];
+    for client_ip in clients {
+        for required_scope in scopes.clone() {
+            let ctx = RequestContext {
+                client_ip,
+                required_scope,
+            };
+            let verdict = verify(&key, Some(entry), &ctx, NOW);
+            assert_eq!(verdict.valid, verdict.code == VerdictCode::Valid);
+            match entry.status {
+                KeyStatus::Revoked => assert_eq!(verdict.code, VerdictCode::Revoked),
+                KeyStatus::Disabled => assert_eq!(verdict.code, VerdictCode::Disabled),
+                KeyStatus::Active => {}
+            }
+            if verdict.valid {
+                assert!(entry.expires_at.is_none_or(|t| t > NOW));
+                assert!(entry.retires_at.is_none_or(|t| t > NOW));
+                assert!(
+                    entry.allowed_ips.is_empty()
+                        || client_ip
+                            .is_some_and(|ip| entry.allowed_ips.iter().any(|n| n.contains(&ip)))
+                );
+            }
+            assert_eq!(verdict.key_id.as_deref(), Some(entry.key_id.as_str()));
+        }
+    }
+    // The same entry never admits a key of another prefix.
+    if let Some(other) = key_with_prefix(if entry.prefix == "zz" { "yy" } else { "zz" }) {
+        let verdict = verify(&other, Some(entry), &RequestContext::default(), NOW);
+        assert_eq!(verdict.code, VerdictCode::NotFound);
+        assert_eq!(verdict.key_id, None);
+    }
+}
+
+fn key_with_prefix(prefix: &str) -> Option<PresentedKey> {
+    let mut n = 0u8;
+    let secret = SecretKey::generate(prefix, |buf: &mut [u8]| {
+        for b in buf {
+            n = n.wrapping_add(97) % 248;
+            *b = n;
+        }
+    })
+    .ok()?;
+    Some(secret.presented())
+}

@@ -1,0 +1,43 @@
+//! The bodies of signed batches, once their signature is checked: a `SyncBatch` (control plane →
+//! edge) and a `UsageBatch` (edge → control plane's usage function), as JSON.
+//!
+//! Properties: whatever deserialises serialises back to JSON that deserialises to the same value;
+//! every item's hash is a valid KV key; applying a batch's entries in any order keeps a tombstone
+//! a tombstone (the replication rule "revoked stays revoked"); nothing panics.
+#![no_main]
+
+use keyward_common::sync::{SyncBatch, UsageBatch};
+use keyward_common::{EdgeEntry, KeyHash};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(batch) = serde_json::from_slice::<SyncBatch>(data) {
+        sync_batch(&batch);
+    }
+    if let Ok(batch) = serde_json::from_slice::<UsageBatch>(data) {
+        let json = serde_json::to_vec(&batch).unwrap();
+        assert_eq!(serde_json::from_slice::<UsageBatch>(&json).unwrap(), batch);
+    }
+});
+
+fn sync_batch(batch: &SyncBatch) {
+    let json = serde_json::to_vec(batch).unwrap();
+    assert_eq!(&serde_json::from_slice::<SyncBatch>(&json).unwrap(), batch);
+    for item in &batch.items {
+        assert_eq!(KeyHash::parse(item.hash.as_str()).as_ref(), Ok(&item.hash));
+        assert!(item.hash.kv_key().starts_with("h:"));
+    }
+    // The edge's rule for one KV name: write an entry only when it supersedes the stored one.
+    // Applied forwards and backwards, once a tombstone is stored it stays.
+    let entries: Vec<&EdgeEntry> = batch.items.iter().map(|i| &i.entry).collect();
+    for order in [entries.clone(), entries.into_iter().rev().collect()] {
+        let mut stored: Option<&EdgeEntry> = None;
+        for entry in order {
+            let was_tombstone = stored.is_some_and(EdgeEntry::is_tombstone);
+            if stored.is_none_or(|s| entry.supersedes(s)) {
+                assert!(!was_tombstone, "a tombstone was replaced");
+                stored = Some(entry);
+            }
+        }
+    }
+}
