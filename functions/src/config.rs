@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use sha2::Sha256;
 
 use crate::validate::valid_scope;
 
@@ -177,16 +175,14 @@ impl Config {
                 why: "must be 2-16 characters of a-z 0-9".into(),
             }
         })?;
-        let cursor_secret = match get("KEYWARD_CURSOR_SECRET") {
-            Some(s) => s.into_bytes(),
-            None => {
-                // Derived, so a deployment without the variable still signs cursors with a secret.
-                let mut mac = Hmac::<Sha256>::new_from_slice(key_text.as_bytes())
-                    .map_err(|_| bad_key("cannot derive a cursor secret"))?;
-                mac.update(b"keyward list cursor v1");
-                mac.finalize().into_bytes().to_vec()
-            }
-        };
+        // Its own secret, never derived from the JWT key (which may be a public key).
+        let cursor_secret = required("KEYWARD_CURSOR_SECRET")?.into_bytes();
+        if cursor_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "KEYWARD_CURSOR_SECRET",
+                why: "must be at least 32 bytes".into(),
+            });
+        }
         Ok(Self {
             table,
             jwt: JwtConfig {
@@ -217,12 +213,16 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 5] = [
+    const BASE: [(&str, &str); 6] = [
         ("KEYWARD_TABLE", "t"),
         ("KEYWARD_JWT_ALG", "HS256"),
         ("KEYWARD_JWT_KEY", "a-very-long-dev-secret"),
         ("KEYWARD_JWT_ISSUER", "iss"),
         ("KEYWARD_JWT_AUDIENCE", "aud"),
+        (
+            "KEYWARD_CURSOR_SECRET",
+            "a-cursor-secret-of-32-bytes-or-more",
+        ),
     ];
 
     #[test]
@@ -232,7 +232,20 @@ mod tests {
         assert_eq!(c.default_prefix, "kw");
         assert!(c.default_scopes.is_empty());
         assert!(c.allowed_scopes.is_none());
-        assert_eq!(c.cursor_secret.len(), 32);
+        assert_eq!(c.cursor_secret, b"a-cursor-secret-of-32-bytes-or-more");
+    }
+
+    #[test]
+    fn the_cursor_secret_is_required_and_never_derived_from_the_jwt_key() {
+        let err = Config::from_lookup(lookup(&BASE[..5])).unwrap_err();
+        assert_eq!(err.to_string(), "KEYWARD_CURSOR_SECRET must be set");
+        let mut pairs = BASE.to_vec();
+        pairs[5] = ("KEYWARD_CURSOR_SECRET", "short");
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("KEYWARD_CURSOR_SECRET") && !err.contains("short"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! What every function binary does at start: logging, configuration, clients, the runtime loop.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::fmt;
 use std::sync::Arc;
 
 use lambda_http::{Request, service_fn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::http::{App, Operation, handle};
 use crate::store::dynamo::DynamoStore;
 
@@ -30,7 +32,11 @@ pub fn init_logging() {
 /// When the Lambda runtime fails.
 pub async fn run(op: Operation) -> Result<(), lambda_http::Error> {
     init_logging();
-    let config = match Config::from_env() {
+    let sdk = sdk_config(op.name()).await;
+    let config = match load_secrets(&sdk, &MANAGEMENT_SECRETS)
+        .await
+        .and_then(|secrets| Config::from_lookup(secrets.lookup()))
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "configuration error");
@@ -38,7 +44,6 @@ pub async fn run(op: Operation) -> Result<(), lambda_http::Error> {
             std::process::exit(2);
         }
     };
-    let sdk = aws_config::load_from_env().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     let app = Arc::new(App {
         config: Arc::new(config),
@@ -49,4 +54,120 @@ pub async fn run(op: Operation) -> Result<(), lambda_http::Error> {
         async move { Ok::<_, Infallible>(handle(&app, op, req).await) }
     }))
     .await
+}
+
+/// The AWS SDK configuration of the function named `function`: the environment's, with
+/// `app/{function}` in the user agent of every request its clients send. The local stack's moto
+/// records from it which function issued which action, and `cargo xtask test` checks each
+/// function's policy in `infra/template.yaml` against those records (`xtask/src/iam.rs`).
+pub async fn sdk_config(function: &'static str) -> aws_config::SdkConfig {
+    let loader = aws_config::from_env();
+    let loader = match aws_config::AppName::new(function) {
+        Ok(name) => loader.app_name(name),
+        Err(_) => loader,
+    };
+    loader.load().await
+}
+
+/// A secret a function reads at start-up: the configuration value `name` is the
+/// `SecretString` of the Secrets Manager secret that the variable `id_variable` names (its ARN
+/// or name). A plaintext `name` variable is never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretVar {
+    /// The configuration name the value is looked up by (`KEYWARD_JWT_KEY`).
+    pub name: &'static str,
+    /// The environment variable holding the secret's ARN or name.
+    pub id_variable: &'static str,
+}
+
+/// The JWT verification key (HS256 secret or public key PEM).
+pub const JWT_KEY: SecretVar = SecretVar {
+    name: "KEYWARD_JWT_KEY",
+    id_variable: "KEYWARD_JWT_KEY_SECRET_ID",
+};
+/// The HMAC key of list cursors.
+pub const CURSOR_SECRET: SecretVar = SecretVar {
+    name: "KEYWARD_CURSOR_SECRET",
+    id_variable: "KEYWARD_CURSOR_SECRET_ID",
+};
+/// Signs sync batches, control plane to edge (`sync`, `backfill`).
+pub const SYNC_SECRET: SecretVar = SecretVar {
+    name: "KEYWARD_SYNC_SECRET",
+    id_variable: "KEYWARD_SYNC_SECRET_ID",
+};
+/// Signs usage batches, edge to control plane (`usage`).
+pub const USAGE_SECRET: SecretVar = SecretVar {
+    name: "KEYWARD_USAGE_SECRET",
+    id_variable: "KEYWARD_USAGE_SECRET_ID",
+};
+/// What every management function reads.
+pub const MANAGEMENT_SECRETS: [SecretVar; 2] = [JWT_KEY, CURSOR_SECRET];
+const ALL_SECRETS: [SecretVar; 4] = [JWT_KEY, CURSOR_SECRET, SYNC_SECRET, USAGE_SECRET];
+
+/// Secret values read at start-up; `Debug` names them, never prints them.
+#[derive(Clone)]
+pub struct Secrets(HashMap<&'static str, String>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// Secrets given directly (tests).
+    #[must_use]
+    pub fn from_values(values: impl IntoIterator<Item = (SecretVar, String)>) -> Self {
+        Self(values.into_iter().map(|(s, v)| (s.name, v)).collect())
+    }
+
+    /// A configuration lookup: the secrets read, and the process environment for every other
+    /// name (never for a secret's name, so a plaintext secret variable is ignored).
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| match self.0.get(k) {
+            Some(v) => Some(v.clone()),
+            None if ALL_SECRETS.iter().any(|s| s.name == k) => None,
+            None => std::env::var(k).ok(),
+        }
+    }
+}
+
+/// Reads `wanted` from AWS Secrets Manager (the endpoint of `sdk`: moto in the local stack).
+///
+/// # Errors
+/// [`ConfigError`] naming the `*_SECRET_ID` variable that is unset, or whose secret cannot be
+/// read or holds no `SecretString` (never a value).
+pub async fn load_secrets(
+    sdk: &aws_config::SdkConfig,
+    wanted: &[SecretVar],
+) -> Result<Secrets, ConfigError> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let mut values = HashMap::new();
+    for secret in wanted {
+        let id = std::env::var(secret.id_variable)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing(secret.id_variable))?;
+        let read = client
+            .get_secret_value()
+            .secret_id(id.trim())
+            .send()
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: secret.id_variable,
+                why: format!(
+                    "its secret cannot be read from Secrets Manager: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ),
+            })?;
+        let value = read
+            .secret_string()
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError::Invalid {
+                name: secret.id_variable,
+                why: "its secret has no SecretString".into(),
+            })?;
+        values.insert(secret.name, value.to_owned());
+    }
+    Ok(Secrets(values))
 }

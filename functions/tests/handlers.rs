@@ -32,6 +32,10 @@ fn config(extra: &[(&str, &str)], alg: &str, key: &str) -> Config {
         ("KEYWARD_JWT_KEY", key.to_owned()),
         ("KEYWARD_JWT_ISSUER", ISS.to_owned()),
         ("KEYWARD_JWT_AUDIENCE", AUD.to_owned()),
+        (
+            "KEYWARD_CURSOR_SECRET",
+            "a-test-cursor-secret-of-32-bytes-or-more".to_owned(),
+        ),
     ];
     pairs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     Config::from_lookup(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))

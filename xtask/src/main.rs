@@ -7,6 +7,7 @@ mod bench;
 mod bootstrap;
 mod dev;
 mod edge;
+mod iam;
 mod package;
 mod test;
 mod util;
@@ -27,6 +28,9 @@ Commands:
   bench        benchmarks: core, edge (workerd), control plane, Lambda init → target/keyward/bench.json
   package      build deployable artifacts into target/keyward/package/
   backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
+  iam [--template FILE] LOG_DIR
+               check each function's policy in the template against the AWS actions the
+               end-to-end runs recorded in LOG_DIR (`cargo xtask test` runs it on its own runs)
   env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
 
 fn main() -> ExitCode {
@@ -49,7 +53,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             return Ok(());
         }
     };
-    if !matches!(command, "dev") && !rest.is_empty() {
+    if !matches!(command, "dev" | "iam") && !rest.is_empty() {
         bail!("`{command}` takes no arguments\n\n{USAGE}");
     }
     match command {
@@ -68,6 +72,16 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::bench(&repo),
         "package" => package::package(&repo),
         "backfill" => backfill::backfill(&repo),
+        "iam" => match rest {
+            [flag, template, logs] if flag == "--template" => {
+                iam::check(std::path::Path::new(template), std::path::Path::new(logs))
+            }
+            [logs] => iam::check(
+                &repo.join("infra/template.yaml"),
+                std::path::Path::new(logs),
+            ),
+            _ => bail!("usage: cargo xtask iam [--template FILE] LOG_DIR"),
+        },
         "env" => {
             for (k, v) in bootstrap::tool_env(&repo)? {
                 println!("export {k}='{}'", v.replace('\'', r"'\''"));
