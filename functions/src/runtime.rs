@@ -171,3 +171,40 @@ pub async fn load_secrets(
     }
     Ok(Secrets(values))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_answer_their_names_and_never_fall_back_to_a_plaintext_variable() {
+        let secrets = Secrets::from_values([(SYNC_SECRET, "s3cr3t-value".to_owned())]);
+        let get = secrets.lookup();
+        assert_eq!(get("KEYWARD_SYNC_SECRET").as_deref(), Some("s3cr3t-value"));
+        // A secret that was not read is absent, whatever the environment holds.
+        for s in [JWT_KEY, CURSOR_SECRET, USAGE_SECRET] {
+            assert_eq!(get(s.name), None, "{}", s.name);
+        }
+        // Other names come from the environment.
+        assert_eq!(get("PATH"), std::env::var("PATH").ok());
+    }
+
+    #[test]
+    fn debug_names_the_secrets_without_their_values() {
+        let secrets = Secrets::from_values([(USAGE_SECRET, "s3cr3t-value".to_owned())]);
+        let text = format!("{secrets:?}");
+        assert!(text.contains("KEYWARD_USAGE_SECRET"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn every_secret_has_its_own_id_variable() {
+        let ids: std::collections::HashSet<_> = ALL_SECRETS.iter().map(|s| s.id_variable).collect();
+        assert_eq!(ids.len(), ALL_SECRETS.len());
+        assert!(
+            ALL_SECRETS
+                .iter()
+                .all(|s| s.id_variable.ends_with("_SECRET_ID"))
+        );
+    }
+}
