@@ -133,7 +133,7 @@ function keywardWorker(name, port, counted) {
     ? [
         // The counting wrapper around the same entry wrangler loads (the shim, which imports
         // ../index.js), so the verify API's synchronous lane is counted too.
-        { type: "ESModule", path: `${V}/worker/entry.js`, contents: `${countSrc}\nexport { RateLimiter } from "./target.js";\n` },
+        { type: "ESModule", path: `${V}/worker/entry.js`, contents: `${countSrc}\nexport { RateLimiter, KvWriter } from "./target.js";\n` },
         { type: "ESModule", path: `${V}/worker/target.js`, contents: edgeShim },
         { type: "ESModule", path: `${V}/index.js`, contents: edgeIndex },
         { type: "CompiledWasm", path: `${V}/index_bg.wasm`, contents: edgeWasm },
@@ -160,7 +160,10 @@ function keywardWorker(name, port, counted) {
       SYNC_SECRET,
     },
     kvNamespaces: { KV: KV_ID },
-    durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+    durableObjects: {
+      RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
+      KV_WRITER: { className: "KvWriter", useSQLite: true },
+    },
     unsafeDirectSockets: direct(port),
   };
 }

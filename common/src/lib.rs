@@ -4,18 +4,22 @@
 //! inputs and runs the same natively (Lambda) and in `wasm32-unknown-unknown` (the edge).
 
 pub mod base62;
+pub mod credentials;
 pub mod id;
 pub mod key;
+pub mod origin;
 pub mod problem;
 pub mod record;
 pub mod route;
+pub mod secret;
 pub mod sync;
 pub mod time;
 pub mod verify;
 
 pub use id::KeyId;
 pub use key::{KeyFormatError, KeyHash, PresentedKey, SecretKey};
-pub use problem::{FieldError, Problem};
+pub use problem::{FieldError, Problem, ProblemCode};
 pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit};
+pub use secret::Secret;
 pub use time::Timestamp;
 pub use verify::{RateLimitState, RequestContext, Verdict, VerdictCode, verify};

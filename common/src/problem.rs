@@ -8,6 +8,104 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// Base of the `type` URIs; `{BASE}{code}` documents one error.
 pub const TYPE_BASE: &str = "https://keyward.dev/problems/";
 
+/// Every `code` a Keyward problem+json can carry (the verify API's verdict codes are
+/// [`crate::VerdictCode`]; the proxy answers refusals with those). One enum, so a code is never
+/// a string literal typed in two places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemCode {
+    /// 400: invalid fields or parameters ([`Problem::validation`]).
+    ValidationFailed,
+    /// 400: a body that is not JSON.
+    InvalidJson,
+    /// 400: a cursor that was tampered with or belongs to another listing.
+    InvalidCursor,
+    /// 400: a request path the edge refuses to interpret (encoded `/`, `;`, ...).
+    AmbiguousPath,
+    /// 401: missing or invalid credentials.
+    Unauthorized,
+    /// 401: a signed batch whose signature or timestamp does not verify.
+    InvalidSignature,
+    /// 403: valid credentials without the permission.
+    Forbidden,
+    /// 403: the change would grant management permissions the caller does not hold.
+    PermissionEscalation,
+    /// 403: no route rule allows the path and the edge's default is `deny`.
+    RouteDenied,
+    /// 404: nothing here for these credentials.
+    NotFound,
+    /// 405: the route exists with another method.
+    MethodNotAllowed,
+    /// 409: the key is revoked.
+    KeyRevoked,
+    /// 409: the workspace's key cap.
+    KeyLimitReached,
+    /// 412: `If-Match` does not match.
+    PreconditionFailed,
+    /// 413: a body over the route's limit.
+    PayloadTooLarge,
+    /// 415: a body that is not `application/json`.
+    UnsupportedMediaType,
+    /// 500: a failure of ours, logged with the request id.
+    Internal,
+    /// 500: the deployment's configuration is invalid.
+    Misconfigured,
+    /// 502: the origin did not answer.
+    OriginUnreachable,
+    /// 503: sync batches are refused because no secret is configured.
+    SyncNotConfigured,
+}
+
+impl ProblemCode {
+    /// The wire value of `code`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "validation_failed",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::AmbiguousPath => "ambiguous_path",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidSignature => "invalid_signature",
+            Self::Forbidden => "forbidden",
+            Self::PermissionEscalation => "permission_escalation",
+            Self::RouteDenied => "route_denied",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyLimitReached => "key_limit_reached",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Internal => "internal",
+            Self::Misconfigured => "misconfigured",
+            Self::OriginUnreachable => "origin_unreachable",
+            Self::SyncNotConfigured => "sync_not_configured",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    #[must_use]
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ValidationFailed
+            | Self::InvalidJson
+            | Self::InvalidCursor
+            | Self::AmbiguousPath => 400,
+            Self::Unauthorized | Self::InvalidSignature => 401,
+            Self::Forbidden | Self::PermissionEscalation | Self::RouteDenied => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::KeyRevoked | Self::KeyLimitReached => 409,
+            Self::PreconditionFailed => 412,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Internal | Self::Misconfigured => 500,
+            Self::OriginUnreachable => 502,
+            Self::SyncNotConfigured => 503,
+        }
+    }
+}
+
 /// One invalid input field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -56,6 +154,12 @@ impl Problem {
         }
     }
 
+    /// A problem with `code`'s status and wire value and a caller-facing `detail`.
+    #[must_use]
+    pub fn of(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self::new(code.status(), code.as_str(), detail)
+    }
+
     /// A 400 naming the invalid fields.
     #[must_use]
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -63,7 +167,7 @@ impl Problem {
         let detail = format!("Invalid request: check {}.", names.join(", "));
         Self {
             errors,
-            ..Self::new(400, "validation_failed", detail)
+            ..Self::of(ProblemCode::ValidationFailed, detail)
         }
     }
 
@@ -131,6 +235,17 @@ mod tests {
         assert_eq!(json["code"], "not_found");
         assert_eq!(json["request_id"], "req-1");
         assert!(json.get("errors").is_none());
+    }
+
+    #[test]
+    fn a_code_gives_its_status_wire_value_and_type() {
+        let p = Problem::of(ProblemCode::AmbiguousPath, "no");
+        assert_eq!((p.status, p.code.as_str()), (400, "ambiguous_path"));
+        assert_eq!(p.type_uri, "https://keyward.dev/problems/ambiguous-path");
+        assert_eq!(
+            Problem::of(ProblemCode::PayloadTooLarge, "").title,
+            "Content Too Large"
+        );
     }
 
     #[test]

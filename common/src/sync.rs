@@ -70,12 +70,29 @@ pub struct UsageReport {
     pub last_used_at: i64,
 }
 
+/// Most reports one usage batch may carry; the edge splits larger flushes.
+pub const MAX_USAGE_REPORTS: usize = 1000;
+
 /// A batch of usage reports from the edge to the control plane's `usage` function.
+///
+/// `batch_id` makes delivery idempotent: the edge resends a batch it could not confirm
+/// unchanged, with the same id, and the control plane counts each (batch, report) once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatch {
-    /// The reports.
+    /// Unique per batch, 8–64 characters `[A-Za-z0-9_-]`; the same on every retry.
+    pub batch_id: String,
+    /// The reports, at most [`MAX_USAGE_REPORTS`].
     pub reports: Vec<UsageReport>,
+}
+
+/// Whether `id` has the shape of a usage batch id.
+#[must_use]
+pub fn valid_batch_id(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 /// Why a signed request was refused.
@@ -131,7 +148,8 @@ pub fn verify_signature(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > MAX_SKEW_S {
+    // `abs_diff` cannot overflow, whatever the sender wrote (`i64::MIN` included).
+    if now.abs_diff(ts) > MAX_SKEW_S.unsigned_abs() {
         return Err(SignatureError::Skewed);
     }
     let given = signature
@@ -173,6 +191,17 @@ mod tests {
             verify_signature(SECRET, Some(&ts), Some(&sig), b"{}", NOW - 301),
             Err(SignatureError::Skewed)
         );
+    }
+
+    #[test]
+    fn an_extreme_timestamp_is_skewed_not_an_overflow() {
+        for ts in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let sig = sign(SECRET, ts, b"{}");
+            assert_eq!(
+                verify_signature(SECRET, Some(&ts.to_string()), Some(&sig), b"{}", NOW),
+                Err(SignatureError::Skewed)
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,20 @@ impl Timestamp {
     }
 }
 
+/// Whole Unix seconds of a Unix time in milliseconds (what `Date.now()` and `SystemTime` give),
+/// saturating at `i64::MAX`.
+#[must_use]
+pub fn unix_seconds(ms: u64) -> i64 {
+    i64::try_from(ms / 1000).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the Unix epoch from a duration since it, saturating at `u64::MAX` (the
+/// conversion of `SystemTime::now().duration_since(UNIX_EPOCH)`).
+#[must_use]
+pub fn unix_millis(since_epoch: std::time::Duration) -> u64 {
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A time value that is neither RFC 3339 nor Unix seconds within years 1970..=9999.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be an RFC 3339 date-time (e.g. 2030-01-01T00:00:00Z) or Unix seconds")]
@@ -145,6 +159,17 @@ mod tests {
         assert!(serde_json::from_str::<Timestamp>("\"tomorrow\"").is_err());
         assert!(serde_json::from_str::<Timestamp>("-5").is_err());
         assert!(serde_json::from_str::<Timestamp>("99999999999999").is_err());
+    }
+
+    #[test]
+    fn clock_conversions_truncate_and_saturate() {
+        assert_eq!(unix_seconds(1_795_000_000_999), 1_795_000_000);
+        assert_eq!(
+            unix_seconds(u64::MAX),
+            i64::try_from(u64::MAX / 1000).unwrap()
+        );
+        assert_eq!(unix_millis(std::time::Duration::from_millis(1_500)), 1_500);
+        assert_eq!(unix_millis(std::time::Duration::MAX), u64::MAX);
     }
 
     #[test]

@@ -176,11 +176,25 @@ impl Verdict {
     }
 }
 
-/// Whether `granted` covers `required`: equal, `*`, or a `prefix.*` wildcard.
+/// Prefix of the management permissions (power over Keyward itself, `api.key.create`, ...).
+pub const MANAGEMENT_PREFIX: &str = "api.";
+
+/// Whether `name` is a management permission (or a pattern of them, `api.*`).
+#[must_use]
+pub fn is_management(name: &str) -> bool {
+    name.starts_with(MANAGEMENT_PREFIX)
+}
+
+/// Whether `granted` covers `required`: equal, a `prefix.*` wildcard, or `*`. A bare `*` covers
+/// every product permission and no management one: those are granted by name or by an `api.`
+/// wildcard only, so a key holding `*` is never an admin.
+///
+/// `required` may itself be a pattern (`api.key.*`): then `granted` covers it when it covers
+/// every name the pattern does.
 #[must_use]
 pub fn scope_covers(granted: &str, required: &str) -> bool {
     granted == required
-        || granted == "*"
+        || (granted == "*" && !is_management(required))
         || granted.strip_suffix(".*").is_some_and(|p| {
             required
                 .strip_prefix(p)
@@ -464,5 +478,24 @@ mod tests {
             period_s: 60,
         };
         assert_eq!(rate_window(&rl, 125), (120, 180));
+    }
+
+    #[test]
+    fn a_bare_star_covers_product_permissions_and_no_management_one() {
+        assert!(scope_covers("*", "sms.send"));
+        assert!(scope_covers("*", "admin"));
+        for management in ["api.key.create", "api.key.view", "api.*", "api.role.update"] {
+            assert!(!scope_covers("*", management), "{management}");
+        }
+        assert!(scope_covers("api.*", "api.key.create"));
+        assert!(scope_covers("api.key.*", "api.key.delete"));
+        assert!(scope_covers("api.key.create", "api.key.create"));
+    }
+
+    #[test]
+    fn a_wildcard_covers_a_narrower_pattern_but_not_a_broader_one() {
+        assert!(scope_covers("api.*", "api.key.*"));
+        assert!(!scope_covers("api.key.*", "api.*"));
+        assert!(!scope_covers("api.key.create", "api.key.*"));
     }
 }

@@ -104,7 +104,7 @@ fn malformed() -> Checked {
 }
 
 fn secs(now_ms: u64) -> i64 {
-    i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)
+    keyward_common::time::unix_seconds(now_ms)
 }
 
 /// Counts a valid request of a found key in usage.
@@ -119,7 +119,7 @@ fn record_usage(
         usage::record(
             ctx,
             cfg.usage_url.as_deref(),
-            cfg.sync_secret.as_deref(),
+            cfg.sync_secret.as_ref(),
             cfg.usage_flush_ms,
             (&entry.key_id, &entry.workspace),
             now_ms,

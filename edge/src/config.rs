@@ -2,12 +2,14 @@
 //!
 //! Vars and secrets are fixed for a deployed version: changing one deploys a new version, which
 //! runs in new isolates. So the first request of an isolate reads and parses them, and every
-//! later one reuses the result (a configuration error is not cached: each request reports it).
+//! later one reuses the result (a configuration error is not cached: each request reports it,
+//! and `/_keyward/health` answers 503 naming it, so a deployment or a local start fails loudly).
 
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use keyward_common::route::{RouteRule, parse_rules};
+use keyward_common::Secret;
+use keyward_common::route::{RouteDefault, RouteTable, parse_rules};
 use worker::Env;
 
 /// Positive cache TTL when `CACHE_TTL_S` is unset.
@@ -23,16 +25,22 @@ pub const KV_CACHE_TTL_S: u64 = 60;
 pub const KV_BINDING: &str = "KV";
 /// The rate limiter Durable Object namespace binding.
 pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// The KV writer Durable Object namespace binding (monotonic sync writes).
+pub const KV_WRITER_BINDING: &str = "KV_WRITER";
 
-/// Everything the handlers read from the environment.
+/// Everything the handlers read from the environment. Secrets are [`Secret`]s: `{:?}` of a
+/// `Config` never shows them.
 #[derive(Debug)]
 pub struct Config {
     /// Where good requests go (`ORIGIN_URL`), without a trailing `/`.
     pub origin_url: Option<String>,
-    /// Route → scope rules (`ROUTE_SCOPES`).
-    pub rules: Vec<RouteRule>,
+    /// Route → scope rules (`ROUTE_SCOPES`) and the default for unmatched paths
+    /// (`ROUTE_DEFAULT`: `any_key` or `deny`).
+    pub routes: RouteTable,
     /// Shared secret of signed batches (`SYNC_SECRET`, a wrangler secret in production).
-    pub sync_secret: Option<String>,
+    pub sync_secret: Option<Secret>,
+    /// Signs forwarded requests into `X-Keyward-Signature` when set (`ORIGIN_SECRET`).
+    pub origin_secret: Option<Secret>,
     /// The control plane's usage endpoint (`USAGE_URL`); usage is not reported when unset.
     pub usage_url: Option<String>,
     /// How long a found entry stays fresh in the isolate cache.
@@ -43,12 +51,16 @@ pub struct Config {
     pub usage_flush_ms: u64,
 }
 
-/// A configuration value that cannot be used.
+/// A configuration value that cannot be used. Messages name the var (and the rule), never a
+/// secret's value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// `ROUTE_SCOPES` does not parse.
-    #[error("ROUTE_SCOPES is invalid: {0}")]
+    /// A `ROUTE_SCOPES` rule does not parse.
+    #[error("ROUTE_SCOPES: {0}")]
     Routes(#[from] keyward_common::route::RouteRuleError),
+    /// `ROUTE_DEFAULT` is not `any_key` or `deny`.
+    #[error("{0}")]
+    RouteDefault(#[from] keyward_common::route::RouteDefaultError),
     /// A number var is not a number.
     #[error("{0} must be a whole number of seconds")]
     Seconds(&'static str),
@@ -85,20 +97,81 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
+        Self::from_vars(text)
+    }
+
+    /// Builds the configuration from a lookup of trimmed, non-empty var values.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the var that is wrong.
+    pub fn from_vars(text: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let seconds = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             text(name).map_or(Ok(default), |v| {
-                v.parse::<u64>().map_err(|_| ConfigError::Seconds(name))
+                v.parse::<u64>()
+                    .ok()
+                    .and_then(|s| s.checked_mul(1000))
+                    .ok_or(ConfigError::Seconds(name))
             })
         };
         Ok(Self {
             origin_url: text("ORIGIN_URL").map(|u| u.trim_end_matches('/').to_owned()),
-            rules: parse_rules(&text("ROUTE_SCOPES").unwrap_or_default())?,
-            sync_secret: text("SYNC_SECRET"),
+            routes: RouteTable {
+                rules: parse_rules(&text("ROUTE_SCOPES").unwrap_or_default())?,
+                default: RouteDefault::parse(&text("ROUTE_DEFAULT").unwrap_or_default())?,
+            },
+            sync_secret: text("SYNC_SECRET").map(Secret::new),
+            origin_secret: text("ORIGIN_SECRET").map(Secret::new),
             usage_url: text("USAGE_URL"),
-            cache_ttl_ms: seconds("CACHE_TTL_S", DEFAULT_CACHE_TTL_S)? * 1000,
-            negative_cache_ttl_ms: seconds("NEGATIVE_CACHE_TTL_S", DEFAULT_NEGATIVE_CACHE_TTL_S)?
-                * 1000,
-            usage_flush_ms: seconds("USAGE_FLUSH_S", DEFAULT_USAGE_FLUSH_S)? * 1000,
+            cache_ttl_ms: seconds("CACHE_TTL_S", DEFAULT_CACHE_TTL_S * 1000)?,
+            negative_cache_ttl_ms: seconds(
+                "NEGATIVE_CACHE_TTL_S",
+                DEFAULT_NEGATIVE_CACHE_TTL_S * 1000,
+            )?,
+            usage_flush_ms: seconds("USAGE_FLUSH_S", DEFAULT_USAGE_FLUSH_S * 1000)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn debug_of_the_config_never_prints_a_secret() {
+        let c = config(&[
+            ("SYNC_SECRET", "sync-hunter2"),
+            ("ORIGIN_SECRET", "origin-hunter2"),
+        ])
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert_eq!(c.sync_secret.unwrap().expose(), b"sync-hunter2");
+    }
+
+    #[test]
+    fn a_bad_rule_is_an_error_naming_the_rule() {
+        let err = config(&[("ROUTE_SCOPES", "GET /ok => a; GET /a;b/** => admin")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ROUTE_SCOPES"), "{err}");
+        assert!(err.contains("route rule 2"), "{err}");
+        assert!(err.contains("GET /a"), "{err}");
+        let err = config(&[("ROUTE_DEFAULT", "allow")]).unwrap_err();
+        assert!(err.to_string().contains("ROUTE_DEFAULT"), "{err}");
+    }
+
+    #[test]
+    fn the_route_default_is_read() {
+        let c = config(&[("ROUTE_DEFAULT", "deny")]).unwrap();
+        assert_eq!(c.routes.default, RouteDefault::Deny);
+        assert_eq!(config(&[]).unwrap().routes.default, RouteDefault::AnyKey);
     }
 }

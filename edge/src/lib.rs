@@ -1,89 +1,109 @@
 //! Keyward's edge verifier: a Cloudflare Worker that checks API keys from Workers KV.
 //!
 //! Build with `cargo xtask build-edge`; run locally with `wrangler dev` in `edge/` (the test
-//! harness in `tests/src/edge.rs` does both). Routes:
+//! harness in `tests/src/edge.rs` does both). Routes, decided in one place ([`dispatch::Route`]):
 //!
 //! - `POST /v1/keys/verify`: the verify API for origins not behind the proxy;
 //! - `POST /_keyward/sync`: signed KV writes from the control plane;
-//! - `GET /_keyward/health`: liveness;
+//! - `GET /_keyward/health`: liveness (503 naming the problem when misconfigured);
 //! - anything else under `/_keyward/`: 404, never proxied;
 //! - everything else: the proxy, which verifies the key and forwards to `ORIGIN_URL`.
 
+mod body;
 mod cache;
 mod check;
 mod config;
-mod credentials;
+mod dispatch;
 mod proxy;
 mod ratelimit;
 mod respond;
 mod sync;
 mod usage;
+mod writer;
 
 use std::net::IpAddr;
 
-use keyward_common::{FieldError, Problem, RequestContext};
+use keyward_common::{FieldError, Problem, ProblemCode, RequestContext};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen_futures::JsFuture;
 use worker::{Context, Env, Request, Result, event, web_sys};
 
 pub use ratelimit::RateLimiter;
+pub use writer::KvWriter;
 
 use crate::config::Config;
+use crate::dispatch::{MAX_VERIFY_BODY, Route};
 
-/// The verify API's path.
-const VERIFY_PATH: &str = "/v1/keys/verify";
-/// Prefix of the internal routes, never proxied.
-const INTERNAL_PREFIX: &str = "/_keyward/";
-
-/// Routes by method and path. The hot paths stay close to the runtime: the request is only
-/// wrapped in `worker::Request` for the proxy and the sync route, and the verify API answers
-/// with a `web_sys::Response` built directly (see `respond::verdict`).
+/// worker-build's `fetch` handler: used by the entry only to recover from a panic (see
+/// `edge/js/entry.mjs`); it routes exactly as [`dispatch`] does.
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    let route = Route::of(&req.method(), dispatch::path_of(&req.url()));
+    handle(route, req, env, ctx).await
+}
+
+/// The entry's dispatcher, called for every request: decides the route ([`Route::of`]) and
+/// either answers (a promise of the response) or, for the verify API, returns the largest body
+/// the entry may read (a number) before calling [`verify_now`] — the synchronous lane, which
+/// skips the future/promise round trips of an async handler.
+#[wasm_bindgen(js_name = dispatch)]
+#[must_use]
+pub fn dispatch_request(
+    req: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> JsValue {
+    let route = Route::of(&req.method(), dispatch::path_of(&req.url()));
+    if route == Route::Verify {
+        return JsValue::from_f64(f64::from(
+            u32::try_from(MAX_VERIFY_BODY).unwrap_or(u32::MAX),
+        ));
+    }
+    let ctx = Context::new(ctx);
+    wasm_bindgen_futures::future_to_promise(async move {
+        handle(route, req, env, ctx)
+            .await
+            .map(JsValue::from)
+            .map_err(JsValue::from)
+    })
+    .into()
+}
+
+async fn handle(
+    route: Route,
+    req: web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> Result<web_sys::Response> {
     let config = match config::cached(&env) {
         Ok(c) => c,
-        Err(err) => return misconfigured(&err),
+        Err(err) => return misconfigured(&err, route == Route::Health),
     };
-    let method = req.method();
-    let url = req.url();
-    let path = path_of(&url);
-    match (method.as_str(), path) {
-        ("POST", VERIFY_PATH) => verify_api(req, &env, &ctx, &config).await,
-        (_, VERIFY_PATH) => method_not_allowed("POST"),
-        ("POST", "/_keyward/sync") => sync::handle(Request::from(req), &env, &config)
+    match route {
+        Route::Verify => {
+            let body = body::read_text(&req, MAX_VERIFY_BODY).await?;
+            verify_text(body.as_deref(), &env, &ctx, &config).await
+        }
+        Route::Sync => sync::handle(Request::from(req), &env, &config)
             .await
             .map(Into::into),
-        (_, "/_keyward/sync") => method_not_allowed("POST"),
-        ("GET" | "HEAD", "/_keyward/health") => {
-            respond::json(&serde_json::json!({ "status": "ok" }), 200).map(Into::into)
-        }
-        (_, "/_keyward/health") => method_not_allowed("GET, HEAD"),
-        (_, p) if p.starts_with(INTERNAL_PREFIX) || p == "/_keyward" => {
-            respond::problem(&Problem::new(404, "not_found", "No such internal route."))
-                .map(Into::into)
-        }
-        _ => proxy::handle(Request::from(req), &env, &ctx, &config)
+        Route::Health => respond::json(&serde_json::json!({ "status": "ok" }), 200).map(Into::into),
+        Route::MethodNotAllowed(allow) => method_not_allowed(allow),
+        Route::UnknownInternal => respond::problem(&Problem::of(
+            ProblemCode::NotFound,
+            "No such internal route.",
+        ))
+        .map(Into::into),
+        Route::Proxy => proxy::handle(Request::from(req), &env, &ctx, &config)
             .await
             .map(Into::into),
     }
 }
 
-/// The path of a serialized URL (`scheme://host[:port]/path?query#fragment`), percent-encoded
-/// as sent.
-fn path_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[after_scheme..];
-    let path = rest.find('/').map_or("/", |i| &rest[i..]);
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    &path[..end]
-}
-
 /// 405 problem+json with `Allow`.
 fn method_not_allowed(allow: &str) -> Result<web_sys::Response> {
-    let mut resp = respond::problem(&Problem::new(
-        405,
-        "method_not_allowed",
+    let mut resp = respond::problem(&Problem::of(
+        ProblemCode::MethodNotAllowed,
         "This route does not accept this method; see the Allow header.",
     ))?;
     resp.headers_mut().set("allow", allow)?;
@@ -108,8 +128,15 @@ struct VerifyRequest {
     context: RequestContext,
 }
 
-/// Parses the verify API's body; a body that is not the expected JSON is a 400 problem.
-fn parse_verify(text: &str) -> std::result::Result<VerifyRequest, Box<Problem>> {
+/// Parses the verify API's body; a body that is not the expected JSON is a 400 problem, and
+/// `None` (a body over [`MAX_VERIFY_BODY`]) a 413.
+fn parse_verify(text: Option<&str>) -> std::result::Result<VerifyRequest, Box<Problem>> {
+    let Some(text) = text else {
+        return Err(Box::new(Problem::of(
+            ProblemCode::PayloadTooLarge,
+            format!("The verify body is larger than {MAX_VERIFY_BODY} bytes."),
+        )));
+    };
     let bad = |field: &str, message: &str| {
         Box::new(Problem::validation(vec![FieldError::new(field, message)]))
     };
@@ -133,23 +160,8 @@ fn parse_verify(text: &str) -> std::result::Result<VerifyRequest, Box<Problem>> 
     })
 }
 
-/// `POST /v1/keys/verify`: always 200 with the verdict, except for a body that is not JSON.
-async fn verify_api(
-    req: web_sys::Request,
-    env: &Env,
-    ctx: &Context,
-    config: &Config,
-) -> Result<web_sys::Response> {
-    let text = JsFuture::from(req.text().map_err(js_error)?)
-        .await
-        .map_err(js_error)?
-        .as_string()
-        .unwrap_or_default();
-    verify_text(&text, env, ctx, config).await
-}
-
 async fn verify_text(
-    text: &str,
+    text: Option<&str>,
     env: &Env,
     ctx: &Context,
     config: &Config,
@@ -164,21 +176,19 @@ async fn verify_text(
     }
 }
 
-/// The verify API's synchronous lane, called by `edge/js/entry.mjs` with the body already read:
-/// the answer when it needs no I/O (a bad body, a malformed key, or a key in this isolate's
-/// cache without a rate limit), else `undefined`, and the entry calls [`verify_body`].
-///
-/// A synchronous call skips the future/promise round trips of an async handler: a warm verify
-/// is one call into Rust and one back out.
+/// The verify API's synchronous lane, called by `edge/js/entry.mjs` with the body already read
+/// (`undefined` when it was over the limit [`dispatch`] gave): the answer when it needs no I/O
+/// (a bad or oversized body, a malformed key, or a key in this isolate's cache without a rate
+/// limit), else `undefined`, and the entry calls [`verify_body`].
 #[wasm_bindgen(js_name = verifyNow)]
 #[must_use]
 pub fn verify_now(
-    body: &str,
+    body: Option<String>,
     env: Env,
     ctx: worker::worker_sys::Context,
 ) -> Option<web_sys::Response> {
     let config = config::cached(&env).ok()?;
-    let verify = match parse_verify(body) {
+    let verify = match parse_verify(body.as_deref()) {
         Ok(v) => v,
         Err(problem) => return respond::problem(&problem).ok().map(Into::into),
     };
@@ -197,45 +207,30 @@ pub fn verify_now(
 /// Only if the runtime fails to build a response.
 #[wasm_bindgen(js_name = verifyBody)]
 pub async fn verify_body(
-    body: String,
+    body: Option<String>,
     env: Env,
     ctx: worker::worker_sys::Context,
 ) -> std::result::Result<web_sys::Response, JsValue> {
     let ctx = Context::new(ctx);
     let result = match config::cached(&env) {
-        Ok(config) => verify_text(&body, &env, &ctx, &config).await,
-        Err(err) => misconfigured(&err),
+        Ok(config) => verify_text(body.as_deref(), &env, &ctx, &config).await,
+        Err(err) => misconfigured(&err, false),
     };
     result.map_err(JsValue::from)
 }
 
-fn misconfigured(err: &config::ConfigError) -> Result<web_sys::Response> {
+/// The answer of a misconfigured edge: a generic 500 for callers, and for the health check a
+/// 503 naming the problem (a var and a rule, never a secret), so a deployment's or the local
+/// stack's start-up check stops with the reason.
+fn misconfigured(err: &config::ConfigError, health: bool) -> Result<web_sys::Response> {
     worker::console_error!("configuration: {err}");
-    respond::problem(&Problem::new(
-        500,
-        "misconfigured",
-        "The edge is misconfigured; see its logs.",
-    ))
-    .map(Into::into)
-}
-
-fn js_error(err: JsValue) -> worker::Error {
-    worker::Error::from(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_of;
-
-    #[test]
-    fn path_of_a_url_drops_origin_query_and_fragment() {
-        assert_eq!(
-            path_of("https://api.example.com/v1/keys/verify"),
-            "/v1/keys/verify"
-        );
-        assert_eq!(path_of("http://127.0.0.1:8787/a/b?c=d#e"), "/a/b");
-        assert_eq!(path_of("http://127.0.0.1:8787"), "/");
-        assert_eq!(path_of("http://h/?q"), "/");
-        assert_eq!(path_of("http://h/%5Fkeyward/x"), "/%5Fkeyward/x");
-    }
+    let problem = if health {
+        Problem::new(503, ProblemCode::Misconfigured.as_str(), err.to_string())
+    } else {
+        Problem::of(
+            ProblemCode::Misconfigured,
+            "The edge is misconfigured; see its logs.",
+        )
+    };
+    respond::problem(&problem).map(Into::into)
 }

@@ -43,7 +43,8 @@ fn count(window: Option<Window>, limit: &RateLimit, now: i64, peek: bool) -> (Wi
         allowed,
         state: RateLimitState {
             limit: limit.limit,
-            remaining: limit.limit - count,
+            // A limit lowered mid-window can leave more counted than it allows: 0 left, not a wrap.
+            remaining: limit.limit.saturating_sub(count),
             reset: end,
         },
     };
@@ -174,6 +175,24 @@ mod tests {
         assert!(hit.allowed);
         assert_eq!(hit.state.remaining, 4);
         assert_eq!(w.start, 180);
+    }
+
+    #[test]
+    fn a_limit_lowered_mid_window_leaves_zero_remaining_not_a_wrap() {
+        let used = Some(Window {
+            start: 120,
+            count: 5,
+        });
+        let two = RateLimit {
+            limit: 2,
+            period_s: 60,
+        };
+        for peek in [false, true] {
+            let (w, hit) = count(used, &two, 125, peek);
+            assert!(!hit.allowed);
+            assert_eq!(hit.state.remaining, 0);
+            assert_eq!(w.count, 5);
+        }
     }
 
     #[test]

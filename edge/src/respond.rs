@@ -1,7 +1,7 @@
 //! Every answer the edge writes itself: problem+json refusals, JSON bodies and the shared headers.
 
 use keyward_common::problem::CONTENT_TYPE;
-use keyward_common::{Problem, RateLimitState, Verdict};
+use keyward_common::{Problem, ProblemCode, RateLimitState, Verdict};
 use worker::{Headers, Response, Result, web_sys};
 
 use crate::check::Checked;
@@ -75,9 +75,8 @@ pub fn problem(problem: &Problem) -> Result<Response> {
 /// Only if the runtime refuses to build a response.
 pub fn internal(context: &str, err: &worker::Error) -> Result<Response> {
     worker::console_error!("{context}: {err}");
-    problem(&Problem::new(
-        500,
-        "internal",
+    problem(&Problem::of(
+        ProblemCode::Internal,
         "The edge could not complete the request; try again.",
     ))
 }

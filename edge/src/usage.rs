@@ -1,21 +1,35 @@
 //! Per-key usage counted in the isolate and reported in signed batches, off the critical path.
 //!
 //! Each isolate counts requests per key and UTC day. At most once per `USAGE_FLUSH_S` a request
-//! that finds counts pending hands them to `ctx.wait_until` as one signed [`UsageBatch`] POST;
-//! the response never waits for it. A failed POST puts the counts back for the next flush.
+//! that finds counts pending hands them to `ctx.wait_until` as signed [`UsageBatch`] POSTs of at
+//! most [`MAX_USAGE_REPORTS`] reports, each with its own `batch_id`; the response never waits.
+//! A batch that is not confirmed (network error, 5xx, 408, 429) is sent again unchanged with the
+//! same id at the next flush, and the control plane counts each (batch, report) once, so a retry
+//! never counts twice. A batch refused with another 4xx is dropped and logged: resending it
+//! would only be refused again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
-use keyward_common::sync::{SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, sign};
-use keyward_common::{KeyId, Timestamp};
+use keyward_common::sync::{
+    MAX_USAGE_REPORTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, sign,
+};
+use keyward_common::time::unix_seconds;
+use keyward_common::{KeyId, Secret, Timestamp};
 use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
 
-/// Counts not yet reported, by (key id, day).
+/// Most batches kept for resending; beyond it the oldest is dropped, with an error log.
+const MAX_UNSENT: usize = 64;
+
+/// Counts not yet reported, by (key id, day), and batches sent but not confirmed.
 #[derive(Debug, Default)]
 pub struct Pending {
     reports: HashMap<(String, String), UsageReport>,
+    /// Batches to send again unchanged, with their ids: the control plane may have counted
+    /// them already, and counts each (batch, report) once.
+    unsent: VecDeque<UsageBatch>,
     last_flush_ms: Option<u64>,
+    batches: u64,
 }
 
 impl Pending {
@@ -36,45 +50,74 @@ impl Pending {
         report.last_used_at = report.last_used_at.max(now);
     }
 
-    /// Takes the pending counts if the last flush is at least `interval_ms` ago.
-    pub fn take_due(&mut self, now_ms: u64, interval_ms: u64) -> Option<UsageBatch> {
-        if self.reports.is_empty()
+    /// When the last flush is at least `interval_ms` ago: the batches to send, resends first,
+    /// then the new counts split into batches of at most [`MAX_USAGE_REPORTS`], each with a
+    /// fresh id made from `now_ms`, a per-isolate sequence number and `random`.
+    pub fn take_due(&mut self, now_ms: u64, interval_ms: u64, random: u64) -> Vec<UsageBatch> {
+        if (self.reports.is_empty() && self.unsent.is_empty())
             || self
                 .last_flush_ms
                 .is_some_and(|t| now_ms.saturating_sub(t) < interval_ms)
         {
-            return None;
+            return Vec::new();
         }
         self.last_flush_ms = Some(now_ms);
-        let reports = std::mem::take(&mut self.reports).into_values().collect();
-        Some(UsageBatch { reports })
+        let mut out: Vec<UsageBatch> = self.unsent.drain(..).collect();
+        let mut reports: Vec<UsageReport> =
+            std::mem::take(&mut self.reports).into_values().collect();
+        while !reports.is_empty() {
+            let rest = reports.split_off(reports.len().min(MAX_USAGE_REPORTS));
+            self.batches += 1;
+            out.push(UsageBatch {
+                batch_id: format!("{now_ms:x}-{:x}-{random:016x}", self.batches),
+                reports,
+            });
+            reports = rest;
+        }
+        out
     }
 
-    /// Puts back the counts of a batch that could not be delivered.
-    pub fn restore(&mut self, batch: UsageBatch) {
-        for r in batch.reports {
-            let entry = self
-                .reports
-                .entry((r.key_id.as_str().to_owned(), r.day.clone()))
-                .or_insert_with(|| UsageReport {
-                    count: 0,
-                    ..r.clone()
-                });
-            entry.count += r.count;
-            entry.last_used_at = entry.last_used_at.max(r.last_used_at);
+    /// Keeps a batch that could not be confirmed, to send again unchanged.
+    pub fn resend(&mut self, batch: UsageBatch) {
+        if self.unsent.len() >= MAX_UNSENT
+            && let Some(dropped) = self.unsent.pop_front()
+        {
+            log_dropped(&dropped, "too many unconfirmed batches");
         }
+        self.unsent.push_back(batch);
     }
+}
+
+fn log_dropped(batch: &UsageBatch, why: &str) {
+    #[cfg(target_arch = "wasm32")]
+    worker::console_error!(
+        "usage batch {} ({} reports) dropped: {why}",
+        batch.batch_id,
+        batch.reports.len()
+    );
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (batch, why);
 }
 
 thread_local! {
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
 }
 
-/// Counts one request and, when a flush is due, sends the batch via `ctx.wait_until`.
+/// How a send ended.
+enum Sent {
+    /// Counted (2xx).
+    Confirmed,
+    /// Refused for good (4xx): sending it again would be refused again.
+    Refused(u16),
+    /// Not confirmed (network, 5xx): send again unchanged.
+    Unconfirmed(String),
+}
+
+/// Counts one request and, when a flush is due, sends the batches via `ctx.wait_until`.
 pub fn record(
     ctx: &Context,
     url: Option<&str>,
-    secret: Option<&str>,
+    secret: Option<&Secret>,
     interval_ms: u64,
     (key_id, workspace): (&KeyId, &str),
     now_ms: u64,
@@ -82,30 +125,53 @@ pub fn record(
     let (Some(url), Some(secret)) = (url, secret) else {
         return;
     };
-    let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let now = unix_seconds(now_ms);
+    // Uniqueness only (batches are signed): the clock, a counter and 53 random bits.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     let due = PENDING.with_borrow_mut(|p| {
         p.record(key_id, workspace, now);
-        p.take_due(now_ms, interval_ms)
+        p.take_due(now_ms, interval_ms, random)
     });
-    if let Some(batch) = due {
-        let (url, secret) = (url.to_owned(), secret.to_owned());
-        ctx.wait_until(async move {
-            if let Err(err) = send(&url, &secret, &batch, now).await {
-                worker::console_error!("usage report to {url} failed: {err}");
-                PENDING.with_borrow_mut(|p| p.restore(batch));
+    if due.is_empty() {
+        return;
+    }
+    let (url, secret) = (url.to_owned(), secret.clone());
+    ctx.wait_until(async move {
+        for batch in due {
+            match send(&url, &secret, &batch, now).await {
+                Sent::Confirmed => {}
+                Sent::Refused(status) => {
+                    log_dropped(&batch, &format!("the control plane answered {status}"));
+                }
+                Sent::Unconfirmed(err) => {
+                    worker::console_error!("usage report to {url} failed: {err}; will resend");
+                    PENDING.with_borrow_mut(|p| p.resend(batch));
+                }
             }
-        });
+        }
+    });
+}
+
+async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> Sent {
+    match try_send(url, secret, batch, now).await {
+        Ok(status) if (200..300).contains(&status) => Sent::Confirmed,
+        Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
+            Sent::Refused(status)
+        }
+        Ok(status) => Sent::Unconfirmed(format!("answered {status}")),
+        Err(err) => Sent::Unconfirmed(err.to_string()),
     }
 }
 
-async fn send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> worker::Result<()> {
+async fn try_send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> worker::Result<u16> {
     let body = serde_json::to_string(batch)?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set(TIMESTAMP_HEADER, &now.to_string())?;
     headers.set(
         SIGNATURE_HEADER,
-        &sign(secret.as_bytes(), now, body.as_bytes()),
+        &sign(secret.expose(), now, body.as_bytes()),
     )?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
@@ -114,14 +180,7 @@ async fn send(url: &str, secret: &str, batch: &UsageBatch, now: i64) -> worker::
     let resp = Fetch::Request(Request::new_with_init(url, &init)?)
         .send()
         .await?;
-    if (200..300).contains(&resp.status_code()) {
-        Ok(())
-    } else {
-        Err(worker::Error::RustError(format!(
-            "answered {}",
-            resp.status_code()
-        )))
-    }
+    Ok(resp.status_code())
 }
 
 #[cfg(test)]
@@ -136,25 +195,56 @@ mod tests {
     fn counts_are_batched_and_flushed_at_most_once_per_interval() {
         let mut p = Pending::default();
         p.record(&id(), "acme", 1_800_000_000);
-        let first = p.take_due(1_000, 5_000).unwrap();
-        assert_eq!(first.reports[0].count, 1);
+        let first = p.take_due(1_000, 5_000, 7);
+        assert_eq!(first[0].reports[0].count, 1);
         p.record(&id(), "acme", 1_800_000_001);
         p.record(&id(), "acme", 1_800_000_002);
-        assert!(p.take_due(3_000, 5_000).is_none());
-        let second = p.take_due(6_000, 5_000).unwrap();
-        assert_eq!(second.reports[0].count, 2);
-        assert_eq!(second.reports[0].last_used_at, 1_800_000_002);
+        assert!(p.take_due(3_000, 5_000, 7).is_empty());
+        let second = p.take_due(6_000, 5_000, 7);
+        assert_eq!(second[0].reports[0].count, 2);
+        assert_eq!(second[0].reports[0].last_used_at, 1_800_000_002);
+        assert_ne!(first[0].batch_id, second[0].batch_id);
+        assert!(keyward_common::sync::valid_batch_id(&first[0].batch_id));
     }
 
     #[test]
-    fn undelivered_counts_are_merged_back() {
+    fn an_unconfirmed_batch_is_sent_again_unchanged_and_new_counts_go_in_a_new_batch() {
         let mut p = Pending::default();
         p.record(&id(), "acme", 1_800_000_000);
-        let batch = p.take_due(0, 5_000).unwrap();
+        let batch = p.take_due(0, 5_000, 1).remove(0);
         p.record(&id(), "acme", 1_800_000_005);
-        p.restore(batch);
-        let again = p.take_due(10_000, 5_000).unwrap();
-        assert_eq!(again.reports[0].count, 2);
-        assert_eq!(again.reports[0].last_used_at, 1_800_000_005);
+        p.resend(batch.clone());
+        let again = p.take_due(10_000, 5_000, 2);
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[0], batch, "same id, same reports");
+        assert_eq!(again[1].reports[0].count, 1);
+        assert_ne!(again[1].batch_id, batch.batch_id);
+    }
+
+    #[test]
+    fn a_large_flush_is_split_to_the_control_planes_batch_limit() {
+        let mut p = Pending::default();
+        for i in 0..2_500u64 {
+            p.record(&KeyId::new(i, [1; 10]), "acme", 1_800_000_000);
+        }
+        let batches = p.take_due(0, 5_000, 3);
+        let sizes: Vec<usize> = batches.iter().map(|b| b.reports.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let ids: std::collections::HashSet<&str> =
+            batches.iter().map(|b| b.batch_id.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn unconfirmed_batches_are_bounded() {
+        let mut p = Pending::default();
+        for i in 0..MAX_UNSENT + 10 {
+            p.resend(UsageBatch {
+                batch_id: format!("batch-{i:04}"),
+                reports: Vec::new(),
+            });
+        }
+        assert_eq!(p.unsent.len(), MAX_UNSENT);
+        assert_eq!(p.unsent[0].batch_id, "batch-0010", "the oldest went first");
     }
 }

@@ -2,45 +2,50 @@
 
 use std::net::IpAddr;
 
-use jsonwebtoken::{Validation, decode};
+use jsonwebtoken::{Validation, decode, decode_header};
+use keyward_common::credentials::bearer_token;
 use keyward_common::verify::scope_covers;
 use keyward_common::{EdgeEntry, PresentedKey, RequestContext, VerdictCode, verify};
 use serde::Deserialize;
 
+use crate::config::JwtConfig;
 use crate::error::ApiError;
-use crate::http::App;
+pub use crate::permission::Permission;
+use crate::store::KeyStore;
 
-/// What an operation requires of its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// `api.key.create`.
-    Create,
-    /// `api.key.view` (get, list, audit).
-    View,
-    /// `api.key.update` (patch, rotate).
-    Update,
-    /// `api.key.delete` (revoke).
-    Delete,
-}
-
-impl Permission {
-    /// The permission string in JWT `permissions` and root-key scopes.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "api.key.create",
-            Self::View => "api.key.view",
-            Self::Update => "api.key.update",
-            Self::Delete => "api.key.delete",
-        }
-    }
-}
-
-/// An authenticated caller.
+/// An authenticated caller: who, with which permissions, from which request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// `jwt:{sub}` or `key:{key_id}`, as written to audit events.
     pub actor: String,
+    /// The workspace it acts in (the path's, which its credentials belong to).
+    pub workspace: String,
+    /// Its own permissions: the JWT's `permissions` claim, or the root key's scopes.
+    pub permissions: Vec<String>,
+    /// The request's id, for audit events and logs.
+    pub request_id: String,
+    /// The client's address, when known.
+    pub source_ip: Option<String>,
+}
+
+/// Who asks, before authentication: the request's credentials and where they come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The `Authorization` header's value.
+    pub authorization: Option<&'a str>,
+    /// The path's workspace.
+    pub workspace: &'a str,
+    /// The client's address, parsed.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// An authenticated identity, before the request facts are attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `jwt:{sub}` or `key:{key_id}`.
+    pub actor: String,
+    /// The JWT's `permissions` claim, or the root key's scopes.
+    pub permissions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,57 +56,68 @@ struct Claims {
     permissions: Vec<String>,
 }
 
-/// The bearer token of an `Authorization` header value, if it is one.
-fn bearer(header: Option<&str>) -> Option<&str> {
-    let (scheme, token) = header?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Authenticates the caller for `permission` in `workspace`.
 ///
 /// # Errors
 /// 401 for missing or invalid credentials, 404 when they belong to another workspace, 403 when
 /// they lack the permission.
 pub async fn authenticate(
-    app: &App,
-    authorization: Option<&str>,
-    workspace: &str,
+    jwt_config: &JwtConfig,
+    store: &dyn KeyStore,
+    credentials: Credentials<'_>,
     permission: Permission,
-    client_ip: Option<IpAddr>,
     now: i64,
-) -> Result<Caller, ApiError> {
-    let token = bearer(authorization).ok_or(ApiError::Unauthorized(
-        "Send `Authorization: Bearer <token>` with a JWT or a root key.",
-    ))?;
+) -> Result<Identity, ApiError> {
+    let token = credentials
+        .authorization
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthorized(
+            "Send `Authorization: Bearer <token>` with a JWT or a root key.",
+        ))?;
+    let workspace = credentials.workspace;
     match PresentedKey::parse(token) {
-        Ok(key) => root_key(app, &key, workspace, permission, client_ip, now).await,
-        Err(_) => jwt(app, token, workspace, permission),
+        Ok(key) => {
+            root_key(
+                store,
+                &key,
+                workspace,
+                permission,
+                credentials.client_ip,
+                now,
+            )
+            .await
+        }
+        Err(_) => jwt(jwt_config, token, workspace, permission),
     }
 }
 
 fn jwt(
-    app: &App,
+    cfg: &JwtConfig,
     token: &str,
     workspace: &str,
     permission: Permission,
-) -> Result<Caller, ApiError> {
-    let cfg = &app.config.jwt;
-    // One algorithm only: `none` and algorithm confusion (an HS token against an RS key) fail here.
+) -> Result<Identity, ApiError> {
+    let refused = |reason: &str| {
+        tracing::info!(reason, "bearer token refused");
+        ApiError::Unauthorized(
+            "The bearer token is not valid: check its signature, algorithm, issuer, audience and expiry.",
+        )
+    };
+    // The header is only read to pick the key; the algorithm is the configured one whatever the
+    // header says, so `none` and algorithm confusion (an HS token against an RS key) fail below.
+    let header = decode_header(token).map_err(|e| refused(&e.to_string()))?;
+    let key = cfg
+        .key_for(header.kid.as_deref())
+        .ok_or_else(|| refused("no verification key has the token's kid"))?;
     let mut validation = Validation::new(cfg.algorithm);
     validation.set_issuer(&[&cfg.issuer]);
     validation.set_audience(&[&cfg.audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
     validation.leeway = 30;
-    let claims = match decode::<Claims>(token, &cfg.key, &validation) {
-        Ok(data) => data.claims,
-        Err(e) => {
-            tracing::info!(reason = %e, "bearer token refused");
-            return Err(ApiError::Unauthorized(
-                "The bearer token is not valid: check its signature, algorithm, issuer, audience and expiry.",
-            ));
-        }
-    };
+    let claims = decode::<Claims>(token, key, &validation)
+        .map_err(|e| refused(&e.to_string()))?
+        .claims;
     if claims.workspace != workspace {
         return Err(ApiError::NotFound);
     }
@@ -112,25 +128,26 @@ fn jwt(
     {
         return Err(ApiError::Forbidden(permission));
     }
-    Ok(Caller {
+    Ok(Identity {
         actor: format!("jwt:{}", claims.sub),
+        permissions: claims.permissions,
     })
 }
 
 async fn root_key(
-    app: &App,
+    store: &dyn KeyStore,
     key: &PresentedKey,
     workspace: &str,
     permission: Permission,
     client_ip: Option<IpAddr>,
     now: i64,
-) -> Result<Caller, ApiError> {
+) -> Result<Identity, ApiError> {
     let unknown = || ApiError::Unauthorized("The API key is not valid.");
     let hash = key.hash();
-    let Some(href) = app.store.find_hash(&hash).await? else {
+    let Some(href) = store.find_hash(&hash).await? else {
         return Err(unknown());
     };
-    let Some(stored) = app.store.get(&href.workspace, &href.key_id).await? else {
+    let Some(stored) = store.get(&href.workspace, &href.key_id).await? else {
         return Err(unknown());
     };
     let entry = if stored.hash == hash {
@@ -152,25 +169,12 @@ async fn root_key(
         {
             Err(ApiError::NotFound)
         }
-        VerdictCode::Valid => Ok(Caller {
+        VerdictCode::Valid => Ok(Identity {
             actor: format!("key:{}", stored.record.id),
+            permissions: stored.record.scopes.clone(),
         }),
         VerdictCode::ForbiddenScope => Err(ApiError::Forbidden(permission)),
         VerdictCode::ForbiddenIp => Err(ApiError::ForbiddenIp),
         code => Err(ApiError::Unauthorized(code.detail())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer;
-
-    #[test]
-    fn only_bearer_headers_carry_a_token() {
-        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("bearer   abc ")), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-        assert_eq!(bearer(None), None);
     }
 }

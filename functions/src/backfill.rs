@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ConfigError;
+use crate::config::required;
+use crate::runtime::exit_on_config_error;
 use crate::store::item::{KEY_SK_PREFIX, SK, stored_key_from_item};
-use crate::sync::{EdgeClient, exit_on_config_error, required};
+use crate::sync::EdgeClient;
 
 /// Most entries per signed batch.
 pub const BATCH_ENTRIES: usize = 500;

@@ -2,49 +2,15 @@
 
 use std::fmt;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::Algorithm;
+use sha2::Sha256;
 
-use crate::validate::valid_scope;
+use crate::input::valid_scope;
+pub use crate::jwt::JwtConfig;
+use crate::jwt::{self, JwtKey};
 
-/// A configuration value that is missing or invalid. Messages name the variable, never a value.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{0} must be set")]
-    Missing(&'static str),
-    /// A variable has a value that cannot be used.
-    #[error("{name} is invalid: {why}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What is accepted.
-        why: String,
-    },
-}
-
-/// How bearer JWTs are checked.
-#[derive(Clone)]
-pub struct JwtConfig {
-    /// The only algorithm accepted.
-    pub algorithm: Algorithm,
-    /// HS secret or RS/ES public key.
-    pub key: DecodingKey,
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud`.
-    pub audience: String,
-}
-
-impl fmt::Debug for JwtConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtConfig")
-            .field("algorithm", &self.algorithm)
-            .field("key", &"<redacted>")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .finish()
-    }
-}
+pub use crate::error::ConfigError;
 
 /// Everything a function needs besides its clients.
 #[derive(Clone)]
@@ -89,6 +55,20 @@ fn list(value: Option<String>) -> Vec<String> {
         .collect()
 }
 
+/// `name` from `get`, trimmed, or [`ConfigError::Missing`].
+///
+/// # Errors
+/// When the variable is unset or blank.
+pub fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
 impl Config {
     /// Reads the process environment.
     ///
@@ -106,34 +86,21 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let required = |k: &'static str| get(k).ok_or(ConfigError::Missing(k));
         let table = required("KEYWARD_TABLE")?;
-        let alg_text = required("KEYWARD_JWT_ALG")?;
-        let algorithm = match alg_text.trim().to_ascii_uppercase().as_str() {
-            "HS256" => Algorithm::HS256,
-            "RS256" => Algorithm::RS256,
-            "ES256" => Algorithm::ES256,
-            _ => {
+        let algorithm = jwt::algorithm(&required("KEYWARD_JWT_ALG")?)?;
+        let key_text = get("KEYWARD_JWT_KEY");
+        let keys = match (&key_text, get("KEYWARD_JWT_KEYS")) {
+            (Some(text), None) => vec![JwtKey {
+                kid: None,
+                key: jwt::key_from_text(algorithm, text, "KEYWARD_JWT_KEY")?,
+            }],
+            (None, Some(json)) => jwt::keys_from_json(algorithm, &json)?,
+            (None, None) => return Err(ConfigError::Missing("KEYWARD_JWT_KEY")),
+            (Some(_), Some(_)) => {
                 return Err(ConfigError::Invalid {
-                    name: "KEYWARD_JWT_ALG",
-                    why: "must be HS256, RS256 or ES256".into(),
+                    name: "KEYWARD_JWT_KEYS",
+                    why: "set KEYWARD_JWT_KEY or KEYWARD_JWT_KEYS, not both".into(),
                 });
             }
-        };
-        let key_text = required("KEYWARD_JWT_KEY")?;
-        let bad_key = |why: &str| ConfigError::Invalid {
-            name: "KEYWARD_JWT_KEY",
-            why: why.to_owned(),
-        };
-        let key = match algorithm {
-            Algorithm::HS256 => {
-                if key_text.len() < 16 {
-                    return Err(bad_key("an HS256 secret must be at least 16 bytes"));
-                }
-                DecodingKey::from_secret(key_text.as_bytes())
-            }
-            Algorithm::RS256 => DecodingKey::from_rsa_pem(key_text.as_bytes())
-                .map_err(|_| bad_key("must be an RSA public key in PEM"))?,
-            _ => DecodingKey::from_ec_pem(key_text.as_bytes())
-                .map_err(|_| bad_key("must be a P-256 public key in PEM"))?,
         };
         let issuer = required("KEYWARD_JWT_ISSUER")?;
         let audience = required("KEYWARD_JWT_AUDIENCE")?;
@@ -151,7 +118,7 @@ impl Config {
         if let Some(allowed) = &allowed_scopes
             && let Some(_bad) = default_scopes
                 .iter()
-                .find(|s| !crate::validate::scope_allowed(s, Some(allowed)))
+                .find(|s| !crate::input::checks::scope_allowed(s, Some(allowed)))
         {
             return Err(ConfigError::Invalid {
                 name: "KEYWARD_DEFAULT_SCOPES",
@@ -175,19 +142,33 @@ impl Config {
                 why: "must be 2-16 characters of a-z 0-9".into(),
             }
         })?;
-        // Its own secret, never derived from the JWT key (which may be a public key).
-        let cursor_secret = required("KEYWARD_CURSOR_SECRET")?.into_bytes();
-        if cursor_secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "KEYWARD_CURSOR_SECRET",
-                why: "must be at least 32 bytes".into(),
-            });
-        }
+        let cursor_secret = match (get("KEYWARD_CURSOR_SECRET"), &key_text) {
+            (Some(s), _) if s.len() >= jwt::MIN_HS256_SECRET => s.into_bytes(),
+            (Some(_), _) => {
+                return Err(ConfigError::Invalid {
+                    name: "KEYWARD_CURSOR_SECRET",
+                    why: "must be at least 32 bytes".into(),
+                });
+            }
+            // Derived from the HS256 secret, which is secret too. Never from a public key: anyone
+            // could forge cursors with it. Every instance must agree, so no random fallback.
+            (None, Some(hs)) if algorithm == Algorithm::HS256 => {
+                let mut mac = Hmac::<Sha256>::new_from_slice(hs.as_bytes()).map_err(|_| {
+                    ConfigError::Invalid {
+                        name: "KEYWARD_JWT_KEY",
+                        why: "cannot derive a cursor secret".into(),
+                    }
+                })?;
+                mac.update(b"keyward list cursor v1");
+                mac.finalize().into_bytes().to_vec()
+            }
+            (None, _) => return Err(ConfigError::Missing("KEYWARD_CURSOR_SECRET")),
+        };
         Ok(Self {
             table,
             jwt: JwtConfig {
                 algorithm,
-                key,
+                keys,
                 issuer,
                 audience,
             },
@@ -213,16 +194,12 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 6] = [
+    const BASE: [(&str, &str); 5] = [
         ("KEYWARD_TABLE", "t"),
         ("KEYWARD_JWT_ALG", "HS256"),
-        ("KEYWARD_JWT_KEY", "a-very-long-dev-secret"),
+        ("KEYWARD_JWT_KEY", "a-very-long-dev-secret-of-32-bytes"),
         ("KEYWARD_JWT_ISSUER", "iss"),
         ("KEYWARD_JWT_AUDIENCE", "aud"),
-        (
-            "KEYWARD_CURSOR_SECRET",
-            "a-cursor-secret-of-32-bytes-or-more",
-        ),
     ];
 
     #[test]
@@ -232,20 +209,7 @@ mod tests {
         assert_eq!(c.default_prefix, "kw");
         assert!(c.default_scopes.is_empty());
         assert!(c.allowed_scopes.is_none());
-        assert_eq!(c.cursor_secret, b"a-cursor-secret-of-32-bytes-or-more");
-    }
-
-    #[test]
-    fn the_cursor_secret_is_required_and_never_derived_from_the_jwt_key() {
-        let err = Config::from_lookup(lookup(&BASE[..5])).unwrap_err();
-        assert_eq!(err.to_string(), "KEYWARD_CURSOR_SECRET must be set");
-        let mut pairs = BASE.to_vec();
-        pairs[5] = ("KEYWARD_CURSOR_SECRET", "short");
-        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
-        assert!(
-            err.contains("KEYWARD_CURSOR_SECRET") && !err.contains("short"),
-            "{err}"
-        );
+        assert_eq!(c.cursor_secret.len(), 32);
     }
 
     #[test]
@@ -260,11 +224,11 @@ mod tests {
         pairs[1] = ("KEYWARD_JWT_ALG", "none");
         let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
         assert!(err.contains("KEYWARD_JWT_ALG"));
-        assert!(!err.contains("a-very-long-dev-secret"));
+        assert!(!err.contains("a-very-long-dev-secret-of-32-bytes"));
         pairs[1] = ("KEYWARD_JWT_ALG", "RS256");
         let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
         assert!(err.contains("KEYWARD_JWT_KEY"), "{err}");
-        assert!(!err.contains("a-very-long-dev-secret"));
+        assert!(!err.contains("a-very-long-dev-secret-of-32-bytes"));
     }
 
     #[test]

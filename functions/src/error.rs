@@ -1,8 +1,8 @@
 //! The API's errors and their one wire format, RFC 9457 problem+json.
 
-use keyward_common::{FieldError, Problem};
+use keyward_common::{FieldError, Problem, ProblemCode};
 
-use crate::auth::Permission;
+use crate::permission::Permission;
 
 /// Every way a request can fail. Internal causes are logged, never shown.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +13,9 @@ pub enum ApiError {
     /// 403: valid credentials without the permission.
     #[error("forbidden")]
     Forbidden(Permission),
+    /// 403: the change would give a key management permissions its caller does not hold.
+    #[error("permission escalation")]
+    PermissionEscalation(Vec<String>),
     /// 403: a root key used from an address it does not allow.
     #[error("forbidden ip")]
     ForbiddenIp,
@@ -21,7 +24,7 @@ pub enum ApiError {
     NotFound,
     /// 405: the route exists with another method.
     #[error("method not allowed")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// 400: invalid fields or parameters.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -70,46 +73,50 @@ impl ApiError {
     #[must_use]
     pub fn problem(&self) -> Problem {
         match self {
-            Self::Unauthorized(detail) => Problem::new(401, "unauthorized", *detail),
-            Self::Forbidden(p) => Problem::new(
-                403,
-                "forbidden",
+            Self::Unauthorized(detail) => Problem::of(ProblemCode::Unauthorized, *detail),
+            Self::Forbidden(p) => Problem::of(
+                ProblemCode::Forbidden,
                 format!("The credentials lack the `{}` permission.", p.as_str()),
             ),
-            Self::ForbiddenIp => Problem::new(
-                403,
-                "forbidden",
+            Self::PermissionEscalation(names) => Problem::of(
+                ProblemCode::PermissionEscalation,
+                format!(
+                    "This would grant management permissions you do not hold: {}. Management \
+                     permissions (`api.*`) can only be granted by a caller that holds them.",
+                    names.join(", ")
+                ),
+            ),
+            Self::ForbiddenIp => Problem::of(
+                ProblemCode::Forbidden,
                 "The root key may not be used from this IP address.",
             ),
-            Self::NotFound => Problem::new(404, "not_found", "Nothing here for these credentials."),
-            Self::MethodNotAllowed(allow) => Problem::new(
-                405,
-                "method_not_allowed",
+            Self::NotFound => {
+                Problem::of(ProblemCode::NotFound, "Nothing here for these credentials.")
+            }
+            Self::MethodNotAllowed(allow) => Problem::of(
+                ProblemCode::MethodNotAllowed,
                 format!("This path answers {allow} only."),
             ),
             Self::Validation(errors) => Problem::validation(errors.clone()),
-            Self::InvalidJson(detail) => Problem::new(400, "invalid_json", detail.clone()),
-            Self::InvalidCursor => Problem::new(
-                400,
-                "invalid_cursor",
+            Self::InvalidJson(detail) => Problem::of(ProblemCode::InvalidJson, detail.clone()),
+            Self::InvalidCursor => Problem::of(
+                ProblemCode::InvalidCursor,
                 "The cursor is not valid for this listing: start again without it.",
             ),
-            Self::UnsupportedMediaType => Problem::new(
-                415,
-                "unsupported_media_type",
+            Self::UnsupportedMediaType => Problem::of(
+                ProblemCode::UnsupportedMediaType,
                 "Send the body as `Content-Type: application/json`.",
             ),
-            Self::PayloadTooLarge => {
-                Problem::new(413, "payload_too_large", "The body is larger than 64 KiB.")
-            }
-            Self::KeyRevoked => Problem::new(
-                409,
-                "key_revoked",
+            Self::PayloadTooLarge => Problem::of(
+                ProblemCode::PayloadTooLarge,
+                "The body is larger than 64 KiB.",
+            ),
+            Self::KeyRevoked => Problem::of(
+                ProblemCode::KeyRevoked,
                 "The key is revoked; revoked keys cannot be changed.",
             ),
-            Self::KeyLimitReached(cap) => Problem::new(
-                409,
-                "key_limit_reached",
+            Self::KeyLimitReached(cap) => Problem::of(
+                ProblemCode::KeyLimitReached,
                 if *cap > 0 {
                     format!(
                         "The workspace already has {cap} keys that are not revoked; revoke one first."
@@ -118,16 +125,30 @@ impl ApiError {
                     "The workspace has reached its key limit; revoke a key first.".to_owned()
                 },
             ),
-            Self::PreconditionFailed => Problem::new(
-                412,
-                "precondition_failed",
+            Self::PreconditionFailed => Problem::of(
+                ProblemCode::PreconditionFailed,
                 "The key changed since you read it: fetch it again and retry with its ETag.",
             ),
-            Self::Internal(_) => Problem::new(
-                500,
-                "internal",
+            Self::Internal(_) => Problem::of(
+                ProblemCode::Internal,
                 "Something went wrong on our side; quote the request id to support.",
             ),
         }
     }
+}
+
+/// A configuration value that is missing or invalid. Messages name the variable, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    /// A variable has a value that cannot be used.
+    #[error("{name} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is accepted.
+        why: String,
+    },
 }

@@ -10,8 +10,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{AuditList, KeyList, KeyWithSecret};
+use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::store::AuditEvent;
-use crate::validate::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -247,5 +247,45 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+    }
+
+    /// The document's operations are exactly the table's management rows: same method and path,
+    /// `operationId` from the function, and the row's permission named in the description.
+    #[test]
+    fn the_documented_operations_are_the_operation_tables_rows() {
+        use crate::operation::{Access, OPERATIONS};
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let mut table: Vec<(String, String)> = Vec::new();
+        for row in OPERATIONS {
+            let Access::Permission(permission) = row.access else {
+                continue;
+            };
+            table.push((row.method.to_owned(), row.path.to_owned()));
+            let op = &doc["paths"][row.path][row.method.to_ascii_lowercase()];
+            assert_eq!(
+                op["operationId"],
+                row.operation_id(),
+                "{} {}",
+                row.method,
+                row.path
+            );
+            let description = op["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains(&format!("`{}`", permission.as_str())),
+                "{} {} must name its permission `{}`",
+                row.method,
+                row.path,
+                permission.as_str()
+            );
+        }
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
     }
 }

@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use keyward_common::time::{unix_millis, unix_seconds};
 use lambda_http::{Request, service_fn};
 
+use crate::app::App;
 use crate::config::{Config, ConfigError};
-use crate::http::{App, Operation, handle};
+use crate::http::handle;
 use crate::store::dynamo::DynamoStore;
 
 /// JSON logs to stdout; `RUST_LOG` filters (default `info`). The request id comes from the
@@ -25,25 +28,36 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Runs `op` as a Lambda function until the runtime stops it. A configuration error is printed
-/// (naming the variable, never its value) and the process exits with status 2.
+/// Seconds since the Unix epoch (adapters read the clock; `common` never does).
+#[must_use]
+pub fn unix_now() -> i64 {
+    unix_seconds(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, unix_millis),
+    )
+}
+
+/// Prints a configuration error (naming the variable, never a value) and exits with status 2.
+pub fn exit_on_config_error(function: &str, e: &ConfigError) -> ! {
+    tracing::error!(error = %e, "configuration error");
+    eprintln!("keyward {function}: configuration error: {e}");
+    std::process::exit(2);
+}
+
+/// Runs the management function `function` (its rows of [`crate::operation::OPERATIONS`]) until
+/// the runtime stops it. A configuration error is printed (naming the variable, never its value)
+/// and the process exits with status 2.
 ///
 /// # Errors
 /// When the Lambda runtime fails.
-pub async fn run(op: Operation) -> Result<(), lambda_http::Error> {
+pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
     init_logging();
-    let sdk = sdk_config(op.name()).await;
-    let config = match load_secrets(&sdk, &MANAGEMENT_SECRETS)
+    let sdk = sdk_config(function).await;
+    let config = load_secrets(&sdk, &MANAGEMENT_SECRETS)
         .await
         .and_then(|secrets| Config::from_lookup(secrets.lookup()))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration error");
-            eprintln!("keyward {}: configuration error: {e}", op.name());
-            std::process::exit(2);
-        }
-    };
+        .unwrap_or_else(|e| exit_on_config_error(function, &e));
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
     let app = Arc::new(App {
         config: Arc::new(config),
@@ -51,7 +65,7 @@ pub async fn run(op: Operation) -> Result<(), lambda_http::Error> {
     });
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(handle(&app, op, req).await) }
+        async move { Ok::<_, Infallible>(handle(&app, function, req).await) }
     }))
     .await
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -24,7 +24,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_dynamo::AttributeValue as ImageValue;
 use serde_json::Value;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, required};
+use crate::runtime::{exit_on_config_error, unix_now};
 use crate::store::StoredKey;
 use crate::store::item::{ItemError, ItemRead, KEY_SK_PREFIX, SK, stored_key_from_item};
 
@@ -95,20 +96,6 @@ impl std::fmt::Debug for EdgeClient {
             .field("retry", &self.retry)
             .finish()
     }
-}
-
-/// `name` from `get`, trimmed, or [`ConfigError::Missing`].
-///
-/// # Errors
-/// When the variable is unset or blank.
-pub fn required(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, ConfigError> {
-    get(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .ok_or(ConfigError::Missing(name))
 }
 
 impl EdgeClient {
@@ -193,14 +180,6 @@ impl EdgeClient {
             Err(SendError::BadAnswer)
         }
     }
-}
-
-/// Seconds since the Unix epoch (adapters read the clock; `common` never does).
-#[must_use]
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Stream images (`serde_dynamo`'s attribute values) read like SDK items.
@@ -439,13 +418,6 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
         }
     }
     response
-}
-
-/// Prints a configuration error (naming the variable, never a value) and exits with status 2.
-pub fn exit_on_config_error(function: &str, e: &ConfigError) -> ! {
-    tracing::error!(error = %e, "configuration error");
-    eprintln!("keyward {function}: configuration error: {e}");
-    std::process::exit(2);
 }
 
 /// The `sync` Lambda function: configuration from the environment, then the runtime loop.

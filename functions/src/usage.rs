@@ -12,38 +12,46 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use keyward_common::sync::{
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, verify_signature,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, valid_batch_id, verify_signature,
 };
-use keyward_common::{FieldError, Problem, Timestamp};
+use keyward_common::{FieldError, Problem, ProblemCode, Timestamp};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 use crate::config::ConfigError;
+use crate::config::required;
+use crate::runtime::{exit_on_config_error, unix_now};
 use crate::store::item::{self, PK, SK};
-use crate::sync::{exit_on_config_error, required, unix_now};
 
 /// Most reports one batch may carry.
-pub const MAX_REPORTS: usize = 1000;
+pub const MAX_REPORTS: usize = keyward_common::sync::MAX_USAGE_REPORTS;
 /// Largest body accepted (1000 reports fit comfortably).
 pub const MAX_BODY: usize = 512 * 1024;
-/// Sort-key prefix of usage items.
-pub const USAGE_SK_PREFIX: &str = "USAGE#";
-/// Usage item attribute: requests counted that day.
-pub const REQUESTS: &str = "requests";
 
-/// `USAGE#{key_id}#{day}`.
-#[must_use]
-pub fn usage_sk(report: &UsageReport) -> String {
-    format!("{USAGE_SK_PREFIX}{}#{}", report.key_id, report.day)
+/// What recording one report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Counted now.
+    Counted,
+    /// This (batch, report) was counted before: a resent batch.
+    Duplicate,
 }
 
 /// Where reports are written.
 #[async_trait]
 pub trait UsageStore: Send + Sync + std::fmt::Debug {
-    /// Applies one report (idempotent for `last_used_at`, additive for the count).
-    async fn record(&self, report: &UsageReport) -> anyhow::Result<()>;
+    /// Applies report `index` of batch `batch_id` at Unix time `now`: `last_used_at` only moves
+    /// forward, and the count is added once per (batch, report) however often it is sent.
+    async fn record(
+        &self,
+        batch_id: &str,
+        index: usize,
+        report: &UsageReport,
+        now: i64,
+    ) -> anyhow::Result<Recorded>;
 }
 
 /// The DynamoDB [`UsageStore`].
@@ -66,7 +74,13 @@ impl DynamoUsage {
 
 #[async_trait]
 impl UsageStore for DynamoUsage {
-    async fn record(&self, r: &UsageReport) -> anyhow::Result<()> {
+    async fn record(
+        &self,
+        batch_id: &str,
+        index: usize,
+        r: &UsageReport,
+        now: i64,
+    ) -> anyhow::Result<Recorded> {
         let key_update = self
             .client
             .update_item()
@@ -90,25 +104,62 @@ impl UsageStore for DynamoUsage {
                     .with_context(|| format!("setting last_used_at of key {}", r.key_id));
             }
         }
-        self.client
-            .update_item()
+        // The count and the (batch, report) marker in one transaction: a resent batch finds its
+        // markers and adds nothing, so a retried flush never counts twice.
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item(PK, AttributeValue::S(item::usage_batch_pk(batch_id)))
+            .item(SK, AttributeValue::S(item::usage_report_sk(index)))
+            .item(
+                item::TTL,
+                AttributeValue::N((now + item::USAGE_BATCH_TTL_S).to_string()),
+            )
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .context("building the usage batch marker")?;
+        let count = Update::builder()
             .table_name(&self.table)
             .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
-            .key(SK, AttributeValue::S(usage_sk(r)))
+            .key(SK, AttributeValue::S(item::usage_sk(&r.key_id, &r.day)))
             .update_expression("ADD #n :n SET #ws = :ws, #k = :k, #d = :d")
-            .expression_attribute_names("#n", REQUESTS)
-            .expression_attribute_names("#ws", "workspace")
-            .expression_attribute_names("#k", "key_id")
-            .expression_attribute_names("#d", "day")
+            .expression_attribute_names("#n", item::usage::REQUESTS)
+            .expression_attribute_names("#ws", item::usage::WORKSPACE)
+            .expression_attribute_names("#k", item::usage::KEY_ID)
+            .expression_attribute_names("#d", item::usage::DAY)
             .expression_attribute_values(":n", AttributeValue::N(r.count.to_string()))
             .expression_attribute_values(":ws", AttributeValue::S(r.workspace.clone()))
             .expression_attribute_values(":k", AttributeValue::S(r.key_id.to_string()))
             .expression_attribute_values(":d", AttributeValue::S(r.day.clone()))
+            .build()
+            .context("building the usage count update")?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(marker).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
             .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-            .with_context(|| format!("counting usage of key {} on {}", r.key_id, r.day))?;
-        Ok(())
+            .await;
+        match written {
+            Ok(_) => Ok(Recorded::Counted),
+            Err(SdkError::ServiceError(e))
+                if e.err().is_transaction_canceled_exception() && marker_exists(e.err()) =>
+            {
+                Ok(Recorded::Duplicate)
+            }
+            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("counting usage of key {} on {}", r.key_id, r.day)),
+        }
+    }
+}
+
+/// Whether a cancelled usage transaction failed only because its marker exists (a resend).
+fn marker_exists(e: &TransactWriteItemsError) -> bool {
+    match e {
+        TransactWriteItemsError::TransactionCanceledException(c) => {
+            c.cancellation_reasons().first().and_then(|r| r.code())
+                == Some("ConditionalCheckFailed")
+        }
+        _ => false,
     }
 }
 
@@ -150,6 +201,12 @@ fn valid_day(day: &str) -> bool {
 #[must_use]
 pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    if !valid_batch_id(&batch.batch_id) {
+        errors.push(FieldError::new(
+            "batch_id",
+            "must be 8-64 characters of A-Z a-z 0-9 _ -",
+        ));
+    }
     if batch.reports.len() > MAX_REPORTS {
         errors.push(FieldError::new(
             "reports",
@@ -194,14 +251,20 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         .unwrap_or_default();
     if req.method() != Method::POST {
         return problem(
-            Problem::new(405, "method_not_allowed", "This path answers POST only."),
+            Problem::of(
+                ProblemCode::MethodNotAllowed,
+                "This path answers POST only.",
+            ),
             &request_id,
         );
     }
     let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_BODY {
         return problem(
-            Problem::new(413, "payload_too_large", "The body is larger than 512 KiB."),
+            Problem::of(
+                ProblemCode::PayloadTooLarge,
+                "The body is larger than 512 KiB.",
+            ),
             &request_id,
         );
     }
@@ -215,9 +278,8 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
     ) {
         tracing::warn!(error = %e, "usage batch refused");
         return problem(
-            Problem::new(
-                401,
-                "unauthorized",
+            Problem::of(
+                ProblemCode::Unauthorized,
                 format!("Usage batches must be signed with the usage secret: {e}."),
             ),
             &request_id,
@@ -227,9 +289,8 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         Ok(b) => b,
         Err(e) => {
             return problem(
-                Problem::new(
-                    400,
-                    "invalid_json",
+                Problem::of(
+                    ProblemCode::InvalidJson,
                     format!("The body is not a usage batch: {e}."),
                 ),
                 &request_id,
@@ -240,20 +301,30 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
     if !errors.is_empty() {
         return problem(Problem::validation(errors), &request_id);
     }
-    for report in &batch.reports {
-        if let Err(e) = app.store.record(report).await {
-            tracing::error!(request_id, error = format!("{e:#}"), "writing usage failed");
-            return problem(
-                Problem::new(
-                    500,
-                    "internal",
-                    "Something went wrong on our side; quote the request id to support.",
-                ),
-                &request_id,
-            );
+    let mut duplicates = 0;
+    for (index, report) in batch.reports.iter().enumerate() {
+        match app.store.record(&batch.batch_id, index, report, now).await {
+            Ok(Recorded::Counted) => {}
+            Ok(Recorded::Duplicate) => duplicates += 1,
+            Err(e) => {
+                tracing::error!(request_id, error = format!("{e:#}"), "writing usage failed");
+                return problem(
+                    Problem::of(
+                        ProblemCode::Internal,
+                        "Something went wrong on our side; quote the request id to support.",
+                    ),
+                    &request_id,
+                );
+            }
         }
     }
-    tracing::info!(request_id, reports = batch.reports.len(), "usage recorded");
+    tracing::info!(
+        request_id,
+        batch_id = batch.batch_id,
+        reports = batch.reports.len(),
+        duplicates,
+        "usage recorded"
+    );
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -299,14 +370,25 @@ mod tests {
     use keyward_common::sync::sign;
     use std::sync::Mutex;
 
+    /// Counts like the DynamoDB store: once per (batch, report).
     #[derive(Debug, Default)]
-    struct Recorded(Mutex<Vec<UsageReport>>);
+    struct Counted(Mutex<Vec<(String, usize, UsageReport)>>);
 
     #[async_trait]
-    impl UsageStore for Recorded {
-        async fn record(&self, report: &UsageReport) -> anyhow::Result<()> {
-            self.0.lock().unwrap().push(report.clone());
-            Ok(())
+    impl UsageStore for Counted {
+        async fn record(
+            &self,
+            batch_id: &str,
+            index: usize,
+            report: &UsageReport,
+            _now: i64,
+        ) -> anyhow::Result<Recorded> {
+            let mut seen = self.0.lock().unwrap();
+            if seen.iter().any(|(b, i, _)| b == batch_id && *i == index) {
+                return Ok(Recorded::Duplicate);
+            }
+            seen.push((batch_id.to_owned(), index, report.clone()));
+            Ok(Recorded::Counted)
         }
     }
 
@@ -314,6 +396,7 @@ mod tests {
 
     fn batch(count: u64) -> Vec<u8> {
         serde_json::to_vec(&UsageBatch {
+            batch_id: "batch-0001".into(),
             reports: vec![UsageReport {
                 workspace: "acme".into(),
                 key_id: KeyId::new(1, [3; 10]),
@@ -335,8 +418,8 @@ mod tests {
             .unwrap()
     }
 
-    fn app() -> (UsageApp, Arc<Recorded>) {
-        let store = Arc::new(Recorded::default());
+    fn app() -> (UsageApp, Arc<Counted>) {
+        let store = Arc::new(Counted::default());
         let app = UsageApp {
             store: store.clone(),
             secret: b"sync-secret".to_vec(),
@@ -350,7 +433,7 @@ mod tests {
         let resp = handle(&app, request(batch(3), b"sync-secret"), NOW).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.body().as_ref(), br#"{"accepted":1}"#);
-        assert_eq!(store.0.lock().unwrap()[0].count, 3);
+        assert_eq!(store.0.lock().unwrap()[0].2.count, 3);
     }
 
     #[tokio::test]
@@ -380,6 +463,29 @@ mod tests {
             .replace("2027-01-15", "2027-13-45");
         let resp = handle(&app, request(text.into_bytes(), b"sync-secret"), NOW).await;
         assert_eq!(resp.status(), 400);
+        assert!(store.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_resent_batch_is_accepted_and_counted_once() {
+        let (app, store) = app();
+        for _ in 0..3 {
+            let resp = handle(&app, request(batch(3), b"sync-secret"), NOW).await;
+            assert_eq!(resp.status(), 200);
+        }
+        assert_eq!(store.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_a_usable_id_is_400() {
+        let (app, store) = app();
+        for id in ["", "short", "has space in it", &"x".repeat(65)] {
+            let text = String::from_utf8(batch(1))
+                .unwrap()
+                .replace("batch-0001", id);
+            let resp = handle(&app, request(text.into_bytes(), b"sync-secret"), NOW).await;
+            assert_eq!(resp.status(), 400, "{id:?}");
+        }
         assert!(store.0.lock().unwrap().is_empty());
     }
 }

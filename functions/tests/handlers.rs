@@ -1,183 +1,15 @@
 //! Handler tests through the same entry point Lambda calls, on the in-memory store.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use keyward_common::PresentedKey;
-use keyward_functions::store::memory::MemoryStore;
-use keyward_functions::{App, Config, Operation, handle};
+use keyward_functions::Operation;
 use lambda_http::Body;
-use lambda_http::http::{self, HeaderMap, StatusCode};
+use lambda_http::http::{self, StatusCode};
 use serde_json::{Value, json};
 
-const SECRET: &str = "test-secret-0123456789abcdef";
-const ISS: &str = "https://auth.keyward.test/";
-const AUD: &str = "keyward";
+mod support;
 
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
-fn config(extra: &[(&str, &str)], alg: &str, key: &str) -> Config {
-    let mut pairs = vec![
-        ("KEYWARD_TABLE", "t".to_owned()),
-        ("KEYWARD_JWT_ALG", alg.to_owned()),
-        ("KEYWARD_JWT_KEY", key.to_owned()),
-        ("KEYWARD_JWT_ISSUER", ISS.to_owned()),
-        ("KEYWARD_JWT_AUDIENCE", AUD.to_owned()),
-        (
-            "KEYWARD_CURSOR_SECRET",
-            "a-test-cursor-secret-of-32-bytes-or-more".to_owned(),
-        ),
-    ];
-    pairs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    Config::from_lookup(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-        .unwrap()
-}
-
-struct World {
-    app: App,
-    store: Arc<MemoryStore>,
-}
-
-fn world_with(cfg: Config) -> World {
-    let store = Arc::new(MemoryStore::new());
-    World {
-        app: App {
-            config: Arc::new(cfg),
-            store: store.clone(),
-        },
-        store,
-    }
-}
-
-fn world() -> World {
-    world_with(config(&[], "HS256", SECRET))
-}
-
-const ALL: [&str; 4] = [
-    "api.key.create",
-    "api.key.view",
-    "api.key.update",
-    "api.key.delete",
-];
-
-fn claims(ws: &str, perms: &[&str]) -> Value {
-    json!({"sub": "admin", "workspace": ws, "permissions": perms, "iss": ISS, "aud": AUD,
-           "exp": now() + 600})
-}
-
-fn hs(claims: &Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn admin(ws: &str) -> String {
-    hs(&claims(ws, &ALL))
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
-
-fn op_for(method: &str, path: &str) -> Operation {
-    let shape = path.split('?').next().unwrap().split('/').count();
-    match (
-        method,
-        shape,
-        path.contains("/audit"),
-        path.ends_with("/rotate"),
-    ) {
-        (_, _, true, _) => Operation::ListAudit,
-        (_, _, _, true) => Operation::RotateKey,
-        ("POST", _, _, _) => Operation::CreateKey,
-        ("GET", 5, _, _) => Operation::ListKeys,
-        ("GET", _, _, _) => Operation::GetKey,
-        ("PATCH", _, _, _) => Operation::UpdateKey,
-        _ => Operation::RevokeKey,
-    }
-}
-
-impl World {
-    async fn send(&self, op: Operation, req: http::Request<Body>) -> Resp {
-        let resp = handle(&self.app, op, req).await;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = match resp.body() {
-            Body::Text(t) => t.clone(),
-            Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
-            _ => String::new(),
-        };
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let mut b = http::Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = body.map_or(Body::Empty, |v| Body::Text(v.to_string()));
-        self.send(op_for(method, path), b.body(body).unwrap()).await
-    }
-
-    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
-        self.call_with(method, path, Some(token), body, &[]).await
-    }
-
-    async fn create(&self, ws: &str, body: Value) -> Resp {
-        let r = self
-            .call(
-                "POST",
-                &format!("/v1/workspaces/{ws}/keys"),
-                &admin(ws),
-                Some(body),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r
-    }
-}
-
-fn id(r: &Resp) -> String {
-    r.body["id"].as_str().unwrap().to_owned()
-}
-
-fn code(r: &Resp) -> &str {
-    r.body["code"].as_str().unwrap_or("")
-}
+use support::*;
 
 #[tokio::test]
 async fn the_whole_lifecycle_works_and_every_step_is_audited() {
@@ -712,7 +544,10 @@ async fn bad_input_gets_the_documented_status_and_code() {
             b = b.header(*k, *v);
         }
         let r = w
-            .send(op_for(m, &p), b.body(body.unwrap_or(Body::Empty)).unwrap())
+            .send(
+                function_for(m, &p),
+                b.body(body.unwrap_or(Body::Empty)).unwrap(),
+            )
             .await;
         assert_eq!(r.status.as_u16(), status, "{m} {p}: {}", r.text);
         assert_eq!(code(&r), c, "{m} {p}");
@@ -732,7 +567,7 @@ async fn a_method_the_function_does_not_serve_is_405_with_allow() {
         .uri("/v1/workspaces/acme/keys/key_0000000000000000000000")
         .body(Body::Empty)
         .unwrap();
-    let r = w.send(Operation::GetKey, req).await;
+    let r = w.send(Operation::GetKey.function(), req).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers["allow"], "GET");
     assert_eq!(code(&r), "method_not_allowed");

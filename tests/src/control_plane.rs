@@ -16,8 +16,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::process::{Managed, free_port, repo_root, tail, wait_for_port};
-use crate::router::{MANAGEMENT_FUNCTIONS, Router};
+use crate::router::{Router, management_functions};
 use crate::table;
+use keyward_functions::operation::OPERATIONS;
 
 /// Issuer of the dev/test JWTs.
 pub const DEV_ISSUER: &str = "keyward-dev";
@@ -261,7 +262,7 @@ impl ControlPlane {
             .build()?;
         let deadline = Instant::now() + WARM_UP_TIMEOUT;
         let base = self.url();
-        let probes = MANAGEMENT_FUNCTIONS.iter().map(|function| {
+        let probes = management_functions().into_iter().map(|function| {
             let client = client.clone();
             let (method, path) = probe_route(function);
             let url = format!("{base}{path}");
@@ -437,20 +438,18 @@ async fn store_secrets(
 }
 
 /// A route of `function` that needs a credential, for warm-up.
-fn probe_route(function: &str) -> (reqwest::Method, &'static str) {
-    const KEY: &str = "/v1/workspaces/warmup/keys/key_0000000000000000000000000";
-    match function {
-        "create-key" => (reqwest::Method::POST, "/v1/workspaces/warmup/keys"),
-        "list-keys" => (reqwest::Method::GET, "/v1/workspaces/warmup/keys"),
-        "update-key" => (reqwest::Method::PATCH, KEY),
-        "revoke-key" => (reqwest::Method::DELETE, KEY),
-        "rotate-key" => (
-            reqwest::Method::POST,
-            "/v1/workspaces/warmup/keys/key_0000000000000000000000000/rotate",
-        ),
-        "list-audit" => (reqwest::Method::GET, "/v1/workspaces/warmup/audit"),
-        _ => (reqwest::Method::GET, KEY),
-    }
+/// A request for `function`'s first row of the operation table, in a workspace no test uses.
+fn probe_route(function: &str) -> (reqwest::Method, String) {
+    let row = OPERATIONS
+        .iter()
+        .find(|r| r.function == function)
+        .unwrap_or(&OPERATIONS[0]);
+    let method = reqwest::Method::from_bytes(row.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let path = row
+        .path
+        .replace("{workspace}", "warmup")
+        .replace("{id}", "key_0000000000000000000000000");
+    (method, path)
 }
 
 fn function_env(

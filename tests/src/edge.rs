@@ -45,6 +45,10 @@ pub struct EdgeOptions {
     pub origin_url: String,
     /// Route → scope rules (`ROUTE_SCOPES`), `;`-separated.
     pub route_scopes: String,
+    /// What unmatched paths need (`ROUTE_DEFAULT`: `any_key` or `deny`).
+    pub route_default: String,
+    /// Signs forwarded requests when not empty (`ORIGIN_SECRET`).
+    pub origin_secret: String,
     /// Shared secret of signed sync and usage batches (`SYNC_SECRET`).
     pub sync_secret: String,
     /// The control plane's usage endpoint (`USAGE_URL`); empty turns reporting off.
@@ -63,6 +67,8 @@ impl Default for EdgeOptions {
             bundle: EdgeBundle::Release,
             origin_url: "http://127.0.0.1:9".into(),
             route_scopes: String::new(),
+            route_default: "any_key".into(),
+            origin_secret: String::new(),
             sync_secret: "local-sync-secret".into(),
             usage_url: String::new(),
             vars: Vec::new(),
@@ -119,6 +125,8 @@ impl EdgeServer {
         let mut vars = vec![
             ("ORIGIN_URL".to_owned(), opts.origin_url),
             ("ROUTE_SCOPES".to_owned(), opts.route_scopes),
+            ("ROUTE_DEFAULT".to_owned(), opts.route_default),
+            ("ORIGIN_SECRET".to_owned(), opts.origin_secret),
             ("SYNC_SECRET".to_owned(), opts.sync_secret.clone()),
             ("USAGE_URL".to_owned(), opts.usage_url),
         ];
@@ -161,7 +169,13 @@ exec "$@""#,
         let mut process = Managed::spawn("wrangler dev", cmd, &state_dir.join("wrangler.log"))?;
         wait_for_port(&mut process, port, Duration::from_secs(120))?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while http_get_status(port, "/_keyward/health").ok() != Some(200) {
+        loop {
+            match http_get(port, "/_keyward/health") {
+                Ok((200, _)) => break,
+                // A misconfigured edge names its problem (a var, a route rule) and never starts.
+                Ok((503, body)) => bail!("the edge refused to start: {body}"),
+                _ => {}
+            }
             process.check_running()?;
             if Instant::now() > deadline {
                 bail!(
@@ -363,18 +377,24 @@ fn find_tool(tools: &Path, prefix: &str, bin: &str) -> Result<PathBuf> {
     })
 }
 
-// A plain blocking GET, so waiting for health needs no async runtime.
-fn http_get_status(port: u16, path: &str) -> Result<u16> {
+// A plain blocking GET (status and body), so waiting for health needs no async runtime.
+fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
     )?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head)?;
-    let text = String::from_utf8_lossy(&head);
-    text.get(9..12)
+    let mut response = Vec::new();
+    stream.take(64 * 1024).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .get(9..12)
         .and_then(|s| s.parse().ok())
-        .context("not an HTTP response")
+        .context("not an HTTP response")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
 }

@@ -30,6 +30,11 @@ pub struct PollerConfig {
     pub batch_size: u32,
     /// Pause between polls of an idle shard.
     pub idle_wait: Duration,
+    /// Retries of a failing record before it goes to the failure queue (`MaximumRetryAttempts`).
+    pub max_retry_attempts: u32,
+    /// The function the failure queue triggers (`backfill`, as the template's SQS event source
+    /// on the sync failure queue does), retried until it succeeds; `None`: give up silently.
+    pub failure_function: Option<String>,
 }
 
 /// Counters the tests and `cargo xtask dev` can read.
@@ -43,6 +48,10 @@ pub struct PollerStats {
     pub retried_records: AtomicU64,
     /// Records delivered and acknowledged.
     pub delivered_records: AtomicU64,
+    /// Records given up on after `max_retry_attempts` (sent to the failure queue).
+    pub failed_over_records: AtomicU64,
+    /// Failure-queue messages the failure function handled successfully.
+    pub replays: AtomicU64,
 }
 
 /// A running poller; stops when dropped.
@@ -108,9 +117,10 @@ struct Mapping {
     attempts: HashMap<String, (String, u32)>,
 }
 
-/// Retries of a failing record before it is skipped (the template's `MaximumRetryAttempts` is 5;
-/// higher here, since a stopped local edge is a normal state of a dev stack).
-const MAX_RETRY_ATTEMPTS: u32 = 50;
+/// Retries of a failing record before it goes to the failure queue on a dev stack (the
+/// template's `MaximumRetryAttempts` is 5; higher here, since a stopped local edge is a normal
+/// state of a dev stack).
+pub const DEV_MAX_RETRY_ATTEMPTS: u32 = 50;
 
 impl Mapping {
     async fn run(&mut self) {
@@ -172,12 +182,16 @@ impl Mapping {
                         Some((seq, n)) if *seq == first_failed => n + 1,
                         _ => 1,
                     };
-                    if tries > MAX_RETRY_ATTEMPTS {
+                    if tries > self.config.max_retry_attempts {
                         eprintln!(
                             "stream poller: giving up on record {first_failed} after {tries} \
-                             attempts (production: the failure queue; run backfill)"
+                             attempts: to the failure queue"
                         );
                         self.attempts.remove(&shard);
+                        self.stats
+                            .failed_over_records
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.fail_over(&shard, &first_failed);
                         let it = self
                             .client
                             .iterator(
@@ -223,6 +237,55 @@ impl Mapping {
     /// Invokes the function; `Ok(None)` when everything succeeded, `Ok(Some(seq))` with the
     /// lowest failed sequence number otherwise. A whole-invocation failure is an `Err` after
     /// retries, which leaves the checkpoint where it was.
+    /// Puts a given-up record on the failure queue, whose consumer (the failure function) is
+    /// invoked with the SQS event Lambda would send, until it succeeds: a revocation the sync
+    /// function could not deliver is never silently lost.
+    fn fail_over(&self, shard: &str, sequence: &str) {
+        let Some(function) = self.config.failure_function.clone() else {
+            return;
+        };
+        // What Lambda's on-failure destination writes: the batch's place in the stream.
+        let message = json!({
+            "requestContext": {"condition": "RetryAttemptsExhausted"},
+            "DDBStreamBatchInfo": {
+                "shardId": shard,
+                "startSequenceNumber": sequence,
+                "endSequenceNumber": sequence,
+                "streamArn": self.stream_arn,
+            },
+        });
+        let event = json!({"Records": [{
+            "eventSource": "aws:sqs",
+            "messageId": format!("failover-{shard}-{sequence}"),
+            "body": message.to_string(),
+        }]});
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.config.lambda_url
+        );
+        let http = self.client.http.clone();
+        let stats = Arc::clone(&self.stats);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match http.post(&url).json(&event).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let body: Value = r.json().await.unwrap_or(Value::Null);
+                        if body.get("errorType").is_none() && body.get("errorMessage").is_none() {
+                            stats.replays.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        eprintln!("failure queue: {function} failed: {body}; retrying");
+                    }
+                    Ok(r) => eprintln!("failure queue: {function} answered {}", r.status()),
+                    Err(err) => eprintln!("failure queue: invoking {function}: {err}"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+    }
+
     async fn deliver(&self, records: &[Value]) -> Result<Option<String>> {
         let event = json!({
             "Records": records.iter().map(|r| {

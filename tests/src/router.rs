@@ -1,7 +1,7 @@
 //! The local stand-in for API Gateway: maps the management API's production method + path to
 //! the function that serves it under `cargo lambda watch`.
 //!
-//! Only the routes of [`ROUTES`] exist, as behind the deployed HTTP API: any other path answers
+//! Only the routes of the operation table (`keyward_functions::operation::OPERATIONS`) exist, as behind the deployed HTTP API: any other path answers
 //! 404 and a known path with another method answers 405 with `Allow`, both as problem+json.
 //! A matched request is forwarded unchanged (method, headers, query string, streamed body, plus
 //! the client address in `X-Forwarded-For`) to `{upstream}/lambda-url/{function}{path}`;
@@ -24,60 +24,21 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_common::Problem;
+use keyward_functions::Operation;
+use keyward_functions::operation::{OPERATIONS, Row};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// One route of the HTTP API: method, path pattern (`{name}` matches one non-empty segment)
-/// and the function (binary name) behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub pattern: &'static str,
-    pub function: &'static str,
+/// The management functions (binaries) that serve the operation table's rows, without `usage`
+/// (the edge's route, not called by people).
+#[must_use]
+pub fn management_functions() -> Vec<&'static str> {
+    keyward_functions::operation::functions()
+        .into_iter()
+        .filter(|f| *f != Operation::ReportUsage.function())
+        .collect()
 }
-
-const fn route(method: &'static str, pattern: &'static str, function: &'static str) -> Route {
-    Route {
-        method,
-        pattern,
-        function,
-    }
-}
-
-/// Every route of the deployed API (`infra/template.yaml`), and nothing else.
-pub const ROUTES: &[Route] = &[
-    route("POST", "/v1/workspaces/{workspace}/keys", "create-key"),
-    route("GET", "/v1/workspaces/{workspace}/keys", "list-keys"),
-    route("GET", "/v1/workspaces/{workspace}/keys/{id}", "get-key"),
-    route(
-        "PATCH",
-        "/v1/workspaces/{workspace}/keys/{id}",
-        "update-key",
-    ),
-    route(
-        "DELETE",
-        "/v1/workspaces/{workspace}/keys/{id}",
-        "revoke-key",
-    ),
-    route(
-        "POST",
-        "/v1/workspaces/{workspace}/keys/{id}/rotate",
-        "rotate-key",
-    ),
-    route("GET", "/v1/workspaces/{workspace}/audit", "list-audit"),
-    route("POST", "/v1/usage", "usage"),
-];
-
-/// The management functions (binaries) behind [`ROUTES`], without `usage` (the edge's route).
-pub const MANAGEMENT_FUNCTIONS: &[&str] = &[
-    "create-key",
-    "list-keys",
-    "get-key",
-    "update-key",
-    "revoke-key",
-    "rotate-key",
-    "list-audit",
-];
 
 /// What the route table says about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +51,13 @@ pub enum Resolution {
     NotFound,
 }
 
-/// Looks `method` + `path` up in [`ROUTES`].
+/// Looks `method` + `path` up in the operation table ([`OPERATIONS`]), matching paths exactly as
+/// API Gateway does (no stage prefix, no empty segments).
 #[must_use]
 pub fn resolve(method: &str, path: &str) -> Resolution {
-    let matching: Vec<&Route> = ROUTES
+    let matching: Vec<&Row> = OPERATIONS
         .iter()
-        .filter(|r| path_matches(r.pattern, path))
+        .filter(|r| path_matches(r.path, path))
         .collect();
     if matching.is_empty() {
         return Resolution::NotFound;
@@ -179,7 +141,7 @@ impl Drop for Router {
 #[derive(Debug, Clone)]
 struct Proxy {
     upstream: String,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 async fn serve(listener: TcpListener, proxy: Proxy) {
@@ -249,21 +211,126 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>> {
         let (mut parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .context("reading the request body")?
+            .to_bytes();
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded_for(&mut parts.headers, peer);
+        if std::str::from_utf8(&body).is_err() {
+            // `cargo lambda watch`'s HTTP emulation refuses a body that is not UTF-8 with its own
+            // 500; API Gateway hands such a body to the function base64-encoded. Do what API
+            // Gateway does: invoke the function with the event it would send.
+            return self.invoke(&parts, &body, function, peer).await;
+        }
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         parts.uri = format!("{}/lambda-url/{function}{path_and_query}", self.upstream)
             .parse()
             .context("building the upstream URI")?;
-        strip_hop_by_hop(&mut parts.headers);
-        add_forwarded_for(&mut parts.headers, peer);
         parts.version = hyper::Version::HTTP_11;
         let response = self
             .client
-            .request(Request::from_parts(parts, body))
+            .request(Request::from_parts(parts, Full::new(body)))
             .await
             .with_context(|| format!("calling {function} through cargo lambda watch"))?;
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    /// Invokes `function` with the API Gateway HTTP API (payload 2.0) event of a request whose
+    /// body is binary, and turns its answer back into a response.
+    async fn invoke(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: &Bytes,
+        function: &str,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut headers = serde_json::Map::new();
+        for name in parts.headers.keys() {
+            let joined: Vec<&str> = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            headers.insert(name.as_str().to_owned(), Value::from(joined.join(",")));
+        }
+        let path = parts.uri.path();
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": parts.uri.query().unwrap_or(""),
+            "headers": headers,
+            "requestContext": {
+                "accountId": "local",
+                "apiId": "local",
+                "domainName": "127.0.0.1",
+                "domainPrefix": "local",
+                "requestId": format!("router-{}", std::process::id()),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "",
+                "timeEpoch": 0,
+                "http": {
+                    "method": parts.method.as_str(),
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": peer.ip().to_string(),
+                    "userAgent": "",
+                },
+            },
+            "body": b64.encode(body),
+            "isBase64Encoded": true,
+        });
+        let url: Uri = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.upstream
+        )
+        .parse()
+        .context("building the invoke URI")?;
+        let request = Request::post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(event.to_string())))
+            .context("building the invoke request")?;
+        let answer = self
+            .client
+            .request(request)
+            .await
+            .with_context(|| format!("invoking {function} through cargo lambda watch"))?
+            .into_body()
+            .collect()
+            .await
+            .context("reading the function's answer")?
+            .to_bytes();
+        let answer: Value =
+            serde_json::from_slice(&answer).context("the function's answer is not JSON")?;
+        let status = answer["statusCode"].as_u64().unwrap_or(502);
+        let mut response = Response::builder().status(u16::try_from(status).unwrap_or(502));
+        if let Some(map) = answer["headers"].as_object() {
+            for (k, v) in map {
+                if let Some(v) = v.as_str() {
+                    response = response.header(k.as_str(), v);
+                }
+            }
+        }
+        let text = answer["body"].as_str().unwrap_or("");
+        let bytes = if answer["isBase64Encoded"].as_bool() == Some(true) {
+            Bytes::from(
+                b64.decode(text)
+                    .context("the function's body is not base64")?,
+            )
+        } else {
+            Bytes::from(text.to_owned())
+        };
+        response
+            .body(Full::new(bytes).map_err(|never| match never {}).boxed())
+            .context("building the response")
     }
 }
 

@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub dir: Option<PathBuf>,
     /// The poller's pause between polls of an idle stream.
     pub poll_interval: Duration,
+    /// The poller's retries of a failing record before the failure queue takes it.
+    pub max_retry_attempts: u32,
 }
 
 impl Default for StackOptions {
@@ -46,6 +48,7 @@ impl Default for StackOptions {
             edge_vars: Vec::new(),
             dir: None,
             poll_interval: Duration::from_millis(50),
+            max_retry_attempts: crate::poller::DEV_MAX_RETRY_ATTEMPTS,
         }
     }
 }
@@ -109,6 +112,7 @@ impl Stack {
             vars,
             state_dir: Some(dir.join("edge")),
             port: Some(edge_port),
+            ..EdgeOptions::default()
         };
         let edge = start_edge(edge_options.clone()).await?;
 
@@ -119,6 +123,8 @@ impl Stack {
             function: "sync".to_owned(),
             batch_size: 100,
             idle_wait: opts.poll_interval,
+            max_retry_attempts: opts.max_retry_attempts,
+            failure_function: Some("backfill".to_owned()),
         })
         .await
         .context("starting the stream poller")?;
@@ -209,7 +215,7 @@ impl Stack {
         &self.dir
     }
 
-    /// An admin token for `workspace` (all four permissions), valid for `valid_s` seconds.
+    /// An admin token for `workspace` (`api.*`), valid for `valid_s` seconds.
     ///
     /// # Errors
     /// Never in practice (signing a small JSON object).
@@ -259,13 +265,9 @@ impl Stack {
     }
 }
 
-/// The four management permissions of an admin.
-pub const ADMIN_PERMISSIONS: [&str; 4] = [
-    "api.key.create",
-    "api.key.view",
-    "api.key.update",
-    "api.key.delete",
-];
+/// An admin's permissions: every management permission (DESIGN: the local stack's
+/// `admin_token` holds `api.*`).
+pub const ADMIN_PERMISSIONS: [&str; 1] = ["api.*"];
 
 /// Waits until `sync` (invoked as the event source mapping does) and `usage` (through the
 /// router, unsigned, so it must answer 401) answer: compiled, started and configured.

@@ -609,6 +609,23 @@ async fn bad_input_is_refused_with_problem_json_naming_the_cause(w: World) {
     let cases = vec![
         case("invalid JSON", Method::POST, &keys, 400, "invalid_json")
             .raw("application/json", br#"{"name": "#),
+        // Not UTF-8 at all: once answered 500 text/plain by the local stack.
+        case(
+            "a body that is not UTF-8",
+            Method::POST,
+            &keys,
+            400,
+            "invalid_json",
+        )
+        .raw("application/json", b"{\"name\": \"\xff\xfe\x80\"}"),
+        case(
+            "a PATCH body that is not UTF-8",
+            Method::PATCH,
+            &one,
+            400,
+            "invalid_json",
+        )
+        .raw("application/json", b"\xc3\x28\xa0\xa1"),
         case(
             "a JSON array body",
             Method::POST,

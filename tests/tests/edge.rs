@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use keyward_common::origin::{Identity, verify_request};
 use keyward_common::record::EDGE_SCHEMA;
 use keyward_common::sync::{
     SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
@@ -19,6 +20,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 const SECRET: &str = "edge-test-sync-secret";
+const ORIGIN_SECRET: &str = "edge-test-origin-secret";
 
 struct World {
     edge: EdgeServer,
@@ -32,8 +34,11 @@ fn world() -> &'static World {
         let edge = EdgeServer::start(EdgeOptions {
             bundle: EdgeBundle::TestHooks,
             origin_url: origin.url(),
-            route_scopes: "GET /v1/admin/** => admin; * /v1/items/** => items.read".into(),
+            route_scopes:
+                "GET /v1/admin/** => admin; * /v1/items/** => items.read; * /admin/** => admin"
+                    .into(),
             sync_secret: SECRET.into(),
+            origin_secret: ORIGIN_SECRET.into(),
             // The echo origin doubles as the usage endpoint; it remembers what it got.
             usage_url: format!("{}/_usage", origin.url()),
             vars: vec![("USAGE_FLUSH_S".into(), "1".into())],
@@ -215,7 +220,10 @@ async fn a_key_in_x_api_key_is_stripped_and_other_authorization_is_kept() {
         .await
         .unwrap();
     let echo: Value = resp.json().await.unwrap();
-    assert!(echo["headers"].get("x-keyward-owner").is_none(), "{echo}");
+    assert_eq!(
+        echo["headers"]["x-keyward-owner"], "",
+        "set, and empty: {echo}"
+    );
 }
 
 /// A stored entry (or none), the proxied path, a `CF-Connecting-IP`, extra verify-API fields,
@@ -660,4 +668,315 @@ async fn usage_is_reported_in_signed_batches() {
     }
     assert_eq!(counted, 3, "every proxied request is counted once");
     assert!((unix_now() - last_used).abs() < 60);
+}
+
+/// A GET through the proxy of a raw path (sent exactly as written: reqwest keeps percent
+/// encodings, case and `;`).
+async fn get_raw(path: &str, key: &SecretKey) -> Response {
+    get_with_key(path, key.expose()).await
+}
+
+#[tokio::test]
+async fn encoded_and_cased_spellings_of_a_protected_path_need_its_scope() {
+    // `* /admin/** => admin`; this key has only `items.read`.
+    let key = stored(&entry(1)).await;
+    for path in [
+        "/%61dmin/x",
+        "/ADMIN/x",
+        "/Admin/%78",
+        "//admin/x",
+        "/x/../admin/x",
+    ] {
+        assert_refused(get_raw(path, &key).await, 403, "FORBIDDEN_SCOPE").await;
+    }
+    // A key that holds `admin` gets through, and the origin sees the normalised path.
+    let mut admin = entry(1);
+    admin.scopes = vec!["admin".into()];
+    let admin = stored(&admin).await;
+    let resp = get_raw("/%61dmin/x?q=%2F", &admin).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(echo["path"], "/admin/x");
+    assert_eq!(echo["query"], "q=%2F", "the query is forwarded as sent");
+}
+
+#[tokio::test]
+async fn ambiguous_paths_are_refused_with_400_before_any_origin_sees_them() {
+    let mut admin = entry(1);
+    admin.scopes = vec!["admin".into(), "items.read".into()];
+    let key = stored(&admin).await;
+    let before = world().origin.received().len();
+    for path in [
+        "/admin%2Fx",
+        "/admin;x/y",
+        "/admin%3Bx/y",
+        "/v1/items/%2e%2e%2fadmin",
+        "/admin%00",
+        "/admin%5Cx",
+        "/admin%252Fx",
+    ] {
+        let resp = get_raw(path, &key).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            header(&resp, "content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "ambiguous_path", "{path}: {body}");
+    }
+    let forwarded = world().origin.received()[before..]
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.contains("admin")))
+        .count();
+    assert_eq!(forwarded, 0, "none of them reached the origin");
+}
+
+#[tokio::test]
+async fn client_headers_that_an_origin_could_read_as_ours_never_reach_it() {
+    let mut no_owner = entry(1);
+    no_owner.owner_id = None;
+    let key = stored(&no_owner).await;
+    let resp = client()
+        .get(format!("{}/v1/items/1", edge().url()))
+        .bearer_auth(key.expose())
+        .header("X_Keyward_Owner", "victim")
+        .header("x_keyward-workspace", "victim-ws")
+        .header("X-KEYWARD-KEY-ID", "key_victim")
+        .header("x-keyward-signature", "v1=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let echo: Value = resp.json().await.unwrap();
+    let h = &echo["headers"];
+    assert!(!echo.to_string().contains("victim"), "{echo}");
+    assert_eq!(h["x-keyward-owner"], "", "{h}");
+    assert_eq!(h["x-keyward-workspace"], "acme");
+    assert_eq!(h["x-keyward-key-id"], no_owner.key_id.as_str());
+    assert!(h.get("x_keyward_owner").is_none(), "{h}");
+    assert_ne!(h["x-keyward-signature"], "v1=forged");
+}
+
+/// The identity the echo origin received, as its headers say.
+fn echoed_identity(h: &Value) -> Identity {
+    let get = |name: &str| h[name].as_str().unwrap_or_default().to_owned();
+    Identity {
+        key_id: get("x-keyward-key-id"),
+        workspace: get("x-keyward-workspace"),
+        owner: get("x-keyward-owner"),
+        scopes: get("x-keyward-scopes"),
+    }
+}
+
+#[tokio::test]
+async fn forwarded_requests_carry_a_signature_the_origin_can_check() {
+    let key = stored(&entry(1)).await;
+    let resp = client()
+        .post(format!("{}/v1/items/7?x=1", edge().url()))
+        .bearer_auth(key.expose())
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = resp.json().await.unwrap();
+    let h = &echo["headers"];
+    let identity = echoed_identity(h);
+    let target = format!(
+        "{}?{}",
+        echo["path"].as_str().unwrap(),
+        echo["query"].as_str().unwrap()
+    );
+    let check = |method: &str, target: &str, identity: &Identity| {
+        verify_request(
+            ORIGIN_SECRET.as_bytes(),
+            h["x-keyward-timestamp"].as_str(),
+            h["x-keyward-signature"].as_str(),
+            method,
+            target,
+            identity,
+            unix_now(),
+        )
+    };
+    assert_eq!(check("POST", &target, &identity), Ok(()), "{echo}");
+    assert_eq!(identity.owner, "user_1");
+    // What a forger would change is covered.
+    let mut forged = identity.clone();
+    forged.owner = "victim".into();
+    assert!(check("POST", &target, &forged).is_err());
+    assert!(check("GET", &target, &identity).is_err());
+    assert!(check("POST", "/v1/items/8?x=1", &identity).is_err());
+}
+
+#[tokio::test]
+async fn an_owner_id_that_is_not_a_header_value_is_forwarded_percent_encoded() {
+    let mut odd = entry(1);
+    odd.owner_id = Some("Zoë, Inc.\r\nX-Evil: 1".into());
+    let key = stored(&odd).await;
+    let resp = get_raw("/v1/items/1", &key).await;
+    assert_eq!(resp.status(), StatusCode::OK, "the key still works");
+    let echo: Value = resp.json().await.unwrap();
+    assert_eq!(
+        echo["headers"]["x-keyward-owner"],
+        "Zo%C3%AB%2C%20Inc.%0D%0AX-Evil:%201"
+    );
+    assert!(echo["headers"].get("x-evil").is_none());
+}
+
+/// Sends `POST {path}` with a chunked body (no `Content-Length`) over a raw connection and
+/// returns the status and the body of the answer.
+async fn post_chunked(path: &str, headers: &[(&str, &str)], chunks: &[&[u8]]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", edge().port()))
+        .await
+        .unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\nconnection: close\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for chunk in chunks {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        conn.write_all(chunk).await.unwrap();
+        conn.write_all(b"\r\n").await.unwrap();
+    }
+    conn.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// The data of a chunked HTTP/1.1 body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413_and_proxied_bodies_stream_through() {
+    // The verify API: 8 KiB at most, declared or streamed.
+    let big = json!({"key": "x".repeat(9 * 1024)}).to_string();
+    let declared = client()
+        .post(format!("{}/v1/keys/verify", edge().url()))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_refused(declared, 413, "payload_too_large").await;
+    let (status, body) = post_chunked(
+        "/v1/keys/verify",
+        &[],
+        &[&big.as_bytes()[..5000], &big.as_bytes()[5000..]],
+    )
+    .await;
+    assert_eq!((status, &body["code"]), (413, &json!("payload_too_large")));
+    // A body just under the limit is still read.
+    let (status, v) = verify(json!({"key": "x".repeat(8000)})).await;
+    assert_eq!((status, &v["code"]), (StatusCode::OK, &json!("MALFORMED")));
+
+    // Sync: 1 MiB at most, refused before the signature is even checked.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    let resp = edge()
+        .post_sync(&huge, unix_now(), SECRET.as_bytes())
+        .await
+        .unwrap();
+    assert_refused(resp, 413, "payload_too_large").await;
+
+    // A proxied body of 640 KiB sent in chunks arrives whole.
+    let key = stored(&entry(1)).await;
+    let part = "0123456789abcdef".repeat(4096);
+    let auth = format!("Bearer {}", key.expose());
+    let parts: Vec<&[u8]> = (0..10).map(|_| part.as_bytes()).collect();
+    let (status, echo) = post_chunked("/v1/items", &[("authorization", &auth)], &parts).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["body"].as_str().unwrap().len(), part.len() * 10);
+}
+
+#[tokio::test]
+async fn a_bad_route_rule_stops_the_edge_from_starting_naming_the_rule() {
+    let err = EdgeServer::start(EdgeOptions {
+        bundle: EdgeBundle::TestHooks,
+        route_scopes: "GET /ok/** => ok; GET /a/**/b => admin".into(),
+        ..EdgeOptions::default()
+    })
+    .expect_err("a bad rule must not start");
+    let err = format!("{err:#}");
+    assert!(err.contains("route rule 2"), "{err}");
+    assert!(err.contains("GET /a/**/b => admin"), "{err}");
+}
+
+#[tokio::test]
+async fn a_revocation_racing_a_backfill_always_ends_revoked() {
+    // Backfill-style batches (every key active, versions 1..=4) race one batch of tombstones
+    // (version 5) per round; whatever the interleaving, every key must end revoked.
+    const KEYS: usize = 24;
+    const BACKFILLS: usize = 6;
+    let keys: Vec<SecretKey> = (0..KEYS).map(|_| new_key()).collect();
+    let active: Vec<EdgeEntry> = (0..KEYS).map(|_| entry(1)).collect();
+    let batch = |version: u64, revoked: bool| SyncBatch {
+        items: keys
+            .iter()
+            .zip(&active)
+            .map(|(k, e)| {
+                let mut e = e.clone();
+                e.version = version;
+                if revoked {
+                    e.status = KeyStatus::Revoked;
+                }
+                SyncItem {
+                    hash: k.hash(),
+                    entry: e,
+                }
+            })
+            .collect(),
+    };
+    edge().sync(&batch(1, false)).await.unwrap();
+    let mut racers = Vec::new();
+    for i in 0..BACKFILLS {
+        let b = batch(1 + (i as u64 % 4), false);
+        racers.push(tokio::spawn(
+            async move { edge().sync(&b).await.map(|_| ()) },
+        ));
+        if i == BACKFILLS / 2 {
+            let t = batch(5, true);
+            racers.push(tokio::spawn(
+                async move { edge().sync(&t).await.map(|_| ()) },
+            ));
+        }
+    }
+    for r in racers {
+        r.await
+            .unwrap()
+            .expect("every batch is applied or found stale");
+    }
+    // A backfill after the revocation, too.
+    let late = edge().sync(&batch(4, false)).await.unwrap();
+    assert!(late.outcomes.iter().all(|o| *o == SyncOutcome::Stale));
+    for key in &keys {
+        let (_, v) = verify(json!({"key": key.expose()})).await;
+        assert_eq!(v["code"], "REVOKED", "{v}");
+    }
 }

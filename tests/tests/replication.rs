@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use keyward_common::sync::{SyncBatch, SyncItem, SyncOutcome};
-use keyward_common::{EdgeEntry, KeyHash, KeyRecord};
+use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord};
+use keyward_functions::store::item;
 use keyward_tests::app::{ApiResponse, TestApp};
 use keyward_tests::control_plane::{JwtSettings, random_hex};
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
@@ -149,8 +150,11 @@ impl World {
         self.ddb
             .get_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("WS#{ws}")))
-            .key("SK", AttributeValue::S(format!("KEY#{id}")))
+            .key(item::PK, AttributeValue::S(item::workspace_pk(ws)))
+            .key(
+                item::SK,
+                AttributeValue::S(item::key_sk(&KeyId::parse(id).unwrap())),
+            )
             .consistent_read(true)
             .send()
             .await
@@ -194,6 +198,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     use_through_the_edge_shows_up_as_last_used_at_and_the_days_count,
     replayed_or_out_of_order_stream_records_never_resurrect_a_revoked_key,
     writes_made_while_the_edge_is_down_reach_it_after_it_restarts,
+    a_revocation_the_sync_function_gave_up_on_is_replayed_from_the_failure_queue,
     wiping_the_edge_kv_and_running_backfill_restores_every_verdict,
 ];
 
@@ -203,9 +208,13 @@ fn main() {
 
 async fn run(selected: &[&(&str, Scenario)]) -> usize {
     let started = Instant::now();
-    let stack = Stack::start(StackOptions::default())
-        .await
-        .expect("starting the local stack");
+    // Few retries, as in production (`MaximumRetryAttempts: 5`), so the failure queue is reached.
+    let stack = Stack::start(StackOptions {
+        max_retry_attempts: 3,
+        ..StackOptions::default()
+    })
+    .await
+    .expect("starting the local stack");
     println!(
         "stack up in {:.1?}: api {} edge {} (logs in {})",
         started.elapsed(),
@@ -401,8 +410,11 @@ async fn use_through_the_edge_shows_up_as_last_used_at_and_the_days_count(w: Wor
             .ddb
             .get_item()
             .table_name(&w.table)
-            .key("PK", AttributeValue::S(format!("WS#{ws}")))
-            .key("SK", AttributeValue::S(format!("USAGE#{id}#{day}")))
+            .key(item::PK, AttributeValue::S(item::workspace_pk(&ws)))
+            .key(
+                item::SK,
+                AttributeValue::S(item::usage_sk(&KeyId::parse(&id).unwrap(), &day)),
+            )
             .consistent_read(true)
             .send()
             .await
@@ -587,6 +599,68 @@ async fn writes_made_while_the_edge_is_down_reach_it_after_it_restarts(w: World)
     w.record_time(
         "edge restart -> converged with the table",
         restarted.elapsed(),
+    );
+}
+
+/// The sync function cannot reach the edge, the stream mapping gives up on the revocation after
+/// its retries, and the failure queue's consumer (backfill) re-derives the edge from the table
+/// once the edge is back: the revoked key never verifies again.
+async fn a_revocation_the_sync_function_gave_up_on_is_replayed_from_the_failure_queue(w: World) {
+    let ws = World::workspace("failover");
+    let app = w.admin(&ws);
+    let (id, key, _) = w.create(&app, &ws, json!({"name": "doomed"})).await;
+    w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    let (failed_before, replays_before) = {
+        let mut stack = w.stack.lock().await;
+        stack.stop_edge();
+        let stats = stack.poller_stats();
+        (
+            stats.failed_over_records.load(Ordering::Relaxed),
+            stats.replays.load(Ordering::Relaxed),
+        )
+    };
+    ok(&app.revoke_key(&ws, &id).await);
+    let t = Instant::now();
+    loop {
+        let failed = w
+            .stack
+            .lock()
+            .await
+            .poller_stats()
+            .failed_over_records
+            .load(Ordering::Relaxed);
+        if failed > failed_before {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the poller never gave up on the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.stack
+        .lock()
+        .await
+        .start_edge()
+        .await
+        .expect("restarting the edge");
+    let restarted = Instant::now();
+    w.wait_for_code(&key, None, "REVOKED", Duration::from_secs(60))
+        .await;
+    w.record_time(
+        "edge restart -> given-up revocation replayed",
+        restarted.elapsed(),
+    );
+    let replays = w
+        .stack
+        .lock()
+        .await
+        .poller_stats()
+        .replays
+        .load(Ordering::Relaxed);
+    assert!(
+        replays > replays_before,
+        "the failure queue was not consumed"
     );
 }
 

@@ -5,5 +5,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    keyward_functions::run(keyward_functions::Operation::ListAudit).await
+    keyward_functions::run("list-audit").await
 }

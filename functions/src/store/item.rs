@@ -13,6 +13,8 @@
 //! - hash item `HASH#{sha256}` / `HASH`: `workspace`, `key_id`, `status`, `version`, and for a
 //!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
 //! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
+//! - usage item `WS#{ws}` / `USAGE#{key_id}#{day}`: `requests` that day, `workspace`, `key_id`, `day`.
+//! - usage batch marker `USAGEBATCH#{batch_id}` / `REPORT#{index:04}`: a report counted, `ttl`.
 //! - counter item `WS#{ws}` / `COUNTER`: `active_keys`, the number of keys not revoked.
 
 use std::collections::HashMap;
@@ -80,6 +82,16 @@ pub mod audit {
     pub const SOURCE_IP: &str = "source_ip";
 }
 
+/// Usage item attributes (`WS#{ws}` / `USAGE#{key_id}#{day}`).
+pub mod usage {
+    pub const WORKSPACE: &str = "workspace";
+    pub const KEY_ID: &str = "key_id";
+    /// `YYYY-MM-DD`, UTC.
+    pub const DAY: &str = "day";
+    /// Requests counted that day.
+    pub const REQUESTS: &str = "requests";
+}
+
 /// Counter item attribute: keys of the workspace that are not revoked.
 pub const ACTIVE_KEYS: &str = "active_keys";
 /// Sort key of the counter item.
@@ -90,6 +102,10 @@ pub const HASH_SK: &str = "HASH";
 pub const KEY_SK_PREFIX: &str = "KEY#";
 /// Sort-key prefix of audit items.
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
+/// Sort-key prefix of usage items.
+pub const USAGE_SK_PREFIX: &str = "USAGE#";
+/// How long a usage batch's markers are kept (DynamoDB TTL): far longer than any edge retry.
+pub const USAGE_BATCH_TTL_S: i64 = 2 * 86_400;
 /// Extra time a retired hash item is kept before DynamoDB's TTL removes it.
 pub const HASH_TTL_SLACK_S: i64 = 86_400;
 
@@ -103,6 +119,30 @@ pub fn workspace_pk(workspace: &str) -> String {
 #[must_use]
 pub fn key_sk(id: &KeyId) -> String {
     format!("{KEY_SK_PREFIX}{id}")
+}
+
+/// `AUDIT#{id}` (`id` is `{unix_ms:013}#{random}`).
+#[must_use]
+pub fn audit_sk(id: &str) -> String {
+    format!("{AUDIT_SK_PREFIX}{id}")
+}
+
+/// `USAGE#{key_id}#{day}`.
+#[must_use]
+pub fn usage_sk(key_id: &KeyId, day: &str) -> String {
+    format!("{USAGE_SK_PREFIX}{key_id}#{day}")
+}
+
+/// `USAGEBATCH#{batch_id}`: the markers of a usage batch's counted reports.
+#[must_use]
+pub fn usage_batch_pk(batch_id: &str) -> String {
+    format!("USAGEBATCH#{batch_id}")
+}
+
+/// `REPORT#{index:04}`: one report of a usage batch, counted.
+#[must_use]
+pub fn usage_report_sk(index: usize) -> String {
+    format!("REPORT#{index:04}")
 }
 
 /// `HASH#{sha256}`.
@@ -421,7 +461,7 @@ pub fn audit_to_item(event: &AuditEvent) -> HashMap<String, AttributeValue> {
     use audit::*;
     let mut item = HashMap::from([
         (PK.to_owned(), s(workspace_pk(&event.workspace))),
-        (SK.to_owned(), s(format!("{AUDIT_SK_PREFIX}{}", event.id))),
+        (SK.to_owned(), s(audit_sk(&event.id))),
         (ID.to_owned(), s(&event.id)),
         (AT.to_owned(), n(event.at.unix())),
         (ACTOR.to_owned(), s(&event.actor)),

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use keyward_common::{KeyHash, KeyId, KeyRecord};
 
+use super::item::{self, SK};
 use super::{
     AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
     hash_changes,
@@ -61,7 +62,7 @@ fn hash_ref(key: &StoredKey, retires_at: Option<i64>) -> HashRef {
 }
 
 fn pos(sk: &str) -> Position {
-    Position::from([("SK".to_owned(), sk.to_owned())])
+    Position::from([(SK.to_owned(), sk.to_owned())])
 }
 
 #[async_trait]
@@ -136,7 +137,7 @@ impl KeyStore for MemoryStore {
 
     async fn list_keys(&self, q: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
         let s = self.lock();
-        let after = q.after.as_ref().and_then(|p| p.get("SK")).cloned();
+        let after = q.after.as_ref().and_then(|p| p.get(SK)).cloned();
         let mut matching = s
             .keys
             .iter()
@@ -146,7 +147,7 @@ impl KeyStore for MemoryStore {
             .filter(|r| {
                 after
                     .as_ref()
-                    .is_none_or(|a| format!("KEY#{}", r.id).as_str() < a.as_str())
+                    .is_none_or(|a| item::key_sk(&r.id).as_str() < a.as_str())
             })
             .filter(|r| q.status.is_none_or(|st| r.status == st))
             .filter(|r| {
@@ -156,7 +157,7 @@ impl KeyStore for MemoryStore {
             });
         let items: Vec<KeyRecord> = matching.by_ref().take(q.limit).cloned().collect();
         let next = if matching.next().is_some() {
-            items.last().map(|r| pos(&format!("KEY#{}", r.id)))
+            items.last().map(|r| pos(&item::key_sk(&r.id)))
         } else {
             None
         };
@@ -170,7 +171,7 @@ impl KeyStore for MemoryStore {
         after: Option<&Position>,
     ) -> Result<Page<AuditEvent>, StoreError> {
         let s = self.lock();
-        let after = after.and_then(|p| p.get("SK")).cloned();
+        let after = after.and_then(|p| p.get(SK)).cloned();
         let mut matching = s
             .audit
             .iter()
@@ -179,12 +180,12 @@ impl KeyStore for MemoryStore {
             .filter(|((_, id), _)| {
                 after
                     .as_ref()
-                    .is_none_or(|a| format!("AUDIT#{id}").as_str() < a.as_str())
+                    .is_none_or(|a| item::audit_sk(id).as_str() < a.as_str())
             })
             .map(|(_, e)| e);
         let items: Vec<AuditEvent> = matching.by_ref().take(limit).cloned().collect();
         let next = if matching.next().is_some() {
-            items.last().map(|e| pos(&format!("AUDIT#{}", e.id)))
+            items.last().map(|e| pos(&item::audit_sk(&e.id)))
         } else {
             None
         };

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use keyward_common::{KeyHash, KeyId};
+use keyward_functions::store::item;
 use keyward_tests::control_plane::{ControlPlane, ControlPlaneOptions};
 use serde_json::{Value, json};
 
@@ -190,8 +192,11 @@ async fn main() -> Result<()> {
             .dynamodb()
             .get_item()
             .table_name(plane.table())
-            .key("PK", AttributeValue::S(format!("WS#{WS}")))
-            .key("SK", AttributeValue::S(format!("KEY#{warm_id}")))
+            .key(item::PK, AttributeValue::S(item::workspace_pk(WS)))
+            .key(
+                item::SK,
+                AttributeValue::S(item::key_sk(&KeyId::parse(&warm_id)?)),
+            )
             .send()
             .await
             .context("GetItem")?;
@@ -307,8 +312,8 @@ impl BareTxn {
             async move {
                 db.get_item()
                     .table_name(table)
-                    .key("PK", AttributeValue::S(pk.clone()))
-                    .key("SK", AttributeValue::S(sk.clone()))
+                    .key(item::PK, AttributeValue::S(pk.clone()))
+                    .key(item::SK, AttributeValue::S(sk.clone()))
                     .send()
                     .await
                     .with_context(|| format!("reading {pk}/{sk}"))?
@@ -316,14 +321,18 @@ impl BareTxn {
                     .with_context(|| format!("no item {pk}/{sk}"))
             }
         };
-        let key = get(format!("WS#{WS}"), format!("KEY#{id}")).await?;
-        let hash = get(format!("HASH#{}", sha256_hex(secret)), "HASH".into()).await?;
+        let key = get(item::workspace_pk(WS), item::key_sk(&KeyId::parse(id)?)).await?;
+        let hash = get(
+            item::hash_pk(&KeyHash::of(secret)),
+            item::HASH_SK.to_owned(),
+        )
+        .await?;
         let audit = db
             .query()
             .table_name(&table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :a)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("WS#{WS}")))
-            .expression_attribute_values(":a", AttributeValue::S("AUDIT#".into()))
+            .expression_attribute_values(":pk", AttributeValue::S(item::workspace_pk(WS)))
+            .expression_attribute_values(":a", AttributeValue::S(item::AUDIT_SK_PREFIX.into()))
             .limit(1)
             .send()
             .await
@@ -377,8 +386,11 @@ impl BareTxn {
             .update(
                 Update::builder()
                     .table_name(&self.table)
-                    .key("PK", AttributeValue::S(format!("WS#{WS}-bare{counter_ws}")))
-                    .key("SK", AttributeValue::S("COUNTER".into()))
+                    .key(
+                        item::PK,
+                        AttributeValue::S(item::workspace_pk(&format!("{WS}-bare{counter_ws}"))),
+                    )
+                    .key(item::SK, AttributeValue::S(item::COUNTER_SK.into()))
                     .update_expression("ADD #n :d")
                     .condition_expression("attribute_not_exists(#n) OR #n < :cap")
                     .expression_attribute_names("#n", "active_keys")
@@ -388,21 +400,15 @@ impl BareTxn {
             )
             .build();
         db.transact_write_items()
-            .transact_items(put(rekey(&self.key, "SK", tag.clone()))?)
-            .transact_items(put(rekey(&self.hash, "PK", tag.clone()))?)
-            .transact_items(put(rekey(&self.audit, "SK", tag))?)
+            .transact_items(put(rekey(&self.key, item::SK, tag.clone()))?)
+            .transact_items(put(rekey(&self.hash, item::PK, tag.clone()))?)
+            .transact_items(put(rekey(&self.audit, item::SK, tag))?)
             .transact_items(counter)
             .send()
             .await
             .context("bare TransactWriteItems")?;
         Ok(())
     }
-}
-
-fn sha256_hex(secret: &str) -> String {
-    keyward_common::PresentedKey::parse(secret)
-        .map(|k| k.hash().to_string())
-        .unwrap_or_default()
 }
 
 /// p50/p99/mean in ms and requests/s over the wall time.

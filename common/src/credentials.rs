@@ -1,6 +1,7 @@
-//! Finding the API key in a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+//! Reading credentials from request headers: `Authorization: Bearer <token>` and
+//! `X-API-Key: <key>`. Pure parsers of untrusted input, shared by the edge and the control plane.
 
-use keyward_common::key::MAX_KEY_LEN;
+use crate::key::MAX_KEY_LEN;
 
 /// Where the key came from, so the proxy strips exactly the headers that carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,10 @@ pub fn extract(authorization: Option<&str>, x_api_key: Option<&str>) -> Presente
     }
 }
 
-fn bearer_token(value: &str) -> Option<&str> {
+/// The token of an `Authorization` header value using the `Bearer` scheme (case-insensitive,
+/// surrounding spaces trimmed), or `None` for another scheme or an empty token.
+#[must_use]
+pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -82,6 +86,17 @@ mod tests {
         let p = extract(None, Some(&"é".repeat(10_000)));
         let key = p.key.unwrap();
         assert!(key.len() <= MAX_KEY_LEN + 1);
-        assert!(keyward_common::PresentedKey::parse(&key).is_err());
+        assert!(crate::PresentedKey::parse(&key).is_err());
+    }
+
+    #[test]
+    fn only_bearer_values_carry_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer   abc "), Some("abc"));
+        assert_eq!(bearer_token("  BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token(""), None);
     }
 }

@@ -1,0 +1,258 @@
+//! Monotonic KV writes: every sync write of an `h:{hash}` entry goes through the `KvWriter`
+//! Durable Object of the hash's shard, which serialises compare-and-write per hash.
+//!
+//! A plain read-compare-write against KV cannot be made safe: two writers (a sync and a
+//! backfill) can both read the old entry, and the one that writes last wins, even when it holds
+//! the older version, so a fresh tombstone could be overwritten by an active entry. Here the
+//! authority is the object's own storage (strongly consistent), and for each hash one write at
+//! a time runs "compare with the authority → record the new entry → write KV": KV writes of one
+//! hash are issued one after another, each after the previous one was acknowledged, and each
+//! writes the newest entry the authority has seen. So the last KV write of a hash is always the
+//! newest entry, and a tombstone is never replaced.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use futures_util::StreamExt;
+use keyward_common::sync::{SyncItem, SyncOutcome};
+use keyward_common::time::unix_seconds;
+use keyward_common::{EdgeEntry, KeyHash};
+use serde::{Deserialize, Serialize};
+use worker::{
+    DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
+};
+
+use crate::config::{KV_BINDING, KV_WRITER_BINDING};
+
+/// Number of writer objects; a hash's shard is its first hex digit.
+pub const SHARDS: usize = 16;
+/// Items of one shard's batch written to KV at once (distinct hashes; one hash is serial).
+pub const WRITES_IN_FLIGHT: usize = 32;
+/// Smallest expiration KV accepts is 60 s ahead; keep a margin.
+const MIN_EXPIRATION_AHEAD_S: i64 = 120;
+
+/// The shard of a hash, `0..SHARDS`.
+#[must_use]
+pub fn shard_of(hash: &KeyHash) -> usize {
+    hash.as_str()
+        .chars()
+        .next()
+        .and_then(|c| c.to_digit(16))
+        .map_or(0, |d| d as usize % SHARDS)
+}
+
+/// One writer's request: the items of its shard, in batch order.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShardBatch {
+    items: Vec<SyncItem>,
+}
+
+/// Sends `items` (all of one shard) to that shard's writer and returns their outcomes in order.
+///
+/// # Errors
+/// When the namespace is not bound, the object cannot be reached, or it fails.
+pub async fn write_shard(
+    env: &Env,
+    shard: usize,
+    items: Vec<SyncItem>,
+) -> Result<Vec<SyncOutcome>> {
+    let stub = env
+        .durable_object(KV_WRITER_BINDING)?
+        .id_from_name(&format!("kv-writer-{shard:x}"))?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(serde_json::to_string(&ShardBatch { items })?.into()));
+    let mut resp = stub
+        .fetch_with_request(Request::new_with_init("https://kv-writer/write", &init)?)
+        .await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "the KV writer of shard {shard:x} answered {}: {}",
+            resp.status_code(),
+            resp.text().await.unwrap_or_default()
+        )));
+    }
+    resp.json().await
+}
+
+/// A per-hash lock: at most one holder per hash at a time. Single-threaded (a Durable Object
+/// runs one event at a time; only its awaits interleave), so `Rc`/`RefCell` suffice.
+#[derive(Debug, Default)]
+struct Locks {
+    held: RefCell<HashMap<String, VecDeque<Waker>>>,
+}
+
+/// Releases its hash's lock when dropped (also when the write fails).
+struct Held<'a> {
+    locks: &'a Locks,
+    hash: String,
+}
+
+impl Locks {
+    async fn lock(&self, hash: &str) -> Held<'_> {
+        let queued = Cell::new(false);
+        poll_fn(|cx| {
+            let mut held = self.held.borrow_mut();
+            match held.get_mut(hash) {
+                None => {
+                    held.insert(hash.to_owned(), VecDeque::new());
+                    Poll::Ready(())
+                }
+                Some(waiters) => {
+                    if !queued.replace(true) {
+                        waiters.push_back(cx.waker().clone());
+                    } else if let Some(w) = waiters.iter_mut().find(|w| w.will_wake(cx.waker())) {
+                        w.clone_from(cx.waker());
+                    } else {
+                        waiters.push_back(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        Held {
+            locks: self,
+            hash: hash.to_owned(),
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let waiters = self.locks.held.borrow_mut().remove(&self.hash);
+        // Wake every waiter: the first to run takes the lock, the others queue again.
+        for w in waiters.into_iter().flatten() {
+            w.wake();
+        }
+    }
+}
+
+/// The Durable Object class (`KvWriter` in `wrangler.toml`), one instance per hash shard.
+#[durable_object(fetch)]
+pub struct KvWriter {
+    state: State,
+    env: Env,
+    locks: Rc<Locks>,
+}
+
+impl std::fmt::Debug for KvWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvWriter").finish_non_exhaustive()
+    }
+}
+
+impl DurableObject for KvWriter {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            locks: Rc::default(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let Ok(batch) = req.json::<ShardBatch>().await else {
+            return Response::error("not a shard batch", 400);
+        };
+        let now = unix_seconds(worker::Date::now().as_millis());
+        let writes = batch.items.iter().map(|item| self.apply(item, now));
+        // Distinct hashes are written concurrently; `buffered` keeps the outcomes in order.
+        let outcomes: Vec<Result<SyncOutcome>> = futures_util::stream::iter(writes)
+            .buffered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        let outcomes = outcomes.into_iter().collect::<Result<Vec<_>>>()?;
+        Response::from_json(&outcomes)
+    }
+}
+
+impl KvWriter {
+    /// Compare-and-write of one item, holding its hash's lock throughout.
+    async fn apply(&self, item: &SyncItem, now: i64) -> Result<SyncOutcome> {
+        let kv_key = item.hash.kv_key();
+        let _held = self.locks.lock(&kv_key).await;
+        let storage = self.state.storage();
+        // Stored as the same JSON text KV holds, so both always parse the same way.
+        let authority: Option<String> = storage.get(&kv_key).await?;
+        let authority = match authority {
+            Some(text) => Some(serde_json::from_str::<EdgeEntry>(&text)?),
+            // Written before this object kept the authority: what KV holds is all we know.
+            None => kv_entry(&self.env, &kv_key).await?,
+        };
+        // The same entry again (a retried batch) is written again: its KV write may have failed.
+        if authority
+            .as_ref()
+            .is_some_and(|a| a != &item.entry && !item.entry.supersedes(a))
+        {
+            return Ok(SyncOutcome::Stale);
+        }
+        // The authority first: if the KV write then fails, a retry of this entry (equal to the
+        // authority) is written again, and nothing older can pass the comparison meanwhile.
+        let text = serde_json::to_string(&item.entry)?;
+        storage.put(&kv_key, &text).await?;
+        let kv = self.env.kv(KV_BINDING)?;
+        let mut put = kv
+            .put(&kv_key, text)
+            .map_err(|e| worker::Error::RustError(format!("writing {kv_key}: {e}")))?;
+        if let Some(at) = item.entry.kv_expiration() {
+            let at = at.max(now + MIN_EXPIRATION_AHEAD_S);
+            put = put.expiration(u64::try_from(at).unwrap_or(u64::MAX));
+        }
+        put.execute()
+            .await
+            .map_err(|e| worker::Error::RustError(format!("writing {kv_key}: {e}")))?;
+        Ok(SyncOutcome::Applied)
+    }
+}
+
+async fn kv_entry(env: &Env, kv_key: &str) -> Result<Option<EdgeEntry>> {
+    let stored = env
+        .kv(KV_BINDING)?
+        .get(kv_key)
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
+    // An entry that no longer parses (an older schema) is replaced by anything newer.
+    Ok(stored.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::Context;
+
+    use super::*;
+
+    #[test]
+    fn one_holder_per_hash_and_the_next_one_runs_after_release() {
+        let locks = Locks::default();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut first = pin!(locks.lock("h:a"));
+        let Poll::Ready(held) = first.as_mut().poll(&mut cx) else {
+            panic!("a free lock is taken at once");
+        };
+        let mut second = pin!(locks.lock("h:a"));
+        assert!(second.as_mut().poll(&mut cx).is_pending(), "held: wait");
+        let mut other = pin!(locks.lock("h:b"));
+        assert!(
+            other.as_mut().poll(&mut cx).is_ready(),
+            "another hash is free"
+        );
+        drop(held);
+        assert!(second.as_mut().poll(&mut cx).is_ready(), "released: taken");
+    }
+
+    #[test]
+    fn shards_come_from_the_first_hex_digit() {
+        let hash = |c: char| KeyHash::parse(&format!("{c}{}", "0".repeat(63))).unwrap();
+        assert_eq!(shard_of(&hash('0')), 0);
+        assert_eq!(shard_of(&hash('a')), 10);
+        assert_eq!(shard_of(&hash('f')), 15);
+    }
+}

@@ -1,0 +1,228 @@
+//! The HTTP side of every management function: find the row, authenticate, read the typed
+//! input, call the operation, write the answer. Domain logic lives in [`crate::ops`].
+
+pub mod reply;
+pub mod request;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use keyward_common::{FieldError, KeyId};
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use tracing::Instrument as _;
+
+use crate::api;
+use crate::app::App;
+use crate::auth::{Caller, Credentials, authenticate};
+use crate::error::ApiError;
+use crate::input::query::Query;
+use crate::input::{self, ScopePolicy, valid_workspace};
+use crate::operation::{Access, Operation, PathParams, Resolution, Row, resolve};
+use crate::ops::{self, Now};
+use reply::{Reply, problem_response};
+use request::{Ctx, context, expected_version, json_body};
+
+pub use request::MAX_BODY;
+
+/// Shown with every new secret.
+pub const WARNING: &str = "Store this key now: it will not be shown again.";
+
+/// Serves one request for the function `function` (its rows of the operation table): the whole
+/// function body behind `lambda_http`.
+pub async fn handle(app: &App, function: &str, req: Request) -> Response<Body> {
+    let ctx = context(&req);
+    let span = tracing::info_span!("request", request_id = %ctx.request_id, function);
+    async {
+        let started = Instant::now();
+        let response = match dispatch(app, function, &req, &ctx).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let ApiError::Internal(cause) = &e {
+                    tracing::error!(error = format!("{cause:#}"), "request failed");
+                }
+                problem_response(&e, &ctx.request_id)
+            }
+        };
+        tracing::info!(
+            method = %req.method(),
+            path = req.uri().path(),
+            raw_path = req.raw_http_path(),
+            status = response.status().as_u16(),
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "request handled"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(
+    app: &App,
+    function: &str,
+    req: &Request,
+    ctx: &Ctx,
+) -> Result<Response<Body>, ApiError> {
+    let (row, mut params) = match resolve(req.method().as_str(), req.uri().path(), |r| {
+        r.function == function
+    }) {
+        Resolution::Found(row, params) => (row, params),
+        Resolution::MethodNotAllowed(allow) => {
+            return Err(ApiError::MethodNotAllowed(allow.join(", ")));
+        }
+        Resolution::NotFound => return Err(ApiError::NotFound),
+    };
+    // Behind API Gateway the parameters arrive decoded; prefer them to the raw path's.
+    if let Some(p) = req.path_parameters_ref() {
+        if let Some(ws) = p.first("workspace") {
+            params.workspace = Some(ws.to_owned());
+        }
+        if let (Some(id), Some(_)) = (p.first("id"), &params.id) {
+            params.id = Some(id.to_owned());
+        }
+    }
+    let caller = authorize(app, row, &params, req, ctx).await?;
+    let now = Now { ms: ctx.now_ms };
+    let reply = call(app, row.op, &caller, &params, req, now).await?;
+    reply.into_response(&ctx.request_id)
+}
+
+/// Checks the workspace and the caller's credentials against the row's permission.
+async fn authorize(
+    app: &App,
+    row: &Row,
+    params: &PathParams,
+    req: &Request,
+    ctx: &Ctx,
+) -> Result<Caller, ApiError> {
+    let workspace = params.workspace.clone().unwrap_or_default();
+    if !valid_workspace(&workspace) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "workspace",
+            "must be 1-64 characters of A-Z a-z 0-9 _ -",
+        )]));
+    }
+    let Access::Permission(permission) = row.access else {
+        return Err(ApiError::NotFound);
+    };
+    let credentials = Credentials {
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        workspace: &workspace,
+        client_ip: ctx
+            .source_ip
+            .as_deref()
+            .and_then(|s| s.parse::<IpAddr>().ok()),
+    };
+    let now = Now { ms: ctx.now_ms }.secs();
+    let identity = authenticate(
+        &app.config.jwt,
+        app.store.as_ref(),
+        credentials,
+        permission,
+        now,
+    )
+    .await?;
+    Ok(Caller {
+        actor: identity.actor,
+        permissions: identity.permissions,
+        workspace,
+        request_id: ctx.request_id.clone(),
+        source_ip: ctx.source_ip.clone(),
+    })
+}
+
+fn key_id(params: &PathParams) -> Result<KeyId, ApiError> {
+    params
+        .id
+        .as_deref()
+        .and_then(|i| KeyId::parse(i).ok())
+        .ok_or(ApiError::NotFound)
+}
+
+fn policy(app: &App) -> ScopePolicy<'_> {
+    ScopePolicy {
+        defaults: &app.config.default_scopes,
+        allowed: app.config.allowed_scopes.as_deref(),
+    }
+}
+
+/// Reads the operation's typed input, calls it, and shapes its answer.
+async fn call(
+    app: &App,
+    op: Operation,
+    caller: &Caller,
+    params: &PathParams,
+    req: &Request,
+    now: Now,
+) -> Result<Reply, ApiError> {
+    let ws = &caller.workspace;
+    match op {
+        Operation::CreateKey => {
+            let input = input::key::create(
+                json_body(req, true)?,
+                policy(app),
+                &app.config.default_prefix,
+                now.secs(),
+            )
+            .map_err(ApiError::Validation)?;
+            let created = ops::create::create(app, caller, input, now).await?;
+            let id = created.record.id.clone();
+            Ok(Reply::json(StatusCode::CREATED, &with_secret(created))?
+                .etag(1)
+                .location(format!("/v1/workspaces/{ws}/keys/{id}")))
+        }
+        Operation::GetKey => {
+            let record = ops::get::get(app, caller, &key_id(params)?).await?;
+            let v = record.version;
+            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+        }
+        Operation::UpdateKey => {
+            let id = key_id(params)?;
+            let patch = input::key::patch(json_body(req, true)?, policy(app), now.secs())
+                .map_err(ApiError::Validation)?;
+            let expected = expected_version(req)?;
+            let record = ops::update::update(app, caller, &id, patch, expected, now).await?;
+            let v = record.version;
+            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+        }
+        Operation::RevokeKey => {
+            let id = key_id(params)?;
+            let expected = expected_version(req)?;
+            let record = ops::revoke::revoke(app, caller, &id, expected, now).await?;
+            let v = record.version;
+            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+        }
+        Operation::RotateKey => {
+            let id = key_id(params)?;
+            let grace = input::key::rotate(json_body(req, false)?).map_err(ApiError::Validation)?;
+            let expected = expected_version(req)?;
+            let rotated = ops::rotate::rotate(app, caller, &id, grace, expected, now).await?;
+            let v = rotated.record.version;
+            Ok(Reply::json(StatusCode::OK, &with_secret(rotated))?.etag(v))
+        }
+        Operation::ListKeys => {
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), ops::list_keys::PARAMS)?;
+            let input = ops::list_keys::Input::from_query(&q)?;
+            let page = ops::list_keys::list_keys(app, caller, input).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::ListAudit => {
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), ops::list_audit::PARAMS)?;
+            let page = ops::list_audit::list_audit(app, caller, q.limit()?, q.cursor()).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::ReportUsage => Err(ApiError::NotFound),
+    }
+}
+
+fn with_secret(k: ops::WithSecret) -> api::KeyWithSecret {
+    api::KeyWithSecret {
+        record: k.record,
+        key: k.secret,
+        warning: WARNING,
+    }
+}

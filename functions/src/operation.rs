@@ -1,0 +1,307 @@
+//! The operation table: every route of the HTTP API as one row (method, path, permission,
+//! function). The production dispatcher, the local router in `tests/`, the OpenAPI document's
+//! paths, the handler tests and the template's HTTP API events are derived from it or checked
+//! against it (`tests/tests/infra_drift.rs`, `openapi::tests`).
+
+use lambda_http::http::Method;
+
+use crate::permission::Permission;
+
+/// Every operation the HTTP API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Create a key.
+    CreateKey,
+    /// List keys.
+    ListKeys,
+    /// Get a key.
+    GetKey,
+    /// Update a key.
+    UpdateKey,
+    /// Revoke a key.
+    RevokeKey,
+    /// Rotate a key's secret.
+    RotateKey,
+    /// List audit events.
+    ListAudit,
+    /// The edge's signed usage reports (not a management operation).
+    ReportUsage,
+}
+
+/// Who may call a row's route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A JWT or root key holding this management permission.
+    Permission(Permission),
+    /// The edge, with a signed batch (`keyward_common::sync`).
+    SignedBatch,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// The operation.
+    pub op: Operation,
+    /// HTTP method.
+    pub method: &'static str,
+    /// Production path template; `{name}` matches one non-empty segment.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The Lambda function (binary name, `functions/src/bin/`) that serves it.
+    pub function: &'static str,
+}
+
+const fn row(
+    op: Operation,
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    function: &'static str,
+) -> Row {
+    Row {
+        op,
+        method,
+        path,
+        access,
+        function,
+    }
+}
+
+const KEYS: &str = "/v1/workspaces/{workspace}/keys";
+const KEY: &str = "/v1/workspaces/{workspace}/keys/{id}";
+
+/// The table: the single source of the HTTP API's routes.
+pub const OPERATIONS: &[Row] = &[
+    row(
+        Operation::CreateKey,
+        "POST",
+        KEYS,
+        Access::Permission(Permission::KeyCreate),
+        "create-key",
+    ),
+    row(
+        Operation::ListKeys,
+        "GET",
+        KEYS,
+        Access::Permission(Permission::KeyView),
+        "list-keys",
+    ),
+    row(
+        Operation::GetKey,
+        "GET",
+        KEY,
+        Access::Permission(Permission::KeyView),
+        "get-key",
+    ),
+    row(
+        Operation::UpdateKey,
+        "PATCH",
+        KEY,
+        Access::Permission(Permission::KeyUpdate),
+        "update-key",
+    ),
+    row(
+        Operation::RevokeKey,
+        "DELETE",
+        KEY,
+        Access::Permission(Permission::KeyDelete),
+        "revoke-key",
+    ),
+    row(
+        Operation::RotateKey,
+        "POST",
+        "/v1/workspaces/{workspace}/keys/{id}/rotate",
+        Access::Permission(Permission::KeyUpdate),
+        "rotate-key",
+    ),
+    row(
+        Operation::ListAudit,
+        "GET",
+        "/v1/workspaces/{workspace}/audit",
+        Access::Permission(Permission::KeyView),
+        "list-audit",
+    ),
+    row(
+        Operation::ReportUsage,
+        "POST",
+        "/v1/usage",
+        Access::SignedBatch,
+        "usage",
+    ),
+];
+
+impl Operation {
+    /// Its row of [`OPERATIONS`].
+    #[must_use]
+    pub fn row(self) -> &'static Row {
+        OPERATIONS
+            .iter()
+            .find(|r| r.op == self)
+            .unwrap_or(&OPERATIONS[0])
+    }
+
+    /// The function (binary) that serves it.
+    #[must_use]
+    pub fn function(self) -> &'static str {
+        self.row().function
+    }
+
+    /// The management permission it needs (`None` for the signed usage route).
+    #[must_use]
+    pub fn permission(self) -> Option<Permission> {
+        match self.row().access {
+            Access::Permission(p) => Some(p),
+            Access::SignedBatch => None,
+        }
+    }
+}
+
+impl Row {
+    /// The method as an `http` value.
+    #[must_use]
+    pub fn http_method(&self) -> Method {
+        Method::from_bytes(self.method.as_bytes()).unwrap_or(Method::GET)
+    }
+
+    /// The OpenAPI `operationId`: the function name with `_` (`create_key`).
+    #[must_use]
+    pub fn operation_id(&self) -> String {
+        match self.op {
+            Operation::ReportUsage => "report_usage".to_owned(),
+            _ => self.function.replace('-', "_"),
+        }
+    }
+}
+
+/// The path parameters of a matched route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathParams {
+    /// `{workspace}`.
+    pub workspace: Option<String>,
+    /// `{id}`.
+    pub id: Option<String>,
+}
+
+/// Matches `path` against a row's template. Anything before the template's first segment is
+/// ignored, so an API Gateway stage or a local router prefix does not matter; empty segments
+/// (`//`, a trailing `/`) are ignored too.
+#[must_use]
+pub fn match_path(template: &str, path: &str) -> Option<PathParams> {
+    let want: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let start = got.len().checked_sub(want.len())?;
+    let mut params = PathParams::default();
+    for (w, g) in want.iter().zip(&got[start..]) {
+        match *w {
+            "{workspace}" => params.workspace = Some((*g).to_owned()),
+            "{id}" => params.id = Some((*g).to_owned()),
+            literal if literal == *g => {}
+            _ => return None,
+        }
+    }
+    Some(params)
+}
+
+/// What the table says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// This row serves it.
+    Found(&'static Row, PathParams),
+    /// The path exists with other methods only.
+    MethodNotAllowed(Vec<&'static str>),
+    /// No row has this path.
+    NotFound,
+}
+
+/// Looks `method` + `path` up among the rows `rows` selects (all of them for the local router,
+/// one function's rows inside that function).
+#[must_use]
+pub fn resolve(method: &str, path: &str, rows: impl Fn(&Row) -> bool) -> Resolution {
+    let mut allowed = Vec::new();
+    for r in OPERATIONS.iter().filter(|r| rows(r)) {
+        if let Some(params) = match_path(r.path, path) {
+            if r.method == method {
+                return Resolution::Found(r, params);
+            }
+            allowed.push(r.method);
+        }
+    }
+    if allowed.is_empty() {
+        Resolution::NotFound
+    } else {
+        Resolution::MethodNotAllowed(allowed)
+    }
+}
+
+/// The distinct functions of the table, in table order.
+#[must_use]
+pub fn functions() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in OPERATIONS {
+        if !out.contains(&r.function) {
+            out.push(r.function);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_found_behind_any_prefix() {
+        let any = |_: &Row| true;
+        match resolve(
+            "GET",
+            "/lambda-url/get-key/v1/workspaces/acme/keys/key_1",
+            any,
+        ) {
+            Resolution::Found(r, p) => {
+                assert_eq!(r.op, Operation::GetKey);
+                assert_eq!(p.workspace.as_deref(), Some("acme"));
+                assert_eq!(p.id.as_deref(), Some("key_1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match resolve("POST", "/prod/v1/workspaces/acme/keys/", any) {
+            Resolution::Found(r, _) => assert_eq!(r.op, Operation::CreateKey),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            resolve("GET", "/v1/workspaces/acme/other", any),
+            Resolution::NotFound
+        );
+        assert_eq!(resolve("GET", "/", any), Resolution::NotFound);
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_lists_the_allowed_ones() {
+        assert_eq!(
+            resolve("PUT", "/v1/workspaces/a/keys/key_1", |_| true),
+            Resolution::MethodNotAllowed(vec!["GET", "PATCH", "DELETE"])
+        );
+        assert_eq!(
+            resolve("PATCH", "/v1/workspaces/a/keys/key_1", |r| r.function
+                == "get-key"),
+            Resolution::MethodNotAllowed(vec!["GET"])
+        );
+    }
+
+    #[test]
+    fn every_row_is_distinct_and_every_operation_has_one_row() {
+        for (i, a) in OPERATIONS.iter().enumerate() {
+            for b in &OPERATIONS[i + 1..] {
+                assert!(a.op != b.op, "{:?} twice", a.op);
+                assert!(
+                    (a.method, a.path) != (b.method, b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
+            }
+            assert_eq!(a.op.row(), a);
+        }
+    }
+}

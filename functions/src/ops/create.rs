@@ -1,0 +1,63 @@
+//! Create a key: a fresh secret, stored only as its hash, counted against the workspace's cap.
+
+use keyward_common::{KeyId, KeyRecord, KeyStatus, Timestamp};
+
+use super::{Now, WithSecret, audit_event, new_secret, no_escalation, random_bytes};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::input::key::NewKey;
+use crate::store::StoredKey;
+
+/// Creates the key `new` describes in the caller's workspace.
+///
+/// # Errors
+/// 403 `permission_escalation` when the key would hold management permissions the caller does
+/// not; 409 `key_limit_reached` at the cap; storage failures.
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    new: NewKey,
+    now: Now,
+) -> Result<WithSecret, ApiError> {
+    no_escalation(caller, &new.scopes)?;
+    let secret = new_secret(&new.prefix)?;
+    let id = KeyId::new(now.ms, random_bytes::<10>()?);
+    let at = Timestamp(now.secs());
+    let record = KeyRecord {
+        id: id.clone(),
+        workspace: caller.workspace.clone(),
+        name: new.name,
+        key_prefix: secret.presented().display_prefix(),
+        scopes: new.scopes,
+        owner_id: new.owner_id,
+        meta: new.meta,
+        status: KeyStatus::Active,
+        created_at: at,
+        updated_at: at,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        allowed_ips: new.allowed_ips,
+        rate_limit: new.rate_limit,
+        version: 1,
+    };
+    let stored = StoredKey {
+        record,
+        hash: secret.hash(),
+        previous: None,
+    };
+    let audit = audit_event(caller, "key.create", &id, vec![], now)?;
+    let cap = app.config.max_active_keys;
+    app.store
+        .create(&stored, &audit, cap)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::KeyLimitReached(_) => ApiError::KeyLimitReached(cap),
+            other => other,
+        })?;
+    tracing::info!(key_id = %id, "key created");
+    Ok(WithSecret {
+        record: stored.record,
+        secret,
+    })
+}
