@@ -127,7 +127,11 @@ pub async fn backfill(
 /// When the Lambda runtime fails.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::runtime::init_logging();
-    let get = |k: &str| std::env::var(k).ok();
+    let sdk = crate::runtime::sdk_config("backfill").await;
+    let secrets = crate::runtime::load_secrets(&sdk, &[crate::runtime::SYNC_SECRET])
+        .await
+        .unwrap_or_else(|e| exit_on_config_error("backfill", &e));
+    let get = secrets.lookup();
     let config: Result<(String, EdgeClient), ConfigError> = (|| {
         Ok((
             required(&get, "KEYWARD_TABLE")?,
@@ -135,7 +139,6 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         ))
     })();
     let (table, edge) = config.unwrap_or_else(|e| exit_on_config_error("backfill", &e));
-    let sdk = aws_config::load_from_env().await;
     let client = Client::new(&sdk);
     let shared = Arc::new((client, table, edge));
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {

@@ -426,7 +426,11 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
 /// When the Lambda runtime fails.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::runtime::init_logging();
-    let edge = EdgeClient::from_lookup(|k| std::env::var(k).ok())
+    let sdk = crate::runtime::sdk_config("sync").await;
+    let secrets = crate::runtime::load_secrets(&sdk, &[crate::runtime::SYNC_SECRET])
+        .await
+        .unwrap_or_else(|e| exit_on_config_error("sync", &e));
+    let edge = EdgeClient::from_lookup(secrets.lookup())
         .unwrap_or_else(|e| exit_on_config_error("sync", &e));
     let edge = Arc::new(edge);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -3,8 +3,8 @@
 //! Per report: the key item's `last_used_at` becomes the max of stored and reported (a
 //! conditional update, so an old or replayed report never moves it back; `version` is untouched,
 //! as last use is not a settings change), and `requests` of the usage item
-//! `WS#{ws}`/`USAGE#{key_id}#{day}` grows by the count (ADD). Signed with the sync secret, not a
-//! JWT: a missing or bad signature is a 401 and nothing is written.
+//! `WS#{ws}`/`USAGE#{key_id}#{day}` grows by the count (ADD). Signed with the usage secret
+//! (`KEYWARD_USAGE_SECRET`, not the sync secret: each direction has its own), not a JWT: a missing or bad signature is a 401 and nothing is written.
 
 use std::sync::Arc;
 
@@ -168,7 +168,7 @@ fn marker_exists(e: &TransactWriteItemsError) -> bool {
 pub struct UsageApp {
     /// Where reports go.
     pub store: Arc<dyn UsageStore>,
-    /// The sync secret the edge signs with.
+    /// The usage secret the edge signs with.
     pub secret: Vec<u8>,
 }
 
@@ -280,7 +280,7 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         return problem(
             Problem::of(
                 ProblemCode::Unauthorized,
-                format!("Usage batches must be signed with the sync secret: {e}."),
+                format!("Usage batches must be signed with the usage secret: {e}."),
             ),
             &request_id,
         );
@@ -340,15 +340,18 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
 /// When the Lambda runtime fails.
 pub async fn run() -> Result<(), lambda_http::Error> {
     crate::runtime::init_logging();
-    let get = |k: &str| std::env::var(k).ok();
+    let sdk = crate::runtime::sdk_config("usage").await;
+    let secrets = crate::runtime::load_secrets(&sdk, &[crate::runtime::USAGE_SECRET])
+        .await
+        .unwrap_or_else(|e| exit_on_config_error("usage", &e));
+    let get = secrets.lookup();
     let config: Result<(String, String), ConfigError> = (|| {
         Ok((
             required(&get, "KEYWARD_TABLE")?,
-            required(&get, "KEYWARD_SYNC_SECRET")?,
+            required(&get, "KEYWARD_USAGE_SECRET")?,
         ))
     })();
     let (table, secret) = config.unwrap_or_else(|e| exit_on_config_error("usage", &e));
-    let sdk = aws_config::load_from_env().await;
     let app = Arc::new(UsageApp {
         store: Arc::new(DynamoUsage::new(Client::new(&sdk), table)),
         secret: secret.into_bytes(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -33,8 +34,12 @@ const WARM_UP_TIMEOUT: Duration = Duration::from_secs(900);
 /// What a stack is started with.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneOptions {
-    /// Extra environment for every function (e.g. `KEYWARD_EDGE_URL`, `KEYWARD_SYNC_SECRET`).
+    /// Extra environment for every function (e.g. `KEYWARD_EDGE_URL`).
     pub extra_env: Vec<(String, String)>,
+    /// Secrets by configuration name (`KEYWARD_SYNC_SECRET`, `KEYWARD_USAGE_SECRET`): stored in
+    /// moto's Secrets Manager, and the functions get only the `*_SECRET_ID` naming each, as in
+    /// production. The JWT key and the cursor secret are always added.
+    pub secrets: Vec<(String, String)>,
     /// `KEYWARD_MAX_ACTIVE_KEYS`.
     pub max_active_keys: u64,
     /// `KEYWARD_ALLOWED_SCOPES`; empty means any scope.
@@ -56,6 +61,7 @@ impl Default for ControlPlaneOptions {
     fn default() -> Self {
         Self {
             extra_env: Vec::new(),
+            secrets: Vec::new(),
             max_active_keys: 1000,
             allowed_scopes: Vec::new(),
             default_scopes: vec!["read".to_owned()],
@@ -156,7 +162,12 @@ impl ControlPlane {
 
         // moto first: the table must exist before a function reads it.
         let moto_log = log_dir.join("moto.log");
-        let moto = tokio::task::spawn_blocking(move || Moto::start(&moto_log)).await??;
+        let moto_env = vec![(
+            "KEYWARD_AWS_ACTIONS_LOG".to_owned(),
+            actions_log(&log_dir, &run_id)?.display().to_string(),
+        )];
+        let moto = tokio::task::spawn_blocking(move || Moto::start_with_env(&moto_log, &moto_env))
+            .await??;
         let moto_url = moto.url().to_owned();
 
         let dynamodb = dynamodb_client(&moto_url);
@@ -172,7 +183,17 @@ impl ControlPlane {
             issuer: DEV_ISSUER.to_owned(),
             audience: DEV_AUDIENCE.to_owned(),
         };
-        let env = function_env(&opts, &moto_url, &table, &jwt);
+        let mut env = function_env(&opts, &moto_url, &table, &jwt);
+        let mut secrets = vec![
+            ("KEYWARD_JWT_KEY".to_owned(), jwt.secret.clone()),
+            ("KEYWARD_CURSOR_SECRET".to_owned(), random_hex(32)),
+        ];
+        secrets.extend(opts.secrets.iter().cloned());
+        env.extend(
+            store_secrets(&moto_url, &table, &secrets)
+                .await
+                .context("storing the functions' secrets in moto's Secrets Manager")?,
+        );
         let env_file = log_dir.join("functions.env");
         let mut text = String::new();
         for (k, v) in &env {
@@ -349,6 +370,69 @@ impl ControlPlane {
     }
 }
 
+/// Where moto records the AWS actions each function issues (see `tests/moto_server.py`):
+/// `$KEYWARD_IAM_LOG_DIR/<run>.jsonl` when set (`cargo xtask test` sets it and checks the
+/// template's policies against the union), else `aws-actions.jsonl` in the run's log directory.
+fn actions_log(log_dir: &Path, run_id: &str) -> Result<PathBuf> {
+    match std::env::var_os("KEYWARD_IAM_LOG_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Ok(dir.join(format!("{run_id}.jsonl")))
+        }
+        None => Ok(log_dir.join("aws-actions.jsonl")),
+    }
+}
+
+/// The variable naming the secret of the configuration value `name` (what
+/// `keyward_functions::runtime::SecretVar::id_variable` says).
+fn secret_id_variable(name: &str) -> Result<&'static str> {
+    Ok(match name {
+        "KEYWARD_JWT_KEY" => "KEYWARD_JWT_KEY_SECRET_ID",
+        "KEYWARD_CURSOR_SECRET" => "KEYWARD_CURSOR_SECRET_ID",
+        "KEYWARD_SYNC_SECRET" => "KEYWARD_SYNC_SECRET_ID",
+        "KEYWARD_USAGE_SECRET" => "KEYWARD_USAGE_SECRET_ID",
+        other => bail!("{other} is not a secret the functions read"),
+    })
+}
+
+/// Stores each (configuration name, value) as a secret in moto and returns the environment
+/// that names them: `<ID_VARIABLE>=<table>/<ID_VARIABLE>`. The secret's name ends with the
+/// variable, which is how `cargo xtask iam` maps a recorded read to the template's secret.
+async fn store_secrets(
+    moto_url: &str,
+    table: &str,
+    secrets: &[(String, String)],
+) -> Result<Vec<(String, String)>> {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "keyward-tests",
+        ))
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
+    let mut env = Vec::new();
+    for (name, value) in secrets {
+        let variable = secret_id_variable(name)?;
+        let id = format!("{table}/{variable}");
+        client
+            .create_secret()
+            .name(&id)
+            .secret_string(value)
+            .send()
+            .await
+            .with_context(|| format!("creating secret {id}"))?;
+        env.push((variable.to_owned(), id));
+    }
+    Ok(env)
+}
+
 /// A route of `function` that needs a credential, for warm-up.
 /// A request for `function`'s first row of the operation table, in a workspace no test uses.
 fn probe_route(function: &str) -> (reqwest::Method, String) {
@@ -380,7 +464,6 @@ fn function_env(
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("KEYWARD_TABLE", table),
         ("KEYWARD_JWT_ALG", &jwt.alg),
-        ("KEYWARD_JWT_KEY", &jwt.secret),
         ("KEYWARD_JWT_ISSUER", &jwt.issuer),
         ("KEYWARD_JWT_AUDIENCE", &jwt.audience),
         ("KEYWARD_DEFAULT_PREFIX", "kw"),
@@ -389,7 +472,6 @@ fn function_env(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    env.push(("KEYWARD_CURSOR_SECRET".into(), random_hex(32)));
     env.push((
         "KEYWARD_MAX_ACTIVE_KEYS".into(),
         opts.max_active_keys.to_string(),

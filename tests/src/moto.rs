@@ -31,6 +31,15 @@ impl Moto {
     /// When the venv's python cannot start, or moto exits or does not listen in time (with the
     /// tail of its log).
     pub fn start(log: &Path) -> Result<Self> {
+        Self::start_with_env(log, &[])
+    }
+
+    /// [`Moto::start`] with extra environment for `tests/moto_server.py` (for example
+    /// `KEYWARD_AWS_ACTIONS_LOG`, where it records which function issued which action).
+    ///
+    /// # Errors
+    /// As [`Moto::start`].
+    pub fn start_with_env(log: &Path, env: &[(String, String)]) -> Result<Self> {
         let root = repo_root();
         let port = free_port()?;
         let mut cmd = Command::new(root.join(".venv/bin/python"));
@@ -40,6 +49,7 @@ impl Moto {
             "-p",
             &port.to_string(),
         ]);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut process = Managed::spawn("moto_server", cmd, log)
             .context("starting moto_server (run `cargo xtask bootstrap`)")?;
         wait_for_port(&mut process, port, START_TIMEOUT)?;

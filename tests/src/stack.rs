@@ -20,7 +20,7 @@ use crate::process::{free_port, repo_root};
 /// How to start a [`Stack`].
 #[derive(Debug, Clone)]
 pub struct StackOptions {
-    /// The control plane's options; `KEYWARD_EDGE_URL` and `KEYWARD_SYNC_SECRET` are added.
+    /// The control plane's options; `KEYWARD_EDGE_URL` and the sync and usage secrets are added.
     pub control_plane: ControlPlaneOptions,
     /// Which Worker build the edge runs.
     pub edge_bundle: EdgeBundle,
@@ -88,8 +88,12 @@ impl Stack {
 
         let mut cp = opts.control_plane.clone();
         cp.extra_env.push(("KEYWARD_EDGE_URL".into(), edge_url));
-        cp.extra_env
+        cp.secrets
             .push(("KEYWARD_SYNC_SECRET".into(), sync_secret.clone()));
+        // The edge signs usage batches with its SYNC_SECRET until it reads a USAGE_SECRET of
+        // its own; the control plane already keeps the two in separate secrets.
+        cp.secrets
+            .push(("KEYWARD_USAGE_SECRET".into(), sync_secret.clone()));
         if cp.log_dir.is_none() {
             cp.log_dir = Some(dir.join("control-plane"));
         }

@@ -1117,6 +1117,9 @@ async fn a_root_key_manages_keys_of_its_own_workspace_only(w: World) {
     made.expect_status(201);
     as_root.get_key(&ws, made.id()).await.expect_status(200);
     as_root.list_keys(&ws, "").await.expect_status(200);
+    // list-audit reads nothing but its query otherwise: this is its only root-key lookup
+    // (`cargo xtask iam` checks that its GetItem grant is used).
+    as_root.list_audit(&ws, "").await.expect_status(200);
     // Scopes it lacks are refused; other workspaces do not exist for it.
     as_root
         .revoke_key(&ws, made.id())

@@ -9,6 +9,7 @@ mod bootstrap;
 mod dev;
 mod edge;
 mod fuzz;
+mod iam;
 mod package;
 // The repository's one repo-root/tool-dir helper, shared with the test harness by source.
 #[path = "../../tests/src/paths.rs"]
@@ -38,6 +39,9 @@ Commands:
   fuzz         [--seconds N] [TARGET]: run the fuzz targets in fuzz/ (default 300 s each)
   package      build deployable artifacts into target/keyward/package/
   backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
+  iam [--template FILE] LOG_DIR
+               check each function's policy in the template against the AWS actions the
+               end-to-end runs recorded in LOG_DIR (`cargo xtask test` runs it on its own runs)
   env          print the tool environment (`eval \"$(cargo xtask env)\"` in a shell)";
 
 fn main() -> ExitCode {
@@ -60,7 +64,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             return Ok(());
         }
     };
-    if !matches!(command, "dev" | "fuzz" | "bench") && !rest.is_empty() {
+    if !matches!(command, "dev" | "fuzz" | "bench" | "iam") && !rest.is_empty() {
         bail!("`{command}` takes no arguments\n\n{USAGE}");
     }
     match command {
@@ -80,6 +84,16 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fuzz" => fuzz::fuzz_command(&repo, rest),
         "package" => package::package(&repo),
         "backfill" => backfill::backfill(&repo),
+        "iam" => match rest {
+            [flag, template, logs] if flag == "--template" => {
+                iam::check(std::path::Path::new(template), std::path::Path::new(logs))
+            }
+            [logs] => iam::check(
+                &repo.join("infra/template.yaml"),
+                std::path::Path::new(logs),
+            ),
+            _ => bail!("usage: cargo xtask iam [--template FILE] LOG_DIR"),
+        },
         "env" => {
             for (k, v) in bootstrap::tool_env(&repo)? {
                 println!("export {k}='{}'", v.replace('\'', r"'\''"));

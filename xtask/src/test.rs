@@ -84,7 +84,20 @@ pub fn test(repo: &Path) -> Result<()> {
         || fuzz::fuzz(repo, &env, &targets, seconds),
     )?;
 
-    step("cargo test --workspace", || cargo(&["test", "--workspace"]))?;
+    // The end-to-end runs record each function's AWS actions here (tests/moto_server.py).
+    let iam_logs = repo.join("target/keyward/iam");
+    if iam_logs.exists() {
+        std::fs::remove_dir_all(&iam_logs)
+            .with_context(|| format!("clearing {}", iam_logs.display()))?;
+    }
+    step("cargo test --workspace", || {
+        run(cmd("cargo", repo, &env)
+            .args(["test", "--workspace"])
+            .env("KEYWARD_IAM_LOG_DIR", &iam_logs))
+    })?;
+    step("IAM policies against the actions the tests issued", || {
+        crate::iam::check(&template, &iam_logs)
+    })?;
     step(
         &format!("api fuzz (schemathesis from openapi.json, {API_FUZZ_SECONDS}s)"),
         || {

@@ -130,11 +130,16 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update.build()?).build())
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), Vec<Option<String>>> {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: String,
+    ) -> Result<(), Vec<Option<String>>> {
         match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(token)
             .send()
             .await
         {
@@ -157,15 +162,20 @@ impl DynamoStore {
         }
     }
 
-    /// Runs a transaction, retrying a few times when it only collided with a concurrent one:
-    /// safe, because every item's condition is checked again on each attempt.
+    /// Runs the transaction that records `audit`, retrying a few times when it only collided
+    /// with a concurrent one: safe, because every item's condition is checked again on each
+    /// attempt. Each attempt carries its [`transaction_token`].
     async fn transact_retrying(
         &self,
         items: Vec<TransactWriteItem>,
+        audit: &AuditEvent,
     ) -> Result<(), Vec<Option<String>>> {
         let mut attempt = 0u64;
         loop {
-            match self.transact(items.clone()).await {
+            match self
+                .transact(items.clone(), transaction_token(audit, attempt))
+                .await
+            {
                 Err(r)
                     if conflicted(&r)
                         && !r
@@ -256,6 +266,31 @@ impl DynamoStore {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The `ClientRequestToken` of attempt `attempt` of the transaction that records `audit`.
+///
+/// Every mutation writes exactly one audit event, unique to it (its id is the time and random
+/// bytes) and naming its request, so the token is derived from those: the SDK's own retries of
+/// one attempt (a timeout, a lost answer, a 5xx) resend the same token, and DynamoDB applies a
+/// committed transaction once, instead of committing a second create that leaves an orphan key
+/// counted against the cap. A new attempt after a cancellation gets a new token, so it is
+/// really tried again. 32 hex characters (DynamoDB accepts 1 to 36).
+#[must_use]
+pub fn transaction_token(audit: &AuditEvent, attempt: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        "keyward transaction v1",
+        &audit.workspace,
+        &audit.request_id,
+        &audit.id,
+    ] {
+        h.update(part.len().to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(attempt.to_be_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
 /// A filter applied after the key condition.
 struct Filter {
     expression: &'static str,
@@ -320,7 +355,7 @@ impl KeyStore for DynamoStore {
             self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
             self.counter(ws, 1, Some(cap))?,
         ];
-        match self.transact_retrying(items).await {
+        match self.transact_retrying(items, audit).await {
             Ok(()) => Ok(()),
             Err(r) if failed(&r, 3) => Err(StoreError::LimitReached),
             Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
@@ -376,7 +411,7 @@ impl KeyStore for DynamoStore {
         if change.active_delta != 0 {
             items.push(self.counter(&r.workspace, change.active_delta, None)?);
         }
-        match self.transact_retrying(items).await {
+        match self.transact_retrying(items, change.audit).await {
             Ok(()) => Ok(()),
             // A version mismatch, or still another transaction on the same items after retries.
             Err(r) if failed(&r, 0) || conflicted(&r) => Err(StoreError::VersionConflict),
