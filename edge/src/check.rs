@@ -119,7 +119,7 @@ fn record_usage(
         usage::record(
             ctx,
             cfg.usage_url.as_deref(),
-            cfg.sync_secret.as_ref(),
+            cfg.usage_secret.as_ref(),
             cfg.usage_flush_ms,
             (&entry.key_id, &entry.workspace),
             now_ms,

@@ -37,8 +37,12 @@ pub struct Config {
     /// Route → scope rules (`ROUTE_SCOPES`) and the default for unmatched paths
     /// (`ROUTE_DEFAULT`: `any_key` or `deny`).
     pub routes: RouteTable,
-    /// Shared secret of signed batches (`SYNC_SECRET`, a wrangler secret in production).
+    /// Verifies sync batches from the control plane (`SYNC_SECRET`, a wrangler secret in
+    /// production).
     pub sync_secret: Option<Secret>,
+    /// Signs usage batches to the control plane (`USAGE_SECRET`, a wrangler secret in
+    /// production): a different secret, so a leaked one cannot forge the other direction.
+    pub usage_secret: Option<Secret>,
     /// Signs forwarded requests into `X-Keyward-Signature` when set (`ORIGIN_SECRET`).
     pub origin_secret: Option<Secret>,
     /// The control plane's usage endpoint (`USAGE_URL`); usage is not reported when unset.
@@ -120,6 +124,7 @@ impl Config {
                 default: RouteDefault::parse(&text("ROUTE_DEFAULT").unwrap_or_default())?,
             },
             sync_secret: text("SYNC_SECRET").map(Secret::new),
+            usage_secret: text("USAGE_SECRET").map(Secret::new),
             origin_secret: text("ORIGIN_SECRET").map(Secret::new),
             usage_url: text("USAGE_URL"),
             cache_ttl_ms: seconds("CACHE_TTL_S", DEFAULT_CACHE_TTL_S * 1000)?,
@@ -148,12 +153,14 @@ mod tests {
     fn debug_of_the_config_never_prints_a_secret() {
         let c = config(&[
             ("SYNC_SECRET", "sync-hunter2"),
+            ("USAGE_SECRET", "usage-hunter2"),
             ("ORIGIN_SECRET", "origin-hunter2"),
         ])
         .unwrap();
         let printed = format!("{c:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert_eq!(c.sync_secret.unwrap().expose(), b"sync-hunter2");
+        assert_eq!(c.usage_secret.unwrap().expose(), b"usage-hunter2");
     }
 
     #[test]

@@ -87,20 +87,16 @@ impl Config {
         let required = |k: &'static str| get(k).ok_or(ConfigError::Missing(k));
         let table = required("KEYWARD_TABLE")?;
         let algorithm = jwt::algorithm(&required("KEYWARD_JWT_ALG")?)?;
-        let key_text = get("KEYWARD_JWT_KEY");
-        let keys = match (&key_text, get("KEYWARD_JWT_KEYS")) {
-            (Some(text), None) => vec![JwtKey {
+        // One key, or a key set (a JWKS document or a `[{kid, key}]` list) chosen by `kid`.
+        let key_text = required("KEYWARD_JWT_KEY")?;
+        let is_set = key_text.trim_start().starts_with(['{', '[']);
+        let keys = if is_set {
+            jwt::keys_from_json(algorithm, &key_text)?
+        } else {
+            vec![JwtKey {
                 kid: None,
-                key: jwt::key_from_text(algorithm, text, "KEYWARD_JWT_KEY")?,
-            }],
-            (None, Some(json)) => jwt::keys_from_json(algorithm, &json)?,
-            (None, None) => return Err(ConfigError::Missing("KEYWARD_JWT_KEY")),
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    name: "KEYWARD_JWT_KEYS",
-                    why: "set KEYWARD_JWT_KEY or KEYWARD_JWT_KEYS, not both".into(),
-                });
-            }
+                key: jwt::key_from_text(algorithm, &key_text, "KEYWARD_JWT_KEY")?,
+            }]
         };
         let issuer = required("KEYWARD_JWT_ISSUER")?;
         let audience = required("KEYWARD_JWT_AUDIENCE")?;
@@ -152,7 +148,7 @@ impl Config {
             }
             // Derived from the HS256 secret, which is secret too. Never from a public key: anyone
             // could forge cursors with it. Every instance must agree, so no random fallback.
-            (None, Some(hs)) if algorithm == Algorithm::HS256 => {
+            (None, hs) if algorithm == Algorithm::HS256 && !is_set => {
                 let mut mac = Hmac::<Sha256>::new_from_slice(hs.as_bytes()).map_err(|_| {
                     ConfigError::Invalid {
                         name: "KEYWARD_JWT_KEY",

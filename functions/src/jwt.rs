@@ -2,12 +2,12 @@
 //! verification keys selected by the token's `kid`, so the signing key can rotate without
 //! downtime (publish the new key beside the old one, switch the issuer, drop the old key).
 //!
-//! Configuration (exactly one of):
-//! - `KEYWARD_JWT_KEY`: one key: the HS256 secret (at least 32 bytes) or the RS256/ES256 public
-//!   key in PEM. Tokens may carry any `kid` or none.
-//! - `KEYWARD_JWT_KEYS`: a JWKS document `{"keys": [{"kid": …, "kty": …, …}]}` (RSA and EC
-//!   public keys, or `oct` secrets for HS256), or a list `[{"kid": "…", "key": "<secret or
-//!   PEM>"}]`. A token must name one of the `kid`s.
+//! Configuration: `KEYWARD_JWT_KEY` (read from Secrets Manager in production) holds either
+//! - one key: the HS256 secret (at least 32 bytes) or the RS256/ES256 public key in PEM. Tokens
+//!   may carry any `kid` or none; or
+//! - a key set: a JWKS document `{"keys": [{"kid": …, "kty": …, …}]}` (RSA and EC public keys,
+//!   or `oct` secrets for HS256), or a list `[{"kid": "…", "key": "<secret or PEM>"}]`. A token
+//!   must name one of the `kid`s.
 
 use std::fmt;
 
@@ -135,13 +135,13 @@ struct ListedKey {
     key: String,
 }
 
-/// The keys of `KEYWARD_JWT_KEYS`: a JWKS document or a `[{kid, key}]` list.
+/// The keys of a key set in `KEYWARD_JWT_KEY`: a JWKS document or a `[{kid, key}]` list.
 ///
 /// # Errors
 /// Malformed JSON, a key without `kid`, a duplicate `kid`, a key of another algorithm, a short
 /// HS256 secret; never echoes key material.
 pub fn keys_from_json(algorithm: Algorithm, text: &str) -> Result<Vec<JwtKey>, ConfigError> {
-    const NAME: &str = "KEYWARD_JWT_KEYS";
+    const NAME: &str = "KEYWARD_JWT_KEY";
     let bad = |why: &str| ConfigError::Invalid {
         name: NAME,
         why: why.to_owned(),

@@ -368,7 +368,7 @@ async fn verification_keys_are_chosen_by_kid_so_the_signing_key_can_rotate() {
     let cfg = keyward_functions::Config::from_lookup(|k| match k {
         "KEYWARD_TABLE" => Some("t".into()),
         "KEYWARD_JWT_ALG" => Some("HS256".into()),
-        "KEYWARD_JWT_KEYS" => Some(keys.clone()),
+        "KEYWARD_JWT_KEY" => Some(keys.clone()),
         "KEYWARD_JWT_ISSUER" => Some(ISS.into()),
         "KEYWARD_JWT_AUDIENCE" => Some(AUD.into()),
         "KEYWARD_CURSOR_SECRET" => Some("cursor-secret-of-at-least-32-bytes-x".into()),

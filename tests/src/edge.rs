@@ -50,8 +50,10 @@ pub struct EdgeOptions {
     pub route_default: String,
     /// Signs forwarded requests when not empty (`ORIGIN_SECRET`).
     pub origin_secret: String,
-    /// Shared secret of signed sync and usage batches (`SYNC_SECRET`).
+    /// Secret of signed sync batches (`SYNC_SECRET`).
     pub sync_secret: String,
+    /// Secret the edge signs usage batches with (`USAGE_SECRET`).
+    pub usage_secret: String,
     /// The control plane's usage endpoint (`USAGE_URL`); empty turns reporting off.
     pub usage_url: String,
     /// Any other vars (`CACHE_TTL_S`, ...).
@@ -71,6 +73,7 @@ impl Default for EdgeOptions {
             route_default: "any_key".into(),
             origin_secret: String::new(),
             sync_secret: "local-sync-secret".into(),
+            usage_secret: "local-usage-secret".into(),
             usage_url: String::new(),
             vars: Vec::new(),
             state_dir: None,
@@ -129,6 +132,7 @@ impl EdgeServer {
             ("ROUTE_DEFAULT".to_owned(), opts.route_default),
             ("ORIGIN_SECRET".to_owned(), opts.origin_secret),
             ("SYNC_SECRET".to_owned(), opts.sync_secret.clone()),
+            ("USAGE_SECRET".to_owned(), opts.usage_secret.clone()),
             ("USAGE_URL".to_owned(), opts.usage_url),
         ];
         vars.extend(opts.vars);

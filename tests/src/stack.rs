@@ -90,10 +90,10 @@ impl Stack {
         cp.extra_env.push(("KEYWARD_EDGE_URL".into(), edge_url));
         cp.secrets
             .push(("KEYWARD_SYNC_SECRET".into(), sync_secret.clone()));
-        // The edge signs usage batches with its SYNC_SECRET until it reads a USAGE_SECRET of
-        // its own; the control plane already keeps the two in separate secrets.
+        // Separate secrets: control plane → edge (sync) and edge → control plane (usage).
+        let usage_secret = random_hex(32);
         cp.secrets
-            .push(("KEYWARD_USAGE_SECRET".into(), sync_secret.clone()));
+            .push(("KEYWARD_USAGE_SECRET".into(), usage_secret.clone()));
         if cp.log_dir.is_none() {
             cp.log_dir = Some(dir.join("control-plane"));
         }
@@ -108,6 +108,7 @@ impl Stack {
             origin_url: origin.url(),
             route_scopes: opts.route_scopes.clone(),
             sync_secret: sync_secret.clone(),
+            usage_secret,
             usage_url: format!("{}/v1/usage", plane.url()),
             vars,
             state_dir: Some(dir.join("edge")),

@@ -20,6 +20,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 const SECRET: &str = "edge-test-sync-secret";
+const USAGE_SECRET: &str = "edge-test-usage-secret";
 const ORIGIN_SECRET: &str = "edge-test-origin-secret";
 
 struct World {
@@ -38,6 +39,7 @@ fn world() -> &'static World {
                 "GET /v1/admin/** => admin; * /v1/items/** => items.read; * /admin/** => admin"
                     .into(),
             sync_secret: SECRET.into(),
+            usage_secret: USAGE_SECRET.into(),
             origin_secret: ORIGIN_SECRET.into(),
             // The echo origin doubles as the usage endpoint; it remembers what it got.
             usage_url: format!("{}/_usage", origin.url()),
@@ -644,13 +646,24 @@ async fn usage_is_reported_in_signed_batches() {
             let headers = &echo["headers"];
             let header = |h: &str| headers[h.to_ascii_lowercase()].as_str().map(str::to_owned);
             verify_signature(
-                SECRET.as_bytes(),
+                USAGE_SECRET.as_bytes(),
                 header(TIMESTAMP_HEADER).as_deref(),
                 header(SIGNATURE_HEADER).as_deref(),
                 body.as_bytes(),
                 unix_now(),
             )
-            .expect("usage batches are signed with the shared secret");
+            .expect("usage batches are signed with the usage secret");
+            assert!(
+                verify_signature(
+                    SECRET.as_bytes(),
+                    header(TIMESTAMP_HEADER).as_deref(),
+                    header(SIGNATURE_HEADER).as_deref(),
+                    body.as_bytes(),
+                    unix_now(),
+                )
+                .is_err(),
+                "not with the sync secret"
+            );
             let batch: UsageBatch = serde_json::from_str(body).unwrap();
             for r in batch.reports.iter().filter(|r| r.key_id == e.key_id) {
                 assert_eq!(r.workspace, "acme");

@@ -237,6 +237,9 @@ fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<LambdaFigures> {
         bail!("keyward-functions has no binaries");
     }
     let bins = function_bins(repo, env)?;
+    // The functions read their secrets from Secrets Manager at start-up, as in production, so
+    // the figure includes that read (from a local moto).
+    let secrets = SecretsServer::start(repo)?;
     let mut init = BTreeMap::new();
     let mut sizes = BTreeMap::new();
     let mut runs_out = BTreeMap::new();
@@ -245,7 +248,10 @@ fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<LambdaFigures> {
         sizes.insert(name.clone(), file_size(&bin)?);
         let mut runs = Vec::with_capacity(INIT_RUNS);
         for _ in 0..INIT_RUNS {
-            runs.push(time_init(&bin, name).with_context(|| format!("timing init of {name}"))?);
+            runs.push(
+                time_init(&bin, name, secrets.url())
+                    .with_context(|| format!("timing init of {name}"))?,
+            );
         }
         let mut sorted = runs.clone();
         sorted.sort_by(f64::total_cmp);
@@ -273,7 +279,7 @@ fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<LambdaFigures> {
 }
 
 /// Starts `bin` against a one-shot runtime API and returns ms until it asks for an event.
-fn time_init(bin: &Path, name: &str) -> Result<f64> {
+fn time_init(bin: &Path, name: &str, secrets_url: &str) -> Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let api = listener.local_addr()?.to_string();
     let (tx, rx) = mpsc::channel();
@@ -293,7 +299,7 @@ fn time_init(bin: &Path, name: &str) -> Result<f64> {
     let mut command = Command::new(bin);
     command
         .env_clear()
-        .envs(lambda_env(&api, name))
+        .envs(lambda_env(&api, name, secrets_url))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -320,7 +326,7 @@ fn time_init(bin: &Path, name: &str) -> Result<f64> {
 }
 
 /// What Lambda sets, plus the configuration every function reads (dummy, local values).
-fn lambda_env(api: &str, name: &str) -> Vec<(String, String)> {
+fn lambda_env(api: &str, name: &str, secrets_url: &str) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_RUNTIME_API", api),
         ("AWS_LAMBDA_FUNCTION_NAME", name),
@@ -336,26 +342,91 @@ fn lambda_env(api: &str, name: &str) -> Vec<(String, String)> {
         ("AWS_SECRET_ACCESS_KEY", "bench"),
         ("AWS_SESSION_TOKEN", "bench"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ENDPOINT_URL", secrets_url),
         ("KEYWARD_TABLE", "keyward-bench"),
         ("KEYWARD_JWT_ALG", "HS256"),
-        ("KEYWARD_JWT_KEY", "bench-jwt-secret-0123456789abcdef"),
         ("KEYWARD_JWT_ISSUER", "keyward-bench"),
         ("KEYWARD_JWT_AUDIENCE", "keyward"),
         ("KEYWARD_DEFAULT_SCOPES", "read"),
         ("KEYWARD_MAX_ACTIVE_KEYS", "1000"),
         ("KEYWARD_DEFAULT_PREFIX", "kw"),
-        (
-            "KEYWARD_CURSOR_SECRET",
-            "bench-cursor-secret-0123456789abcdef",
-        ),
         ("KEYWARD_EDGE_URL", "http://127.0.0.1:9"),
-        ("KEYWARD_SYNC_SECRET", "bench-sync-secret"),
         ("RUST_LOG", "info"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(
+        BENCH_SECRETS
+            .iter()
+            .map(|(name, _)| (format!("{name}_SECRET_ID"), format!("bench/{name}"))),
+    )
     .collect()
+}
+
+/// The secrets every function may read at start-up, with dummy values.
+const BENCH_SECRETS: [(&str, &str); 4] = [
+    ("KEYWARD_JWT_KEY", "bench-jwt-secret-0123456789abcdef"),
+    (
+        "KEYWARD_CURSOR_SECRET",
+        "bench-cursor-secret-0123456789abcdef",
+    ),
+    ("KEYWARD_SYNC_SECRET", "bench-sync-secret-0123456789abcdef"),
+    (
+        "KEYWARD_USAGE_SECRET",
+        "bench-usage-secret-0123456789abcdef",
+    ),
+];
+
+/// moto (the project's `tests/moto_server.py`) holding [`BENCH_SECRETS`] as `bench/{name}`;
+/// stopped when dropped.
+struct SecretsServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SecretsServer {
+    fn start(repo: &Path) -> Result<Self> {
+        let python = repo.join(".venv/bin/python");
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(&python)
+            .arg(repo.join("tests/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting moto with {}", python.display()))?;
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not listen on port {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let script = "import boto3, json, sys; \
+            c = boto3.client('secretsmanager', endpoint_url=sys.argv[1], region_name='us-east-1', \
+            aws_access_key_id='bench', aws_secret_access_key='bench'); \
+            [c.create_secret(Name='bench/' + n, SecretString=v) for n, v in json.loads(sys.argv[2])]";
+        let secrets = serde_json::to_string(&BENCH_SECRETS)?;
+        run(Command::new(&python).args(["-c", script, &server.url, &secrets]))
+            .context("storing the bench secrets in moto")?;
+        Ok(server)
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for SecretsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Reads a JSON file into `T`: a missing or renamed field is an error naming it and the file.
