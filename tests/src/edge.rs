@@ -228,15 +228,29 @@ exec "$@""#,
     /// When the request fails or the edge does not answer 200 with a [`SyncResponse`].
     pub async fn sync(&self, batch: &SyncBatch) -> Result<SyncResponse> {
         let body = serde_json::to_vec(batch)?;
-        let resp = self
-            .post_sync(&body, unix_now(), self.sync_secret.as_bytes())
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if status != reqwest::StatusCode::OK {
-            bail!("sync answered {status}: {text}");
+        // Like the `sync` function's client, retry what the runtime reports as transient: the
+        // local workerd sometimes answers 503 "Your worker restarted mid-request" while another
+        // test streams a large body through the same isolate. Sync writes are idempotent.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let resp = self
+                .post_sync(&body, unix_now(), self.sync_secret.as_bytes())
+                .await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && text.contains("restarted mid-request")
+                && tries < 3
+            {
+                eprintln!("edge: sync answered {status} ({text}); retrying");
+                continue;
+            }
+            if status != reqwest::StatusCode::OK {
+                bail!("sync answered {status}: {text}");
+            }
+            return serde_json::from_str(&text).with_context(|| format!("sync answered {text}"));
         }
-        serde_json::from_str(&text).with_context(|| format!("sync answered {text}"))
     }
 
     /// Posts `body` to `/_keyward/sync` signed with `secret` at `timestamp`: for tests of what
