@@ -20,6 +20,7 @@ use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord};
 use keyward_functions::store::item;
 use keyward_tests::app::{ApiResponse, TestApp};
 use keyward_tests::control_plane::{JwtSettings, random_hex};
+use keyward_tests::poller::PollerStats;
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -144,6 +145,20 @@ impl World {
             .lock()
             .expect("timings lock")
             .push((what.to_owned(), took));
+    }
+
+    /// Waits until the stream poller's counters satisfy `done`, or fails with `what`.
+    async fn wait_for_poller(
+        &self,
+        done: impl Fn(&PollerStats) -> bool,
+        within: Duration,
+        what: &str,
+    ) {
+        let t = Instant::now();
+        while !done(self.stack.lock().await.poller_stats()) {
+            assert!(t.elapsed() < within, "{what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn key_item(&self, ws: &str, id: &str) -> HashMap<String, AttributeValue> {
@@ -566,24 +581,12 @@ async fn writes_made_while_the_edge_is_down_reach_it_after_it_restarts(w: World)
         .update_key(&ws, &a_id, &json!({"scopes": ["read", "write"]}), None)
         .await);
     // Long enough for the poller to try, and fail, at least once.
-    let t = Instant::now();
-    loop {
-        let retried = w
-            .stack
-            .lock()
-            .await
-            .poller_stats()
-            .retried_records
-            .load(Ordering::Relaxed);
-        if retried > retried_before {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "sync never reported a failure"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.wait_for_poller(
+        |s| s.retried_records.load(Ordering::Relaxed) > retried_before,
+        Duration::from_secs(30),
+        "sync never reported a failure",
+    )
+    .await;
 
     w.stack
         .lock()
@@ -620,24 +623,12 @@ async fn a_revocation_the_sync_function_gave_up_on_is_replayed_from_the_failure_
         )
     };
     ok(&app.revoke_key(&ws, &id).await);
-    let t = Instant::now();
-    loop {
-        let failed = w
-            .stack
-            .lock()
-            .await
-            .poller_stats()
-            .failed_over_records
-            .load(Ordering::Relaxed);
-        if failed > failed_before {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the poller never gave up on the revocation"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.wait_for_poller(
+        |s| s.failed_over_records.load(Ordering::Relaxed) > failed_before,
+        Duration::from_secs(60),
+        "the poller never gave up on the revocation",
+    )
+    .await;
     w.stack
         .lock()
         .await
