@@ -132,6 +132,18 @@ pub const OPERATIONS: &[Row] = &[
 ];
 
 impl Operation {
+    /// Every operation (a test checks each has exactly one row).
+    pub const ALL: [Self; 8] = [
+        Self::CreateKey,
+        Self::ListKeys,
+        Self::GetKey,
+        Self::UpdateKey,
+        Self::RevokeKey,
+        Self::RotateKey,
+        Self::ListAudit,
+        Self::ReportUsage,
+    ];
+
     /// Its row of [`OPERATIONS`].
     #[must_use]
     pub fn row(self) -> &'static Row {
@@ -302,6 +314,10 @@ mod tests {
                 );
             }
             assert_eq!(a.op.row(), a);
+        }
+        for op in Operation::ALL {
+            let rows = OPERATIONS.iter().filter(|r| r.op == op).count();
+            assert_eq!(rows, 1, "{op:?} has {rows} rows");
         }
     }
 }

@@ -226,24 +226,23 @@ async fn attempt(w: &World, token: &str, method: &str, path: &str, body: Option<
     w.call_with(method, path, Some(token), body, &[]).await
 }
 
+/// Creates a key named `x` with `scopes` in [`WS`] as the holder of `token`.
+async fn create_with(w: &World, token: &str, scopes: &Value) -> Resp {
+    let keys = format!("/v1/workspaces/{WS}/keys");
+    let body = json!({"name": "x", "scopes": scopes});
+    attempt(w, token, "POST", &keys, Some(body)).await
+}
+
 #[tokio::test]
 async fn a_creator_cannot_mint_a_key_with_management_power_it_lacks() {
     let w = world();
     let creator = hs(&claims(WS, &["api.key.create"]));
-    let keys = format!("/v1/workspaces/{WS}/keys");
     for scopes in [
         json!(["api.*"]),
         json!(["api.key.delete"]),
         json!(["api.key.*"]),
     ] {
-        let r = attempt(
-            &w,
-            &creator,
-            "POST",
-            &keys,
-            Some(json!({"name": "x", "scopes": scopes})),
-        )
-        .await;
+        let r = create_with(&w, &creator, &scopes).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{scopes}: {}", r.text);
         assert_eq!(code(&r), "permission_escalation");
         let named = scopes[0].as_str().unwrap();
@@ -260,14 +259,7 @@ async fn a_creator_cannot_mint_a_key_with_management_power_it_lacks() {
         json!(["sms.send", "admin"]),
         json!(["api.key.create"]),
     ] {
-        let r = attempt(
-            &w,
-            &creator,
-            "POST",
-            &keys,
-            Some(json!({"name": "x", "scopes": scopes})),
-        )
-        .await;
+        let r = create_with(&w, &creator, &scopes).await;
         assert_eq!(r.status, StatusCode::CREATED, "{scopes}: {}", r.text);
     }
 }
@@ -280,16 +272,8 @@ async fn the_allowed_scopes_setting_does_not_open_a_way_to_management_power() {
         SECRET,
     ));
     let creator = hs(&claims(WS, &["api.key.create"]));
-    let keys = format!("/v1/workspaces/{WS}/keys");
     for scopes in [json!(["api.*"]), json!(["*"])] {
-        let r = attempt(
-            &w,
-            &creator,
-            "POST",
-            &keys,
-            Some(json!({"name": "x", "scopes": scopes})),
-        )
-        .await;
+        let r = create_with(&w, &creator, &scopes).await;
         assert_eq!(r.status.as_u16() / 100, 4, "{scopes}: {}", r.text);
         assert_ne!(r.status, StatusCode::CREATED);
     }
