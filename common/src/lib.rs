@@ -19,7 +19,7 @@ pub mod verify;
 pub use id::KeyId;
 pub use key::{KeyFormatError, KeyHash, PresentedKey, SecretKey};
 pub use problem::{FieldError, Problem, ProblemCode};
-pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit};
+pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit, RoleRecord};
 pub use secret::Secret;
 pub use time::Timestamp;
 pub use verify::{RateLimitState, RequestContext, Verdict, VerdictCode, verify};

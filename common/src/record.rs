@@ -88,6 +88,9 @@ pub struct KeyRecord {
     pub key_prefix: String,
     /// Granted scopes (permissions).
     pub scopes: Vec<String>,
+    /// Names of the workspace roles the key holds; their permissions add to `scopes`.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// The customer or user this key belongs to in the API owner's system.
     pub owner_id: Option<String>,
     /// Free-form JSON object the API owner attaches.
@@ -120,6 +123,26 @@ impl KeyRecord {
             .split_once('_')
             .map_or(&self.key_prefix, |(p, _)| p)
     }
+}
+
+/// A workspace role: a named set of permissions that keys hold by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleRecord {
+    /// Owning workspace.
+    pub workspace: String,
+    /// `[a-z0-9][a-z0-9._-]{0,63}`, unique in the workspace; keys refer to it.
+    pub name: String,
+    /// What the role is for.
+    pub description: Option<String>,
+    /// Permissions every holder gets.
+    pub permissions: Vec<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Optimistic-concurrency version (also the `ETag`).
+    pub version: u64,
 }
 
 /// What the edge stores in KV under `h:{sha256}`: just enough to decide, never the secret.

@@ -82,6 +82,7 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
             name: format!("key {n}"),
             key_prefix: s.presented().display_prefix(),
             scopes: vec!["read".into()],
+            roles: vec![],
             owner_id: owner.map(Into::into),
             meta: Some(serde_json::from_str(r#"{"plan":"pro"}"#).unwrap()),
             status: KeyStatus::Active,

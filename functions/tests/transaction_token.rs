@@ -109,6 +109,7 @@ fn new_key() -> StoredKey {
             name: "key".into(),
             key_prefix: s.presented().display_prefix(),
             scopes: vec!["read".into()],
+            roles: vec![],
             owner_id: None,
             meta: None,
             status: KeyStatus::Active,

@@ -30,6 +30,7 @@ pub async fn create(
         name: new.name,
         key_prefix: secret.presented().display_prefix(),
         scopes: new.scopes,
+        roles: Vec::new(),
         owner_id: new.owner_id,
         meta: new.meta,
         status: KeyStatus::Active,

@@ -5,13 +5,14 @@
 //!
 //! Layout (one table, `PK`/`SK`, GSI `GSI1` on `GSI1PK`/`GSI1SK`, TTL attribute `ttl`):
 //! - key item `WS#{ws}` / `KEY#{key_id}`: every [`KeyRecord`] field, timestamps as Number (Unix
-//!   seconds), `scopes` and `allowed_ips` as Lists of Strings (a String Set cannot be empty),
+//!   seconds), `scopes`, `roles` (absent when empty) and `allowed_ips` as Lists of Strings (a String Set cannot be empty),
 //!   `meta` as a JSON **string** (keeps number/bool/nesting exactly, and stays one opaque value),
 //!   `rate_limit` as a Map `{limit: N, period_s: N}`, plus `hash`, optional `previous_hash` +
 //!   `previous_retires_at`, `version`, and `GSI1PK`=`OWNER#{ws}#{owner_id}`/`GSI1SK`=`KEY#{id}`
 //!   when the key has an owner.
 //! - hash item `HASH#{sha256}` / `HASH`: `workspace`, `key_id`, `status`, `version`, and for a
 //!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
+//! - role item `WS#{ws}` / `ROLE#{name}`: every [`keyward_common::RoleRecord`] field.
 //! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
 //! - usage item `WS#{ws}` / `USAGE#{key_id}#{day}`: `requests` that day, `workspace`, `key_id`, `day`.
 //! - usage batch marker `USAGEBATCH#{batch_id}` / `REPORT#{index:04}`: a report counted, `ttl`.
@@ -44,6 +45,7 @@ pub mod key {
     pub const NAME: &str = "name";
     pub const KEY_PREFIX: &str = "key_prefix";
     pub const SCOPES: &str = "scopes";
+    pub const ROLES: &str = "roles";
     pub const OWNER_ID: &str = "owner_id";
     pub const META: &str = "meta";
     pub const STATUS: &str = "status";
@@ -59,6 +61,18 @@ pub mod key {
     pub const HASH: &str = "hash";
     pub const PREVIOUS_HASH: &str = "previous_hash";
     pub const PREVIOUS_RETIRES_AT: &str = "previous_retires_at";
+}
+
+/// Role item attributes (`WS#{ws}` / `ROLE#{name}`): the [`keyward_common::RoleRecord`] field
+/// names; `permissions` is a List of Strings, timestamps are Numbers (Unix seconds).
+pub mod role {
+    pub const WORKSPACE: &str = "workspace";
+    pub const NAME: &str = "name";
+    pub const DESCRIPTION: &str = "description";
+    pub const PERMISSIONS: &str = "permissions";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    pub const VERSION: &str = "version";
 }
 
 /// Hash item attributes.
@@ -100,6 +114,8 @@ pub const COUNTER_SK: &str = "COUNTER";
 pub const HASH_SK: &str = "HASH";
 /// Sort-key prefix of key items.
 pub const KEY_SK_PREFIX: &str = "KEY#";
+/// Sort-key prefix of role items.
+pub const ROLE_SK_PREFIX: &str = "ROLE#";
 /// Sort-key prefix of audit items.
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
 /// Sort-key prefix of usage items.
@@ -324,6 +340,7 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         name: req_str(item, NAME)?.to_owned(),
         key_prefix: req_str(item, KEY_PREFIX)?.to_owned(),
         scopes: item.string_list(SCOPES).unwrap_or_default(),
+        roles: item.string_list(ROLES).unwrap_or_default(),
         owner_id: item.string(OWNER_ID).map(str::to_owned),
         meta,
         status: status_attr(item, STATUS)?,
@@ -375,6 +392,9 @@ pub fn key_to_item(key: &StoredKey) -> HashMap<String, AttributeValue> {
     item.insert(NAME.into(), s(&r.name));
     item.insert(KEY_PREFIX.into(), s(&r.key_prefix));
     item.insert(SCOPES.into(), list(r.scopes.iter().cloned()));
+    if !r.roles.is_empty() {
+        item.insert(ROLES.into(), list(r.roles.iter().cloned()));
+    }
     if let Some(owner) = &r.owner_id {
         item.insert(OWNER_ID.into(), s(owner));
         item.insert(GSI1PK.into(), s(owner_pk(&r.workspace, owner)));
@@ -510,6 +530,7 @@ mod tests {
                 name: "ci".into(),
                 key_prefix: secret.presented().display_prefix(),
                 scopes: vec!["read".into()],
+                roles: vec![],
                 owner_id: Some("user_1".into()),
                 meta: Some(serde_json::from_str(r#"{"plan":"pro","n":1.5}"#).unwrap()),
                 status: KeyStatus::Disabled,
