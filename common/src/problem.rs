@@ -53,6 +53,16 @@ pub enum ProblemCode {
     OriginUnreachable,
     /// 503: sync batches are refused because no secret is configured.
     SyncNotConfigured,
+    /// 409: a role with that name already exists.
+    RoleExists,
+    /// 409: a role that a key which is not revoked still holds.
+    RoleInUse,
+    /// 409: an imported key whose hash is already stored.
+    DuplicateKey,
+    /// 409: a request with the same `Idempotency-Key` is still being served.
+    IdempotencyInProgress,
+    /// 422: an `Idempotency-Key` reused with a different request.
+    IdempotencyKeyReused,
 }
 
 impl ProblemCode {
@@ -80,6 +90,11 @@ impl ProblemCode {
             Self::Misconfigured => "misconfigured",
             Self::OriginUnreachable => "origin_unreachable",
             Self::SyncNotConfigured => "sync_not_configured",
+            Self::RoleExists => "role_exists",
+            Self::RoleInUse => "role_in_use",
+            Self::DuplicateKey => "duplicate_key",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 
@@ -95,7 +110,13 @@ impl ProblemCode {
             Self::Forbidden | Self::PermissionEscalation | Self::RouteDenied => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::KeyRevoked | Self::KeyLimitReached => 409,
+            Self::KeyRevoked
+            | Self::KeyLimitReached
+            | Self::RoleExists
+            | Self::RoleInUse
+            | Self::DuplicateKey
+            | Self::IdempotencyInProgress => 409,
+            Self::IdempotencyKeyReused => 422,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,

@@ -91,6 +91,10 @@ pub struct KeyRecord {
     /// Names of the workspace roles the key holds; their permissions add to `scopes`.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Effective permissions: `scopes` plus the roles' permissions. Filled in when the API
+    /// answers; never stored.
+    #[serde(default)]
+    pub permissions: Vec<String>,
     /// The customer or user this key belongs to in the API owner's system.
     pub owner_id: Option<String>,
     /// Free-form JSON object the API owner attaches.

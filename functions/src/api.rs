@@ -1,6 +1,6 @@
 //! Response bodies of the management API (records come from `keyward_common`).
 
-use keyward_common::{KeyRecord, SecretKey};
+use keyward_common::{KeyRecord, RoleRecord, SecretKey};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -36,6 +36,17 @@ pub struct KeyList {
 pub struct AuditList {
     /// The events.
     pub data: Vec<AuditEvent>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of roles, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// The roles.
+    pub data: Vec<RoleRecord>,
     /// Whether another page follows.
     pub has_more: bool,
     /// Pass as `cursor` for the next page; `null` on the last page.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::config::JwtConfig;
 use crate::error::ApiError;
 pub use crate::permission::Permission;
-use crate::store::KeyStore;
+use crate::store::{KeyStore, effective_permissions};
 
 /// An authenticated caller: who, with which permissions, from which request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +150,7 @@ async fn root_key(
     let Some(stored) = store.get(&href.workspace, &href.key_id).await? else {
         return Err(unknown());
     };
-    let entry = if stored.hash == hash {
+    let mut entry = if stored.hash == hash {
         EdgeEntry::for_key(&stored.record)
     } else {
         match &stored.previous {
@@ -158,6 +158,15 @@ async fn root_key(
             _ => return Err(unknown()),
         }
     };
+    // A root key's power is its effective permissions: its scopes plus its roles'.
+    let permissions = effective_permissions(
+        store,
+        &stored.record.workspace,
+        &stored.record.scopes,
+        &stored.record.roles,
+    )
+    .await?;
+    entry.scopes.clone_from(&permissions);
     let ctx = RequestContext {
         client_ip,
         required_scope: Some(permission.as_str().to_owned()),
@@ -171,7 +180,7 @@ async fn root_key(
         }
         VerdictCode::Valid => Ok(Identity {
             actor: format!("key:{}", stored.record.id),
-            permissions: stored.record.scopes.clone(),
+            permissions,
         }),
         VerdictCode::ForbiddenScope => Err(ApiError::Forbidden(permission)),
         VerdictCode::ForbiddenIp => Err(ApiError::ForbiddenIp),

@@ -49,6 +49,18 @@ pub enum ApiError {
     /// 412: `If-Match` does not match, or a concurrent change won.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// 409: a role with this name exists.
+    #[error("role exists")]
+    RoleExists(String),
+    /// 409: keys that are not revoked hold the role.
+    #[error("role in use")]
+    RoleInUse(String),
+    /// 409: the same `Idempotency-Key` is being served right now.
+    #[error("idempotency in progress")]
+    IdempotencyInProgress,
+    /// 422: the `Idempotency-Key` was used with another request.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
     /// 500: logged with the request id.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -63,6 +75,12 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::Duplicate => Self::Internal(anyhow::anyhow!(
                 "a generated key id or hash collided with an existing one"
             )),
+            StoreError::UnknownRole(name) => Self::Validation(vec![FieldError::new(
+                "roles",
+                format!("no role named `{name}` in this workspace"),
+            )]),
+            StoreError::RoleExists(name) => Self::RoleExists(name),
+            StoreError::RoleInUse(name) => Self::RoleInUse(name),
             StoreError::Other(e) => Self::Internal(e),
         }
     }
@@ -128,6 +146,26 @@ impl ApiError {
             Self::PreconditionFailed => Problem::of(
                 ProblemCode::PreconditionFailed,
                 "The key changed since you read it: fetch it again and retry with its ETag.",
+            ),
+            Self::RoleExists(name) => Problem::of(
+                ProblemCode::RoleExists,
+                format!("A role named `{name}` already exists; PATCH it instead."),
+            ),
+            Self::RoleInUse(name) => Problem::of(
+                ProblemCode::RoleInUse,
+                format!(
+                    "Keys that are not revoked hold the role `{name}`: take it off them (or revoke \
+                     them) first. `GET /keys?role={name}` lists them."
+                ),
+            ),
+            Self::IdempotencyInProgress => Problem::of(
+                ProblemCode::IdempotencyInProgress,
+                "A request with this Idempotency-Key is still being served; retry in a moment.",
+            ),
+            Self::IdempotencyKeyReused => Problem::of(
+                ProblemCode::IdempotencyKeyReused,
+                "This Idempotency-Key was used with a different request; use a new key for a new \
+                 request.",
             ),
             Self::Internal(_) => Problem::of(
                 ProblemCode::Internal,

@@ -5,12 +5,15 @@
 
 #![allow(dead_code)] // The functions below only carry `#[utoipa::path]` documentation.
 
-use keyward_common::{FieldError, KeyId, KeyRecord, KeyStatus, Problem, RateLimit, Timestamp};
+use keyward_common::{
+    FieldError, KeyId, KeyRecord, KeyStatus, Problem, RateLimit, RoleRecord, Timestamp,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{AuditList, KeyList, KeyWithSecret};
+use crate::api::{AuditList, KeyList, KeyWithSecret, RoleList};
 use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
+use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
 use crate::store::AuditEvent;
 
 const PROBLEM: &str = "application/problem+json";
@@ -52,6 +55,7 @@ fn create_key() {}
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, with the same filters"),
         ("status" = Option<String>, Query, description = "active, disabled or revoked"),
         ("owner_id" = Option<String>, Query, description = "Only this owner's keys"),
+        ("role" = Option<String>, Query, description = "Only keys holding this role"),
     ),
     responses(
         (status = 200, description = "One page", body = KeyList),
@@ -174,6 +178,121 @@ fn rotate_key() {}
 )]
 fn list_audit() {}
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/roles",
+    tag = "roles",
+    operation_id = "create_role",
+    summary = "Create a role",
+    description = "A named set of permissions keys hold by name (`roles` on a key). Granting management permissions (`api.*`) needs the caller to hold them. Needs `api.role.create`.",
+    params(("workspace" = String, Path)),
+    request_body(content = CreateRoleRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `ETag` is the version", body = RoleRecord),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden` or `permission_escalation`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`role_exists`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn create_role() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/roles",
+    tag = "roles",
+    operation_id = "list_roles",
+    summary = "List roles by name",
+    description = "Needs `api.role.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = RoleList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_roles() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/roles/{name}",
+    tag = "roles",
+    operation_id = "get_role",
+    summary = "Get a role",
+    description = "Needs `api.role.view`. `ETag` is the version.",
+    params(("workspace" = String, Path), ("name" = String, Path, description = "Role name")),
+    responses(
+        (status = 200, description = "The role", body = RoleRecord),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_role() {}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace}/roles/{name}",
+    tag = "roles",
+    operation_id = "update_role",
+    summary = "Update a role",
+    description = "`description` (null clears) and `permissions` (replaces). Every holder's verdict at the edge follows within seconds. Needs `api.role.update`.",
+    params(
+        ("workspace" = String, Path),
+        ("name" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` of the version to change"),
+    ),
+    request_body(content = UpdateRoleRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated role", body = RoleRecord),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden` or `permission_escalation`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn update_role() {}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace}/roles/{name}",
+    tag = "roles",
+    operation_id = "delete_role",
+    summary = "Delete a role",
+    description = "Refused with 409 `role_in_use` while a key that is not revoked holds it. Needs `api.role.delete`.",
+    params(
+        ("workspace" = String, Path),
+        ("name" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` of the version to delete"),
+    ),
+    responses(
+        (status = 200, description = "The deleted role", body = RoleRecord),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`role_in_use`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn delete_role() {}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -193,13 +312,21 @@ impl Modify for BearerAuth {
         title = "Keyward management API",
         description = "Issue, list, update, rotate and revoke API keys. Errors are RFC 9457 `application/problem+json` with `code` and `request_id`."
     ),
-    paths(create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit),
+    paths(
+        create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit,
+        create_role, list_roles, get_role, update_role, delete_role
+    ),
     components(schemas(
         KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
-        KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest
+        KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
+        RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest
     )),
     modifiers(&BearerAuth),
-    tags((name = "keys", description = "API keys"), (name = "audit", description = "Audit trail"))
+    tags(
+        (name = "keys", description = "API keys"),
+        (name = "roles", description = "Named permission sets keys hold"),
+        (name = "audit", description = "Audit trail")
+    )
 )]
 struct ApiDoc;
 
@@ -233,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn the_document_is_openapi_3_1_with_all_seven_operations() {
+    fn the_document_is_openapi_3_1_with_every_management_operation() {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"]
@@ -242,7 +369,12 @@ mod tests {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum();
-        assert_eq!(ops, 7);
+        let management = crate::operation::OPERATIONS
+            .iter()
+            .filter(|r| matches!(r.access, crate::operation::Access::Permission(_)))
+            .count();
+        assert_eq!(ops, management);
+        assert_eq!(ops, 12);
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

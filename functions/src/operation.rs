@@ -26,6 +26,16 @@ pub enum Operation {
     ListAudit,
     /// The edge's signed usage reports (not a management operation).
     ReportUsage,
+    /// Create a role.
+    CreateRole,
+    /// List roles.
+    ListRoles,
+    /// Get a role.
+    GetRole,
+    /// Update a role.
+    UpdateRole,
+    /// Delete a role.
+    DeleteRole,
 }
 
 /// Who may call a row's route.
@@ -70,6 +80,8 @@ const fn row(
 
 const KEYS: &str = "/v1/workspaces/{workspace}/keys";
 const KEY: &str = "/v1/workspaces/{workspace}/keys/{id}";
+const ROLES: &str = "/v1/workspaces/{workspace}/roles";
+const ROLE: &str = "/v1/workspaces/{workspace}/roles/{name}";
 
 /// The table: the single source of the HTTP API's routes.
 pub const OPERATIONS: &[Row] = &[
@@ -129,11 +141,46 @@ pub const OPERATIONS: &[Row] = &[
         Access::SignedBatch,
         "usage",
     ),
+    row(
+        Operation::CreateRole,
+        "POST",
+        ROLES,
+        Access::Permission(Permission::RoleCreate),
+        "roles",
+    ),
+    row(
+        Operation::ListRoles,
+        "GET",
+        ROLES,
+        Access::Permission(Permission::RoleView),
+        "roles",
+    ),
+    row(
+        Operation::GetRole,
+        "GET",
+        ROLE,
+        Access::Permission(Permission::RoleView),
+        "roles",
+    ),
+    row(
+        Operation::UpdateRole,
+        "PATCH",
+        ROLE,
+        Access::Permission(Permission::RoleUpdate),
+        "roles",
+    ),
+    row(
+        Operation::DeleteRole,
+        "DELETE",
+        ROLE,
+        Access::Permission(Permission::RoleDelete),
+        "roles",
+    ),
 ];
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 13] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -142,6 +189,11 @@ impl Operation {
         Self::RotateKey,
         Self::ListAudit,
         Self::ReportUsage,
+        Self::CreateRole,
+        Self::ListRoles,
+        Self::GetRole,
+        Self::UpdateRole,
+        Self::DeleteRole,
     ];
 
     /// Its row of [`OPERATIONS`].
@@ -181,6 +233,11 @@ impl Row {
     pub fn operation_id(&self) -> String {
         match self.op {
             Operation::ReportUsage => "report_usage".to_owned(),
+            Operation::CreateRole => "create_role".to_owned(),
+            Operation::ListRoles => "list_roles".to_owned(),
+            Operation::GetRole => "get_role".to_owned(),
+            Operation::UpdateRole => "update_role".to_owned(),
+            Operation::DeleteRole => "delete_role".to_owned(),
             _ => self.function.replace('-', "_"),
         }
     }
@@ -193,6 +250,8 @@ pub struct PathParams {
     pub workspace: Option<String>,
     /// `{id}`.
     pub id: Option<String>,
+    /// `{name}`.
+    pub name: Option<String>,
 }
 
 /// Matches `path` against a row's template. Anything before the template's first segment is
@@ -208,6 +267,7 @@ pub fn match_path(template: &str, path: &str) -> Option<PathParams> {
         match *w {
             "{workspace}" => params.workspace = Some((*g).to_owned()),
             "{id}" => params.id = Some((*g).to_owned()),
+            "{name}" => params.name = Some((*g).to_owned()),
             literal if literal == *g => {}
             _ => return None,
         }

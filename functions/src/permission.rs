@@ -14,6 +14,14 @@ pub enum Permission {
     KeyUpdate,
     /// `api.key.delete` (revoke).
     KeyDelete,
+    /// `api.role.create`.
+    RoleCreate,
+    /// `api.role.view`.
+    RoleView,
+    /// `api.role.update`.
+    RoleUpdate,
+    /// `api.role.delete`.
+    RoleDelete,
 }
 
 impl Permission {
@@ -25,6 +33,10 @@ impl Permission {
             Self::KeyView => "api.key.view",
             Self::KeyUpdate => "api.key.update",
             Self::KeyDelete => "api.key.delete",
+            Self::RoleCreate => "api.role.create",
+            Self::RoleView => "api.role.view",
+            Self::RoleUpdate => "api.role.update",
+            Self::RoleDelete => "api.role.delete",
         }
     }
 }

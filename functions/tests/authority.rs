@@ -115,11 +115,17 @@ async fn caller_kinds(w: &World) -> Vec<CallerKind> {
         ),
         fixed("JWT holding *", Some(hs(&claims(WS, &["*"]))), 403),
         fixed("JWT holding api.*", Some(hs(&claims(WS, &["api.*"]))), 0),
-        fixed(
-            "JWT holding api.key.*",
-            Some(hs(&claims(WS, &["api.key.*"]))),
-            0,
-        ),
+        CallerKind {
+            name: "JWT holding api.key.*".to_owned(),
+            token: Some(hs(&claims(WS, &["api.key.*"]))),
+            expect: Box::new(|row| {
+                if permission_of(row).starts_with("api.key.") {
+                    0
+                } else {
+                    403
+                }
+            }),
+        },
         fixed(
             "root key holding *",
             Some(root_key(w, WS, &["*"]).await),
@@ -157,18 +163,33 @@ async fn caller_kinds(w: &World) -> Vec<CallerKind> {
     kinds
 }
 
-/// A request for `row` on a fresh target key (so revoke and rotate always have one).
-async fn request_for(w: &World, row: &Row) -> (String, Option<Value>) {
+/// A request for `row` on a fresh target key and role (so revoke, rotate and delete always have
+/// one).
+async fn request_for(w: &World, row: &Row, n: usize) -> (String, Option<Value>) {
     let target = w
         .create(WS, json!({"name": "target", "scopes": ["read"]}))
         .await;
+    let role = format!("role-{n}");
+    let made = w
+        .call(
+            "POST",
+            &format!("/v1/workspaces/{WS}/roles"),
+            &admin(WS),
+            Some(json!({"name": role, "permissions": ["read"]})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
     let path = row
         .path
         .replace("{workspace}", WS)
-        .replace("{id}", &id(&target));
-    let body = match (row.method, path.ends_with("/rotate")) {
-        ("POST", false) => Some(json!({"name": "made", "scopes": ["read"]})),
-        ("PATCH", _) => Some(json!({"name": "renamed"})),
+        .replace("{id}", &id(&target))
+        .replace("{name}", &role);
+    let roles = row.path.contains("/roles");
+    let body = match (row.method, path.ends_with("/rotate"), roles) {
+        ("POST", false, false) => Some(json!({"name": "made", "scopes": ["read"]})),
+        ("POST", false, true) => Some(json!({"name": format!("new-{n}"), "permissions": ["read"]})),
+        ("PATCH", _, false) => Some(json!({"name": "renamed"})),
+        ("PATCH", _, true) => Some(json!({"description": "renamed"})),
         _ => None,
     };
     (path, body)
@@ -186,12 +207,12 @@ async fn every_operation_answers_every_kind_of_caller_as_the_matrix_says() {
         .iter()
         .filter(|r| matches!(r.access, Access::Permission(_)))
         .collect();
-    assert_eq!(rows.len(), 7, "every management row is in the matrix");
+    assert_eq!(rows.len(), 12, "every management row is in the matrix");
     let mut failures = Vec::new();
     let mut cells = 0;
     for row in &rows {
         for kind in &kinds {
-            let (path, body) = request_for(&w, row).await;
+            let (path, body) = request_for(&w, row, cells).await;
             let want = match (kind.expect)(row) {
                 0 => success(row),
                 s => s,

@@ -83,6 +83,7 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
             key_prefix: s.presented().display_prefix(),
             scopes: vec!["read".into()],
             roles: vec![],
+            permissions: vec![],
             owner_id: owner.map(Into::into),
             meta: Some(serde_json::from_str(r#"{"plan":"pro"}"#).unwrap()),
             status: KeyStatus::Active,
@@ -107,7 +108,8 @@ fn audit(ws: &str, id: &KeyId, action: &str, ms: u64) -> AuditEvent {
         at: Timestamp(i64::try_from(ms / 1000).unwrap()),
         actor: "jwt:test".into(),
         action: action.into(),
-        key_id: id.to_string(),
+        key_id: Some(id.to_string()),
+        role: None,
         changed: vec![],
         request_id: "req".into(),
         source_ip: None,
@@ -195,6 +197,7 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
         workspace: ws.into(),
         status,
         owner_id: owner.map(Into::into),
+        role: None,
         limit,
         after,
     };
@@ -321,5 +324,142 @@ async fn the_dynamodb_store_keeps_keys_hashes_audit_and_counter_consistent() {
     assert_eq!(actions, ["key.create", "key.revoke", "key.rotate"]);
     let rest = store.list_audit(ws, 10, page.next.as_ref()).await.unwrap();
     assert_eq!(rest.items.len(), 4);
+    assert!(rest.next.is_none());
+}
+
+fn role(ws: &str, name: &str, perms: &[&str], version: u64) -> keyward_common::RoleRecord {
+    keyward_common::RoleRecord {
+        workspace: ws.into(),
+        name: name.into(),
+        description: Some("d".into()),
+        permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
+        created_at: Timestamp(1_795_000_000),
+        updated_at: Timestamp(1_795_000_000),
+        version,
+    }
+}
+
+fn role_audit(ws: &str, name: &str, ms: u64) -> AuditEvent {
+    AuditEvent {
+        id: format!("{ms:013}#role"),
+        workspace: ws.into(),
+        at: Timestamp(1_795_000_000),
+        actor: "jwt:test".into(),
+        action: "role.test".into(),
+        key_id: None,
+        role: Some(name.into()),
+        changed: vec![],
+        request_id: "req".into(),
+        source_ip: None,
+    }
+}
+
+/// The role conditions are DynamoDB expressions: a key cannot name a missing role, a held role
+/// cannot be deleted, and the holder count follows creates, role changes and revocations.
+#[tokio::test]
+async fn the_dynamodb_store_counts_role_holders_in_the_key_transactions() {
+    let moto = start_moto();
+    let store = store(&moto).await;
+    let ws = "acme";
+    let holders = |store: &DynamoStore| {
+        let store = store.clone();
+        async move {
+            raw(&store, &item::workspace_pk(ws), &item::role_sk("sender"))
+                .await
+                .unwrap()
+                .get(item::role::HOLDERS)
+                .map_or("0".to_owned(), |v| v.as_n().unwrap().clone())
+        }
+    };
+    let sender = role(ws, "sender", &["sms.send"], 1);
+    store
+        .create_role(&sender, &role_audit(ws, "sender", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_role(&sender, &role_audit(ws, "sender", 2))
+            .await,
+        Err(StoreError::RoleExists(_))
+    ));
+
+    let (mut k1, _) = new_key(ws, 1_795_000_000_001, 1, None);
+    k1.record.roles = vec!["sender".into(), "ghost".into()];
+    assert!(matches!(
+        store.create(&k1, &audit(ws, &k1.record.id, "key.create", 10), 10).await,
+        Err(StoreError::UnknownRole(r)) if r == "ghost"
+    ));
+    assert!(
+        store.get(ws, &k1.record.id).await.unwrap().is_none(),
+        "nothing half-written"
+    );
+    k1.record.roles = vec!["sender".into()];
+    store
+        .create(&k1, &audit(ws, &k1.record.id, "key.create", 11), 10)
+        .await
+        .unwrap();
+    assert_eq!(holders(&store).await, "1");
+    assert!(matches!(
+        store
+            .delete_role(&sender, &role_audit(ws, "sender", 12))
+            .await,
+        Err(StoreError::RoleInUse(_))
+    ));
+
+    // Updating the role keeps its holder count; a stale version is refused.
+    let mut updated = role(ws, "sender", &["sms.send", "billing.read"], 2);
+    updated.description = None;
+    store
+        .update_role(1, &updated, &role_audit(ws, "sender", 13))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .update_role(1, &updated, &role_audit(ws, "sender", 14))
+            .await,
+        Err(StoreError::VersionConflict)
+    ));
+    let read = store.get_role(ws, "sender").await.unwrap().unwrap();
+    assert_eq!(read, updated);
+    assert_eq!(holders(&store).await, "1");
+
+    // Revoking the holder frees the role.
+    let mut revoked = k1.clone();
+    revoked.record.status = KeyStatus::Revoked;
+    revoked.record.version = 2;
+    store
+        .replace(Replace {
+            before: &k1,
+            after: &revoked,
+            audit: &audit(ws, &k1.record.id, "key.revoke", 15),
+            active_delta: -1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(holders(&store).await, "0");
+    assert!(matches!(
+        store
+            .delete_role(&sender, &role_audit(ws, "sender", 16))
+            .await,
+        Err(StoreError::VersionConflict)
+    ));
+    store
+        .delete_role(&updated, &role_audit(ws, "sender", 17))
+        .await
+        .unwrap();
+    assert!(store.get_role(ws, "sender").await.unwrap().is_none());
+
+    // Listing is by name, paged.
+    for (i, n) in ["c", "a", "b"].into_iter().enumerate() {
+        store
+            .create_role(&role(ws, n, &[], 1), &role_audit(ws, n, 20 + i as u64))
+            .await
+            .unwrap();
+    }
+    let page = store.list_roles(ws, 2, None).await.unwrap();
+    let names: Vec<_> = page.items.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let rest = store.list_roles(ws, 2, page.next.as_ref()).await.unwrap();
+    assert_eq!(rest.items[0].name, "c");
     assert!(rest.next.is_none());
 }

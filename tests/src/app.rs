@@ -217,6 +217,11 @@ impl TestApp {
         .await
     }
 
+    /// Any JSON call at `path` (under the base URL), for endpoints without a helper.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> ApiResponse {
+        self.json(method, path, body, &[]).await
+    }
+
     async fn json(
         &self,
         method: Method,

@@ -27,6 +27,10 @@ const ALL: &[&str] = &[
     "api.key.view",
     "api.key.update",
     "api.key.delete",
+    "api.role.create",
+    "api.role.view",
+    "api.role.update",
+    "api.role.delete",
 ];
 
 /// What every scenario gets.
@@ -66,6 +70,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     the_active_key_cap_answers_409_until_a_key_is_revoked,
     ten_concurrent_patches_with_the_same_if_match_let_exactly_one_through,
     a_root_key_manages_keys_of_its_own_workspace_only,
+    roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held,
     // Last: it checks every secret the scenarios above created.
     no_secret_created_during_the_run_appears_in_a_function_log_line,
 ];
@@ -1163,6 +1168,90 @@ async fn a_root_key_manages_keys_of_its_own_workspace_only(w: World) {
         .list_keys(&ws, "")
         .await
         .expect_problem(401, "unauthorized");
+}
+
+async fn roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held(w: World) {
+    let ws = w.workspace("roles");
+    let admin = w.admin(&ws);
+    let roles = format!("/v1/workspaces/{ws}/roles");
+    let role = format!("{roles}/sms-sender");
+    admin
+        .call(
+            Method::POST,
+            &roles,
+            Some(&json!({"name": "sms-sender", "permissions": ["read"]})),
+        )
+        .await
+        .expect_status(201);
+    admin
+        .call(
+            Method::POST,
+            &roles,
+            Some(&json!({"name": "viewer", "permissions": ["api.key.view", "api.role.view"]})),
+        )
+        .await
+        .expect_status(201);
+    let listed = admin
+        .call(Method::GET, &format!("{roles}?limit=1"), None)
+        .await;
+    listed.expect_status(200);
+    assert_eq!(listed.body["data"][0]["name"], "sms-sender");
+    assert_eq!(listed.body["has_more"], true);
+
+    let key = admin
+        .create_key(&ws, &json!({"name": "k", "roles": ["sms-sender"]}))
+        .await;
+    key.expect_status(201);
+    assert_eq!(key.body["permissions"], json!(["read"]));
+    admin
+        .create_key(&ws, &json!({"name": "k", "roles": ["ghost"]}))
+        .await
+        .expect_problem(400, "validation_failed");
+    admin
+        .call(
+            Method::PATCH,
+            &role,
+            Some(&json!({"permissions": ["read", "write"]})),
+        )
+        .await
+        .expect_status(200);
+    let got = admin.get_key(&ws, key.id()).await;
+    assert_eq!(got.body["permissions"], json!(["read", "write"]));
+    admin
+        .call(Method::DELETE, &role, None)
+        .await
+        .expect_problem(409, "role_in_use");
+    admin.revoke_key(&ws, key.id()).await.expect_status(200);
+    admin
+        .call(Method::DELETE, &role, None)
+        .await
+        .expect_status(200);
+    admin
+        .call(Method::GET, &role, None)
+        .await
+        .expect_problem(404, "not_found");
+
+    // A root key whose role grants the permission manages the workspace with it.
+    let root = admin
+        .create_key(&ws, &json!({"name": "root", "roles": ["viewer"]}))
+        .await;
+    root.expect_status(201);
+    let as_root = w
+        .app
+        .with_token(Some(root.body["key"].as_str().expect("key").to_owned()));
+    as_root.list_keys(&ws, "").await.expect_status(200);
+    as_root
+        .call(Method::GET, &roles, None)
+        .await
+        .expect_status(200);
+    as_root
+        .call(
+            Method::POST,
+            &roles,
+            Some(&json!({"name": "x", "permissions": []})),
+        )
+        .await
+        .expect_problem(403, "forbidden");
 }
 
 async fn no_secret_created_during_the_run_appears_in_a_function_log_line(w: World) {

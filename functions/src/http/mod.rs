@@ -81,6 +81,9 @@ async fn dispatch(
         if let (Some(id), Some(_)) = (p.first("id"), &params.id) {
             params.id = Some(id.to_owned());
         }
+        if let (Some(name), Some(_)) = (p.first("name"), &params.name) {
+            params.name = Some(name.to_owned());
+        }
     }
     let caller = authorize(app, row, &params, req, ctx).await?;
     let now = Now { ms: ctx.now_ms };
@@ -169,14 +172,16 @@ async fn call(
                 now.secs(),
             )
             .map_err(ApiError::Validation)?;
-            let created = ops::create::create(app, caller, input, now).await?;
+            let mut created = ops::create::create(app, caller, input, now).await?;
+            shown(app, &mut created.record).await?;
             let id = created.record.id.clone();
             Ok(Reply::json(StatusCode::CREATED, &with_secret(created))?
                 .etag(1)
                 .location(format!("/v1/workspaces/{ws}/keys/{id}")))
         }
         Operation::GetKey => {
-            let record = ops::get::get(app, caller, &key_id(params)?).await?;
+            let mut record = ops::get::get(app, caller, &key_id(params)?).await?;
+            shown(app, &mut record).await?;
             let v = record.version;
             Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
         }
@@ -185,14 +190,16 @@ async fn call(
             let patch = input::key::patch(json_body(req, true)?, policy(app), now.secs())
                 .map_err(ApiError::Validation)?;
             let expected = expected_version(req)?;
-            let record = ops::update::update(app, caller, &id, patch, expected, now).await?;
+            let mut record = ops::update::update(app, caller, &id, patch, expected, now).await?;
+            shown(app, &mut record).await?;
             let v = record.version;
             Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
         }
         Operation::RevokeKey => {
             let id = key_id(params)?;
             let expected = expected_version(req)?;
-            let record = ops::revoke::revoke(app, caller, &id, expected, now).await?;
+            let mut record = ops::revoke::revoke(app, caller, &id, expected, now).await?;
+            shown(app, &mut record).await?;
             let v = record.version;
             Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
         }
@@ -200,7 +207,8 @@ async fn call(
             let id = key_id(params)?;
             let grace = input::key::rotate(json_body(req, false)?).map_err(ApiError::Validation)?;
             let expected = expected_version(req)?;
-            let rotated = ops::rotate::rotate(app, caller, &id, grace, expected, now).await?;
+            let mut rotated = ops::rotate::rotate(app, caller, &id, grace, expected, now).await?;
+            shown(app, &mut rotated.record).await?;
             let v = rotated.record.version;
             Ok(Reply::json(StatusCode::OK, &with_secret(rotated))?.etag(v))
         }
@@ -215,8 +223,54 @@ async fn call(
             let page = ops::list_audit::list_audit(app, caller, q.limit()?, q.cursor()).await?;
             Reply::json(StatusCode::OK, &page)
         }
+        Operation::CreateRole => {
+            let new = input::role::create(json_body(req, true)?, policy(app))
+                .map_err(ApiError::Validation)?;
+            let role = ops::roles::create(app, caller, new, now).await?;
+            let location = format!("/v1/workspaces/{ws}/roles/{}", role.name);
+            Ok(Reply::json(StatusCode::CREATED, &role)?
+                .etag(role.version)
+                .location(location))
+        }
+        Operation::ListRoles => {
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), &["limit", "cursor"])?;
+            let page = ops::roles::list(app, caller, q.limit()?, q.cursor()).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::GetRole => {
+            let role = ops::roles::get(app, caller, &role_name(params)?).await?;
+            Ok(Reply::json(StatusCode::OK, &role)?.etag(role.version))
+        }
+        Operation::UpdateRole => {
+            let name = role_name(params)?;
+            let patch = input::role::patch(json_body(req, true)?, policy(app))
+                .map_err(ApiError::Validation)?;
+            let expected = expected_version(req)?;
+            let role = ops::roles::update(app, caller, &name, patch, expected, now).await?;
+            Ok(Reply::json(StatusCode::OK, &role)?.etag(role.version))
+        }
+        Operation::DeleteRole => {
+            let name = role_name(params)?;
+            let expected = expected_version(req)?;
+            let role = ops::roles::delete(app, caller, &name, expected, now).await?;
+            Reply::json(StatusCode::OK, &role)
+        }
         Operation::ReportUsage => Err(ApiError::NotFound),
     }
+}
+
+/// Fills in a key's effective permissions for an answer.
+async fn shown(app: &App, record: &mut keyward_common::KeyRecord) -> Result<(), ApiError> {
+    ops::show_permissions(app, std::slice::from_mut(record)).await
+}
+
+/// The `{name}` of a role path; a name that cannot exist is simply not found.
+fn role_name(params: &PathParams) -> Result<String, ApiError> {
+    params
+        .name
+        .clone()
+        .filter(|n| input::role::name("name", n).is_ok())
+        .ok_or(ApiError::NotFound)
 }
 
 fn with_secret(k: ops::WithSecret) -> api::KeyWithSecret {

@@ -24,6 +24,23 @@ pub const MAX_EXPIRES_IN: i64 = 10 * 365 * 86_400;
 /// Longest rotation grace period: seven days.
 pub const MAX_GRACE_S: i64 = 7 * 86_400;
 
+/// Most roles one key holds.
+pub const MAX_ROLES: usize = 10;
+/// Longest role description.
+pub const MAX_DESCRIPTION: usize = 1024;
+/// What a role name must look like, for error messages.
+pub const ROLE_NAME_RULE: &str = "must be 1-64 characters: a-z or 0-9 first, then a-z 0-9 . _ -";
+
+/// Whether `name` is a role name: `[a-z0-9][a-z0-9._-]{0,63}`.
+#[must_use]
+pub fn valid_role_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=64).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+}
+
 /// Scope policy from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ScopePolicy<'a> {
@@ -88,13 +105,24 @@ impl Errors {
 
     /// Scopes: shape, count, the allowed set; duplicates dropped.
     pub fn scopes(&mut self, list: Vec<String>, policy: ScopePolicy<'_>) -> Option<Vec<String>> {
+        self.permissions("scopes", list, policy)
+    }
+
+    /// Permissions of a key (`scopes`) or a role (`permissions`) in field `name`: shape,
+    /// count, the allowed set; duplicates dropped.
+    pub fn permissions(
+        &mut self,
+        name: &str,
+        list: Vec<String>,
+        policy: ScopePolicy<'_>,
+    ) -> Option<Vec<String>> {
         if list.len() > MAX_SCOPES {
-            self.add("scopes", format!("must hold at most {MAX_SCOPES} scopes"));
+            self.add(name, format!("must hold at most {MAX_SCOPES} permissions"));
             return None;
         }
         let mut out: Vec<String> = Vec::with_capacity(list.len());
         for (i, s) in list.into_iter().enumerate() {
-            let field = format!("scopes[{i}]");
+            let field = format!("{name}[{i}]");
             if !valid_scope(&s) {
                 self.add(&field, "must be 1-64 characters of A-Z a-z 0-9 . _ : * -");
                 return None;
@@ -105,6 +133,26 @@ impl Errors {
             }
             if !out.contains(&s) {
                 out.push(s);
+            }
+        }
+        Some(out)
+    }
+
+    /// Role names a key holds: at most [`MAX_ROLES`], each a valid name; duplicates dropped.
+    /// Whether they exist is checked when the key is written.
+    pub fn roles(&mut self, list: Vec<String>) -> Option<Vec<String>> {
+        if list.len() > MAX_ROLES {
+            self.add("roles", format!("must hold at most {MAX_ROLES} roles"));
+            return None;
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for (i, r) in list.into_iter().enumerate() {
+            if !valid_role_name(&r) {
+                self.add(&format!("roles[{i}]"), ROLE_NAME_RULE);
+                return None;
+            }
+            if !out.contains(&r) {
+                out.push(r);
             }
         }
         Some(out)

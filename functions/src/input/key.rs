@@ -52,6 +52,14 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub prefix: Field<String>,
+    /// Up to 10 role names of the workspace; their permissions add to `scopes`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub roles: Field<Vec<String>>,
+    /// `active` (default) or `disabled`: a key created switched off, refused until enabled.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "disabled")]
+    pub status: Field<String>,
 }
 
 /// `PATCH /keys/{id}` body: a value sets a field, `null` clears it (`expires_at`, `owner_id`,
@@ -91,6 +99,10 @@ pub struct UpdateKeyRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "disabled")]
     pub status: Field<String>,
+    /// Replaces the roles; `null` or `[]` clears.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, nullable)]
+    pub roles: Field<Vec<String>>,
 }
 
 /// `POST /keys/{id}/rotate` body (optional).
@@ -122,6 +134,10 @@ pub struct NewKey {
     pub rate_limit: Option<RateLimit>,
     /// Key prefix (default applied).
     pub prefix: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+    /// `Active`, or `Disabled` for a key created switched off.
+    pub status: KeyStatus,
 }
 
 /// A validated PATCH: `None` keeps a field, `Some(None)` clears it.
@@ -143,6 +159,8 @@ pub struct Patch {
     pub rate_limit: Option<Option<RateLimit>>,
     /// Active or disabled.
     pub status: Option<KeyStatus>,
+    /// Roles (`Some(vec![])` clears).
+    pub roles: Option<Vec<String>>,
 }
 
 impl Patch {
@@ -164,6 +182,7 @@ impl Patch {
         let mut changed = Vec::new();
         set("name", &mut record.name, self.name, &mut changed);
         set("scopes", &mut record.scopes, self.scopes, &mut changed);
+        set("roles", &mut record.roles, self.roles, &mut changed);
         set(
             "owner_id",
             &mut record.owner_id,
@@ -252,6 +271,17 @@ pub fn create(
         }
         None => default_prefix.to_owned(),
     };
+    let roles = flat(f.take("roles", req.roles, expected::STRINGS))
+        .and_then(|r| f.roles(r))
+        .unwrap_or_default();
+    let status = match flat(f.take("status", req.status, expected::STRING)).as_deref() {
+        None | Some("active") => KeyStatus::Active,
+        Some("disabled") => KeyStatus::Disabled,
+        Some(_) => {
+            f.add("status", "must be active or disabled");
+            KeyStatus::Active
+        }
+    };
     if name.is_none() && !f.has("name") {
         f.add("name", "is required");
     }
@@ -272,6 +302,8 @@ pub fn create(
         meta,
         rate_limit,
         prefix,
+        roles,
+        status,
     })
 }
 
@@ -317,6 +349,11 @@ pub fn patch(body: Json, policy: ScopePolicy<'_>, now: i64) -> Result<Patch, Vec
     };
     p.allowed_ips = match f.take("allowed_ips", req.allowed_ips, expected::STRINGS) {
         Some(Some(l)) => f.ips(l),
+        Some(None) => Some(Vec::new()),
+        None => None,
+    };
+    p.roles = match f.take("roles", req.roles, expected::STRINGS) {
+        Some(Some(r)) => f.roles(r),
         Some(None) => Some(Vec::new()),
         None => None,
     };

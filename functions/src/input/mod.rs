@@ -15,6 +15,7 @@ use keyward_common::FieldError;
 pub mod checks;
 pub mod key;
 pub mod query;
+pub mod role;
 
 pub use checks::{ScopePolicy, valid_scope, valid_workspace};
 

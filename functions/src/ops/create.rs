@@ -1,8 +1,8 @@
 //! Create a key: a fresh secret, stored only as its hash, counted against the workspace's cap.
 
-use keyward_common::{KeyId, KeyRecord, KeyStatus, Timestamp};
+use keyward_common::{KeyId, KeyRecord, Timestamp};
 
-use super::{Now, WithSecret, audit_event, new_secret, no_escalation, random_bytes};
+use super::{Now, Target, WithSecret, audit_event, new_secret, no_key_escalation, random_bytes};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,7 +20,6 @@ pub async fn create(
     new: NewKey,
     now: Now,
 ) -> Result<WithSecret, ApiError> {
-    no_escalation(caller, &new.scopes)?;
     let secret = new_secret(&new.prefix)?;
     let id = KeyId::new(now.ms, random_bytes::<10>()?);
     let at = Timestamp(now.secs());
@@ -30,24 +29,26 @@ pub async fn create(
         name: new.name,
         key_prefix: secret.presented().display_prefix(),
         scopes: new.scopes,
-        roles: Vec::new(),
+        roles: new.roles,
         owner_id: new.owner_id,
         meta: new.meta,
-        status: KeyStatus::Active,
+        status: new.status,
         created_at: at,
         updated_at: at,
         expires_at: new.expires_at,
         last_used_at: None,
+        permissions: Vec::new(),
         allowed_ips: new.allowed_ips,
         rate_limit: new.rate_limit,
         version: 1,
     };
+    no_key_escalation(app, caller, &record).await?;
     let stored = StoredKey {
         record,
         hash: secret.hash(),
         previous: None,
     };
-    let audit = audit_event(caller, "key.create", &id, vec![], now)?;
+    let audit = audit_event(caller, "key.create", Target::Key(&id), vec![], now)?;
     let cap = app.config.max_active_keys;
     app.store
         .create(&stored, &audit, cap)

@@ -1,9 +1,9 @@
 //! List the workspace's audit events, newest first.
 
+use super::{next_cursor, resume};
 use crate::api::AuditList;
 use crate::app::App;
 use crate::auth::Caller;
-use crate::cursor;
 use crate::error::ApiError;
 
 /// The query parameters it takes.
@@ -22,16 +22,12 @@ pub async fn list_audit(
     limit: usize,
     cursor: Option<String>,
 ) -> Result<AuditList, ApiError> {
-    let secret = &app.config.cursor_secret;
-    let ws = &caller.workspace;
-    let after = match cursor {
-        None => None,
-        Some(c) => {
-            Some(cursor::decode(secret, ws, FILTERS, &c).map_err(|()| ApiError::InvalidCursor)?)
-        }
-    };
-    let page = app.store.list_audit(ws, limit, after.as_ref()).await?;
-    let next_cursor = page.next.map(|p| cursor::encode(secret, ws, FILTERS, &p));
+    let after = resume(app, caller, FILTERS, cursor.as_deref())?;
+    let page = app
+        .store
+        .list_audit(&caller.workspace, limit, after.as_ref())
+        .await?;
+    let next_cursor = next_cursor(app, caller, FILTERS, page.next);
     Ok(AuditList {
         has_more: next_cursor.is_some(),
         data: page.items,

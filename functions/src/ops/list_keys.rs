@@ -1,18 +1,17 @@
-//! List keys, newest first, filtered by status and owner, with opaque signed cursors.
+//! List keys, newest first, filtered by status, owner and role, with opaque signed cursors.
 
 use keyward_common::{FieldError, KeyStatus};
 
 use crate::api::KeyList;
 use crate::app::App;
 use crate::auth::Caller;
-use crate::cursor;
 use crate::error::ApiError;
-use crate::input::checks::MAX_NAME;
+use crate::input::checks::{MAX_NAME, ROLE_NAME_RULE, valid_role_name};
 use crate::input::query::Query;
 use crate::store::KeyQuery;
 
 /// The query parameters it takes.
-pub const PARAMS: &[&str] = &["limit", "cursor", "status", "owner_id"];
+pub const PARAMS: &[&str] = &["limit", "cursor", "status", "owner_id", "role"];
 
 /// A validated list request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +24,8 @@ pub struct Input {
     pub status: Option<KeyStatus>,
     /// Only this owner's keys.
     pub owner_id: Option<String>,
+    /// Only keys holding this role.
+    pub role: Option<String>,
 }
 
 impl Input {
@@ -52,6 +53,13 @@ impl Input {
             }
             o => o.map(str::to_owned),
         };
+        let role = match q.get("role") {
+            Some(r) if !valid_role_name(r) => {
+                errors.push(FieldError::new("role", ROLE_NAME_RULE));
+                None
+            }
+            r => r.map(str::to_owned),
+        };
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
         }
@@ -60,15 +68,17 @@ impl Input {
             cursor: q.cursor(),
             status,
             owner_id,
+            role,
         })
     }
 
     /// What a cursor is bound to besides the workspace: the filters.
     fn filters(&self) -> String {
         format!(
-            "status={}&owner_id={}",
+            "status={}&owner_id={}&role={}",
             self.status.map_or("", KeyStatus::as_str),
-            self.owner_id.as_deref().unwrap_or("")
+            self.owner_id.as_deref().unwrap_or(""),
+            self.role.as_deref().unwrap_or("")
         )
     }
 }
@@ -78,29 +88,25 @@ impl Input {
 /// # Errors
 /// 400 `invalid_cursor`; storage failures.
 pub async fn list_keys(app: &App, caller: &Caller, input: Input) -> Result<KeyList, ApiError> {
-    let secret = &app.config.cursor_secret;
-    let ws = &caller.workspace;
     let filters = input.filters();
-    let after = match &input.cursor {
-        None => None,
-        Some(c) => {
-            Some(cursor::decode(secret, ws, &filters, c).map_err(|()| ApiError::InvalidCursor)?)
-        }
-    };
+    let after = super::resume(app, caller, &filters, input.cursor.as_deref())?;
     let page = app
         .store
         .list_keys(&KeyQuery {
-            workspace: ws.clone(),
+            workspace: caller.workspace.clone(),
             status: input.status,
             owner_id: input.owner_id,
+            role: input.role,
             limit: input.limit,
             after,
         })
         .await?;
-    let next_cursor = page.next.map(|p| cursor::encode(secret, ws, &filters, &p));
+    let next_cursor = super::next_cursor(app, caller, &filters, page.next);
+    let mut data = page.items;
+    super::show_permissions(app, &mut data).await?;
     Ok(KeyList {
         has_more: next_cursor.is_some(),
-        data: page.items,
+        data,
         next_cursor,
     })
 }

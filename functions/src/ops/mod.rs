@@ -6,6 +6,7 @@ pub mod get;
 pub mod list_audit;
 pub mod list_keys;
 pub mod revoke;
+pub mod roles;
 pub mod rotate;
 pub mod update;
 
@@ -15,7 +16,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::permission::escalation;
-use crate::store::{AuditEvent, Replace, StoredKey};
+use crate::store::{AuditEvent, Position, Replace, StoredKey, effective_permissions};
 
 /// The time a request is served at, read once by the adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +62,17 @@ fn new_secret(prefix: &str) -> Result<SecretKey, ApiError> {
     Ok(secret)
 }
 
+/// What an audit event is about.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Key(&'a KeyId),
+    Role(&'a str),
+}
+
 fn audit_event(
     caller: &Caller,
     action: &str,
-    key_id: &KeyId,
+    target: Target<'_>,
     changed: Vec<String>,
     now: Now,
 ) -> Result<AuditEvent, ApiError> {
@@ -75,11 +83,44 @@ fn audit_event(
         at: Timestamp(now.secs()),
         actor: caller.actor.clone(),
         action: action.to_owned(),
-        key_id: key_id.to_string(),
+        key_id: match target {
+            Target::Key(id) => Some(id.to_string()),
+            Target::Role(_) => None,
+        },
+        role: match target {
+            Target::Role(name) => Some(name.to_owned()),
+            Target::Key(_) => None,
+        },
         changed,
         request_id: caller.request_id.clone(),
         source_ip: caller.source_ip.clone(),
     })
+}
+
+/// Where a listing resumes: the position in `cursor` (a previous page's `next_cursor`), which
+/// must be bound to the caller's workspace and the same `filters`.
+fn resume(
+    app: &App,
+    caller: &Caller,
+    filters: &str,
+    cursor: Option<&str>,
+) -> Result<Option<Position>, ApiError> {
+    cursor
+        .map(|c| {
+            crate::cursor::decode(&app.config.cursor_secret, &caller.workspace, filters, c)
+                .map_err(|()| ApiError::InvalidCursor)
+        })
+        .transpose()
+}
+
+/// The `next_cursor` for a page that ended at `next`.
+fn next_cursor(
+    app: &App,
+    caller: &Caller,
+    filters: &str,
+    next: Option<Position>,
+) -> Option<String> {
+    next.map(|p| crate::cursor::encode(&app.config.cursor_secret, &caller.workspace, filters, &p))
 }
 
 /// The caller's key `id`, or 404.
@@ -96,6 +137,49 @@ fn check_version(expected: Option<u64>, current: u64) -> Result<(), ApiError> {
         Some(v) if v != current => Err(ApiError::PreconditionFailed),
         _ => Ok(()),
     }
+}
+
+/// 403 `permission_escalation` when `record`'s effective permissions (scopes and roles) hold
+/// management permissions the caller does not.
+async fn no_key_escalation(app: &App, caller: &Caller, record: &KeyRecord) -> Result<(), ApiError> {
+    let effective = effective_permissions(
+        app.store.as_ref(),
+        &record.workspace,
+        &record.scopes,
+        &record.roles,
+    )
+    .await?;
+    no_escalation(caller, &effective)
+}
+
+/// Fills in each record's effective `permissions`, reading each role once.
+///
+/// # Errors
+/// Storage failures.
+pub async fn show_permissions(app: &App, records: &mut [KeyRecord]) -> Result<(), ApiError> {
+    let mut roles: Vec<(String, Vec<String>)> = Vec::new();
+    for r in records.iter_mut() {
+        let mut out = r.scopes.clone();
+        for name in &r.roles {
+            if !roles.iter().any(|(n, _)| n == name) {
+                let perms = app
+                    .store
+                    .get_role(&r.workspace, name)
+                    .await?
+                    .map(|role| role.permissions)
+                    .unwrap_or_default();
+                roles.push((name.clone(), perms));
+            }
+            let perms = roles.iter().find(|(n, _)| n == name).map(|(_, p)| p);
+            for p in perms.into_iter().flatten() {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        r.permissions = out;
+    }
+    Ok(())
 }
 
 /// 403 `permission_escalation` when `scopes` hold management permissions the caller does not.
@@ -127,7 +211,13 @@ async fn commit(
 ) -> Result<(), ApiError> {
     after.record.version += 1;
     after.record.updated_at = Timestamp(now.secs());
-    let audit = audit_event(caller, change.action, &after.record.id, change.changed, now)?;
+    let audit = audit_event(
+        caller,
+        change.action,
+        Target::Key(&after.record.id),
+        change.changed,
+        now,
+    )?;
     app.store
         .replace(Replace {
             before: change.before,

@@ -2,7 +2,7 @@
 
 use keyward_common::{KeyId, KeyStatus};
 
-use super::{Commit, Now, WithSecret, check_version, commit, load, new_secret, no_escalation};
+use super::{Commit, Now, WithSecret, check_version, commit, load, new_secret, no_key_escalation};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -25,7 +25,7 @@ pub async fn rotate(
         return Err(ApiError::KeyRevoked);
     }
     check_version(expected, before.record.version)?;
-    no_escalation(caller, &before.record.scopes)?;
+    no_key_escalation(app, caller, &before.record).await?;
     let secret = new_secret(before.record.prefix())?;
     let mut after = before.clone();
     after.record.key_prefix = secret.presented().display_prefix();

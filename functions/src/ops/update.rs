@@ -2,7 +2,7 @@
 
 use keyward_common::{KeyId, KeyRecord, KeyStatus};
 
-use super::{Commit, Now, check_version, commit, load, no_escalation};
+use super::{Commit, Now, check_version, commit, load, no_key_escalation};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -28,10 +28,10 @@ pub async fn update(
     check_version(expected, before.record.version)?;
     // Changing a key more powerful than oneself is taking it over (a disabled admin key could be
     // re-enabled, an expiry lifted); so is raising a key's power above one's own.
-    no_escalation(caller, &before.record.scopes)?;
+    no_key_escalation(app, caller, &before.record).await?;
     let mut after = before.clone();
     let changed = patch.apply(&mut after.record);
-    no_escalation(caller, &after.record.scopes)?;
+    no_key_escalation(app, caller, &after.record).await?;
     if changed.is_empty() {
         return Ok(before.record);
     }

@@ -11,15 +11,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use keyward_common::{KeyHash, KeyId, KeyRecord};
+use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
 
 use super::item::{
     self, ACTIVE_KEYS, AUDIT_SK_PREFIX, COUNTER_SK, GSI1, GSI1PK, GSI1SK, HASH_SK, KEY_SK_PREFIX,
-    PK, SK,
+    PK, ROLE_SK_PREFIX, SK,
 };
 use super::{
     AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
-    hash_changes,
+    hash_changes, role_changes,
 };
 
 /// A [`KeyStore`] on one DynamoDB table.
@@ -130,6 +130,35 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update.build()?).build())
     }
 
+    /// The role-item updates of a key write: `+1` holder on each role gained (which must
+    /// exist), `-1` on each role lost. Returned with the role name of each item, in order.
+    fn role_counts(
+        &self,
+        before: Option<&StoredKey>,
+        after: &StoredKey,
+    ) -> anyhow::Result<Vec<(String, TransactWriteItem)>> {
+        let (gained, lost) = role_changes(before, after);
+        let ws = &after.record.workspace;
+        gained
+            .into_iter()
+            .map(|r| (r, 1))
+            .chain(lost.into_iter().map(|r| (r, -1)))
+            .map(|(role, delta)| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(item::workspace_pk(ws)))
+                    .key(SK, s(item::role_sk(&role)))
+                    .update_expression("ADD #h :d")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_names("#h", item::role::HOLDERS)
+                    .expression_attribute_values(":d", n(delta))
+                    .build()
+                    .context("building a role holder count")?;
+                Ok((role, TransactWriteItem::builder().update(update).build()))
+            })
+            .collect()
+    }
+
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -191,6 +220,32 @@ impl DynamoStore {
         }
     }
 
+    /// One page of the workspace's items whose sort key starts with `prefix`, unfiltered.
+    async fn workspace_page(
+        &self,
+        workspace: &str,
+        prefix: &str,
+        want: usize,
+        start: Option<&Position>,
+        forward: bool,
+    ) -> anyhow::Result<(Vec<Item>, Option<Position>)> {
+        let values = HashMap::from([
+            (":pk".to_owned(), s(item::workspace_pk(workspace))),
+            (":sk".to_owned(), s(prefix)),
+        ]);
+        self.query_page(QuerySpec {
+            index: None,
+            key_condition: "PK = :pk AND begins_with(SK, :sk)",
+            values,
+            filter: None,
+            start,
+            want,
+            key_attrs: &[PK, SK],
+            forward,
+        })
+        .await
+    }
+
     async fn query_page(
         &self,
         spec: QuerySpec<'_>,
@@ -203,6 +258,7 @@ impl DynamoStore {
             start,
             want,
             key_attrs,
+            forward,
         } = spec;
         let mut names = HashMap::new();
         let filter_expr = filter.map(|f| {
@@ -224,7 +280,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression(key_condition)
                 .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
+                .scan_index_forward(forward)
                 .limit(i32::try_from(want + 1 - out.len()).unwrap_or(101))
                 .set_exclusive_start_key(exclusive.clone());
             if let Some(i) = index {
@@ -308,6 +364,8 @@ struct QuerySpec<'a> {
     want: usize,
     /// The attributes that make up a position (table keys, plus index keys on an index).
     key_attrs: &'a [&'a str],
+    /// Ascending sort-key order (names) instead of newest first.
+    forward: bool,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -316,6 +374,33 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// The list filter of `q`: status and role, both optional.
+fn key_filter(q: &KeyQuery) -> Option<Filter> {
+    let mut parts = Vec::new();
+    let mut values = Item::new();
+    let mut names = HashMap::new();
+    if let Some(st) = q.status {
+        parts.push("#st = :st");
+        values.insert(":st".to_owned(), s(st.as_str()));
+        names.insert("#st".to_owned(), item::key::STATUS.to_owned());
+    }
+    if let Some(role) = &q.role {
+        parts.push("contains(#roles, :role)");
+        values.insert(":role".to_owned(), s(role));
+        names.insert("#roles".to_owned(), item::key::ROLES.to_owned());
+    }
+    let expression = match parts.as_slice() {
+        [] => return None,
+        [one] => *one,
+        _ => "#st = :st AND contains(#roles, :role)",
+    };
+    Some(Filter {
+        expression,
+        values,
+        names,
+    })
 }
 
 /// Whether the transaction's item `index` failed its condition.
@@ -346,7 +431,7 @@ impl KeyStore for DynamoStore {
         cap: u64,
     ) -> Result<(), StoreError> {
         let ws = &key.record.workspace;
-        let items = vec![
+        let mut items = vec![
             self.put(item::key_to_item(key), Some("attribute_not_exists(PK)"))?,
             self.put(
                 item::hash_to_item(key, &key.hash, None),
@@ -355,8 +440,14 @@ impl KeyStore for DynamoStore {
             self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
             self.counter(ws, 1, Some(cap))?,
         ];
+        let (roles, role_items): (Vec<_>, Vec<_>) =
+            self.role_counts(None, key)?.into_iter().unzip();
+        items.extend(role_items);
         match self.transact_retrying(items, audit).await {
             Ok(()) => Ok(()),
+            Err(r) if let Some(role) = (0..roles.len()).find(|i| failed(&r, 4 + i)) => {
+                Err(StoreError::UnknownRole(roles[role].clone()))
+            }
             Err(r) if failed(&r, 3) => Err(StoreError::LimitReached),
             Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
             Err(r) => Err(other(&r)),
@@ -411,11 +502,20 @@ impl KeyStore for DynamoStore {
         if change.active_delta != 0 {
             items.push(self.counter(&r.workspace, change.active_delta, None)?);
         }
+        let first_role = items.len();
+        let (roles, role_items): (Vec<_>, Vec<_>) = self
+            .role_counts(Some(change.before), change.after)?
+            .into_iter()
+            .unzip();
+        items.extend(role_items);
         match self.transact_retrying(items, change.audit).await {
             Ok(()) => Ok(()),
+            Err(r) if let Some(i) = (0..roles.len()).find(|i| failed(&r, first_role + i)) => {
+                Err(StoreError::UnknownRole(roles[i].clone()))
+            }
             // A version mismatch, or still another transaction on the same items after retries.
             Err(r) if failed(&r, 0) || conflicted(&r) => Err(StoreError::VersionConflict),
-            Err(r) if r.len() > 2 && (2..r.len()).any(|i| failed(&r, i)) => {
+            Err(r) if r.len() > 2 && (2..first_role).any(|i| failed(&r, i)) => {
                 Err(StoreError::Duplicate)
             }
             Err(r) => Err(other(&r)),
@@ -442,11 +542,7 @@ impl KeyStore for DynamoStore {
     }
 
     async fn list_keys(&self, q: &KeyQuery) -> Result<Page<KeyRecord>, StoreError> {
-        let filter = q.status.map(|st| Filter {
-            expression: "#st = :st",
-            values: HashMap::from([(":st".to_owned(), s(st.as_str()))]),
-            names: HashMap::from([("#st".to_owned(), item::key::STATUS.to_owned())]),
-        });
+        let filter = key_filter(q);
         let (items, next) = match &q.owner_id {
             Some(owner) => {
                 let values = HashMap::from([
@@ -461,6 +557,7 @@ impl KeyStore for DynamoStore {
                     start: q.after.as_ref(),
                     want: q.limit,
                     key_attrs: &[PK, SK, GSI1PK, GSI1SK],
+                    forward: false,
                 })
                 .await?
             }
@@ -477,6 +574,7 @@ impl KeyStore for DynamoStore {
                     start: q.after.as_ref(),
                     want: q.limit,
                     key_attrs: &[PK, SK],
+                    forward: false,
                 })
                 .await?
             }
@@ -489,26 +587,142 @@ impl KeyStore for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn create_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let items = vec![
+            self.put(item::role_to_item(role), Some("attribute_not_exists(PK)"))?,
+            self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact_retrying(items, audit).await {
+            Ok(()) => Ok(()),
+            Err(r) if failed(&r, 0) => Err(StoreError::RoleExists(role.name.clone())),
+            Err(r) if conflicted(&r) => Err(StoreError::VersionConflict),
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn get_role(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Option<RoleRecord>, StoreError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(item::role_sk(name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading role {name} from DynamoDB"))?;
+        match resp.item() {
+            Some(it) => Ok(Some(
+                item::role_from_item(it).with_context(|| format!("decoding role {name}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn update_role(
+        &self,
+        before_version: u64,
+        after: &RoleRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        use item::role::{DESCRIPTION, PERMISSIONS, UPDATED_AT, VERSION};
+        let description = after.description.as_ref().map(s);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(&after.workspace)))
+            .key(SK, s(item::role_sk(&after.name)))
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_names("#p", PERMISSIONS)
+            .expression_attribute_names("#u", UPDATED_AT)
+            .expression_attribute_names("#d", DESCRIPTION)
+            .expression_attribute_values(":expected", n(before_version))
+            .expression_attribute_values(":v", n(after.version))
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::L(after.permissions.iter().map(s).collect()),
+            )
+            .expression_attribute_values(":u", n(after.updated_at.unix()));
+        update = match description {
+            Some(d) => update
+                .update_expression("SET #v = :v, #p = :p, #u = :u, #d = :d")
+                .expression_attribute_values(":d", d),
+            None => update.update_expression("SET #v = :v, #p = :p, #u = :u REMOVE #d"),
+        };
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().context("building role update")?)
+                .build(),
+            self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact_retrying(items, audit).await {
+            Ok(()) => Ok(()),
+            Err(r) if failed(&r, 0) || conflicted(&r) => Err(StoreError::VersionConflict),
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn delete_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let del = Delete::builder()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(&role.workspace)))
+            .key(SK, s(item::role_sk(&role.name)))
+            .condition_expression("#v = :v AND (attribute_not_exists(#h) OR #h = :zero)")
+            .expression_attribute_names("#v", item::role::VERSION)
+            .expression_attribute_names("#h", item::role::HOLDERS)
+            .expression_attribute_values(":v", n(role.version))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .context("building role delete")?;
+        let items = vec![
+            TransactWriteItem::builder().delete(del).build(),
+            self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact_retrying(items, audit).await {
+            Ok(()) => Ok(()),
+            Err(r) if failed(&r, 0) => {
+                // Either it is held or it changed: tell which, from a fresh read.
+                match self.get_role(&role.workspace, &role.name).await? {
+                    Some(cur) if cur.version == role.version => {
+                        Err(StoreError::RoleInUse(role.name.clone()))
+                    }
+                    _ => Err(StoreError::VersionConflict),
+                }
+            }
+            Err(r) if conflicted(&r) => Err(StoreError::VersionConflict),
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn list_roles(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<RoleRecord>, StoreError> {
+        let (items, next) = self
+            .workspace_page(workspace, ROLE_SK_PREFIX, limit, after, true)
+            .await?;
+        let items = items
+            .iter()
+            .map(item::role_from_item)
+            .collect::<Result<Vec<_>, _>>()
+            .context("decoding roles")?;
+        Ok(Page { items, next })
+    }
+
     async fn list_audit(
         &self,
         workspace: &str,
         limit: usize,
         after: Option<&Position>,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        let values = HashMap::from([
-            (":pk".to_owned(), s(item::workspace_pk(workspace))),
-            (":sk".to_owned(), s(AUDIT_SK_PREFIX)),
-        ]);
         let (items, next) = self
-            .query_page(QuerySpec {
-                index: None,
-                key_condition: "PK = :pk AND begins_with(SK, :sk)",
-                values,
-                filter: None,
-                start: after,
-                want: limit,
-                key_attrs: &[PK, SK],
-            })
+            .workspace_page(workspace, AUDIT_SK_PREFIX, limit, after, false)
             .await?;
         let items = items
             .iter()

@@ -21,7 +21,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord, KeyStatus, RateLimit, Timestamp};
+use keyward_common::{
+    EdgeEntry, KeyHash, KeyId, KeyRecord, KeyStatus, RateLimit, RoleRecord, Timestamp,
+};
 
 use super::{AuditEvent, HashRef};
 
@@ -73,6 +75,9 @@ pub mod role {
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
     pub const VERSION: &str = "version";
+    /// Keys that are not revoked holding the role (kept by the key writes, not by role
+    /// updates; a role is deleted only at 0).
+    pub const HOLDERS: &str = "holders";
 }
 
 /// Hash item attributes.
@@ -91,6 +96,7 @@ pub mod audit {
     pub const ACTOR: &str = "actor";
     pub const ACTION: &str = "action";
     pub const KEY_ID: &str = "key_id";
+    pub const ROLE: &str = "role";
     pub const CHANGED: &str = "changed";
     pub const REQUEST_ID: &str = "request_id";
     pub const SOURCE_IP: &str = "source_ip";
@@ -159,6 +165,12 @@ pub fn usage_batch_pk(batch_id: &str) -> String {
 #[must_use]
 pub fn usage_report_sk(index: usize) -> String {
     format!("REPORT#{index:04}")
+}
+
+/// `ROLE#{name}`.
+#[must_use]
+pub fn role_sk(name: &str) -> String {
+    format!("{ROLE_SK_PREFIX}{name}")
 }
 
 /// `HASH#{sha256}`.
@@ -341,6 +353,7 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         key_prefix: req_str(item, KEY_PREFIX)?.to_owned(),
         scopes: item.string_list(SCOPES).unwrap_or_default(),
         roles: item.string_list(ROLES).unwrap_or_default(),
+        permissions: Vec::new(),
         owner_id: item.string(OWNER_ID).map(str::to_owned),
         meta,
         status: status_attr(item, STATUS)?,
@@ -486,14 +499,56 @@ pub fn audit_to_item(event: &AuditEvent) -> HashMap<String, AttributeValue> {
         (AT.to_owned(), n(event.at.unix())),
         (ACTOR.to_owned(), s(&event.actor)),
         (ACTION.to_owned(), s(&event.action)),
-        (KEY_ID.to_owned(), s(&event.key_id)),
         (CHANGED.to_owned(), list(event.changed.iter().cloned())),
         (REQUEST_ID.to_owned(), s(&event.request_id)),
     ]);
     if let Some(ip) = &event.source_ip {
         item.insert(SOURCE_IP.to_owned(), s(ip));
     }
+    if let Some(id) = &event.key_id {
+        item.insert(KEY_ID.to_owned(), s(id));
+    }
+    if let Some(role) = &event.role {
+        item.insert(ROLE.to_owned(), s(role));
+    }
     item
+}
+
+/// The role item of `role`, without its holder count (key writes keep that).
+#[must_use]
+pub fn role_to_item(r: &RoleRecord) -> HashMap<String, AttributeValue> {
+    use role::*;
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(workspace_pk(&r.workspace))),
+        (SK.to_owned(), s(role_sk(&r.name))),
+        (WORKSPACE.to_owned(), s(&r.workspace)),
+        (NAME.to_owned(), s(&r.name)),
+        (PERMISSIONS.to_owned(), list(r.permissions.iter().cloned())),
+        (CREATED_AT.to_owned(), n(r.created_at.unix())),
+        (UPDATED_AT.to_owned(), n(r.updated_at.unix())),
+        (VERSION.to_owned(), n(r.version)),
+    ]);
+    if let Some(d) = &r.description {
+        item.insert(DESCRIPTION.to_owned(), s(d));
+    }
+    item
+}
+
+/// Reads a role item.
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn role_from_item(item: &impl ItemRead) -> Result<RoleRecord, ItemError> {
+    use role::*;
+    Ok(RoleRecord {
+        workspace: req_str(item, WORKSPACE)?.to_owned(),
+        name: req_str(item, NAME)?.to_owned(),
+        description: item.string(DESCRIPTION).map(str::to_owned),
+        permissions: item.string_list(PERMISSIONS).unwrap_or_default(),
+        created_at: Timestamp(num(item, CREATED_AT)?),
+        updated_at: Timestamp(num(item, UPDATED_AT)?),
+        version: num(item, VERSION)?,
+    })
 }
 
 /// Reads an audit item.
@@ -508,7 +563,8 @@ pub fn audit_from_item(item: &impl ItemRead, workspace: &str) -> Result<AuditEve
         at: Timestamp(num(item, AT)?),
         actor: req_str(item, ACTOR)?.to_owned(),
         action: req_str(item, ACTION)?.to_owned(),
-        key_id: req_str(item, KEY_ID)?.to_owned(),
+        key_id: item.string(KEY_ID).map(str::to_owned),
+        role: item.string(ROLE).map(str::to_owned),
         changed: item.string_list(CHANGED).unwrap_or_default(),
         request_id: req_str(item, REQUEST_ID)?.to_owned(),
         source_ip: item.string(SOURCE_IP).map(str::to_owned),
@@ -531,6 +587,7 @@ mod tests {
                 key_prefix: secret.presented().display_prefix(),
                 scopes: vec!["read".into()],
                 roles: vec![],
+                permissions: vec![],
                 owner_id: Some("user_1".into()),
                 meta: Some(serde_json::from_str(r#"{"plan":"pro","n":1.5}"#).unwrap()),
                 status: KeyStatus::Disabled,

@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use keyward_common::{KeyHash, KeyId, KeyRecord};
+use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
 
 use super::item::{self, SK};
 use super::{
     AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
-    hash_changes,
+    hash_changes, role_changes,
 };
 
 #[derive(Debug, Default)]
@@ -18,6 +18,39 @@ struct State {
     hashes: HashMap<KeyHash, HashRef>,
     audit: BTreeMap<(String, String), AuditEvent>,
     active: HashMap<String, u64>,
+    /// Roles by (workspace, name), with the number of non-revoked keys holding each.
+    roles: BTreeMap<(String, String), (RoleRecord, u64)>,
+}
+
+impl State {
+    /// Checks that every role `key` gains exists; nothing is changed on failure.
+    fn check_roles(&self, before: Option<&StoredKey>, key: &StoredKey) -> Result<(), StoreError> {
+        let ws = &key.record.workspace;
+        let (gained, _) = role_changes(before, key);
+        match gained
+            .into_iter()
+            .find(|r| !self.roles.contains_key(&(ws.clone(), r.clone())))
+        {
+            Some(missing) => Err(StoreError::UnknownRole(missing)),
+            None => Ok(()),
+        }
+    }
+
+    /// Moves the holder counts of the roles a key write gains and loses.
+    fn count_roles(&mut self, before: Option<&StoredKey>, key: &StoredKey) {
+        let ws = &key.record.workspace;
+        let (gained, lost) = role_changes(before, key);
+        for r in gained {
+            if let Some((_, n)) = self.roles.get_mut(&(ws.clone(), r)) {
+                *n += 1;
+            }
+        }
+        for r in lost {
+            if let Some((_, n)) = self.roles.get_mut(&(ws.clone(), r)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// Keys, hashes, audit events and counters in a mutex.
@@ -83,6 +116,8 @@ impl KeyStore for MemoryStore {
         if s.keys.contains_key(&k) || s.hashes.contains_key(&key.hash) {
             return Err(StoreError::Duplicate);
         }
+        s.check_roles(None, key)?;
+        s.count_roles(None, key);
         s.keys.insert(k, key.clone());
         s.hashes.insert(key.hash.clone(), hash_ref(key, None));
         s.audit
@@ -114,6 +149,8 @@ impl KeyStore for MemoryStore {
         {
             return Err(StoreError::Duplicate);
         }
+        s.check_roles(Some(change.before), change.after)?;
+        s.count_roles(Some(change.before), change.after);
         for h in deletes {
             s.hashes.remove(&h);
         }
@@ -154,10 +191,95 @@ impl KeyStore for MemoryStore {
                 q.owner_id
                     .as_ref()
                     .is_none_or(|o| r.owner_id.as_ref() == Some(o))
-            });
+            })
+            .filter(|r| q.role.as_ref().is_none_or(|role| r.roles.contains(role)));
         let items: Vec<KeyRecord> = matching.by_ref().take(q.limit).cloned().collect();
         let next = if matching.next().is_some() {
             items.last().map(|r| pos(&item::key_sk(&r.id)))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn create_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (role.workspace.clone(), role.name.clone());
+        if s.roles.contains_key(&k) {
+            return Err(StoreError::RoleExists(role.name.clone()));
+        }
+        s.roles.insert(k, (role.clone(), 0));
+        s.audit
+            .insert((role.workspace.clone(), audit.id.clone()), audit.clone());
+        Ok(())
+    }
+
+    async fn get_role(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Option<RoleRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .roles
+            .get(&(workspace.to_owned(), name.to_owned()))
+            .map(|(r, _)| r.clone()))
+    }
+
+    async fn update_role(
+        &self,
+        before_version: u64,
+        after: &RoleRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (after.workspace.clone(), after.name.clone());
+        match s.roles.get_mut(&k) {
+            Some((cur, _)) if cur.version == before_version => *cur = after.clone(),
+            _ => return Err(StoreError::VersionConflict),
+        }
+        s.audit
+            .insert((after.workspace.clone(), audit.id.clone()), audit.clone());
+        Ok(())
+    }
+
+    async fn delete_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (role.workspace.clone(), role.name.clone());
+        match s.roles.get(&k) {
+            Some((cur, 0)) if cur.version == role.version => {}
+            Some((cur, _)) if cur.version == role.version => {
+                return Err(StoreError::RoleInUse(role.name.clone()));
+            }
+            _ => return Err(StoreError::VersionConflict),
+        }
+        s.roles.remove(&k);
+        s.audit
+            .insert((role.workspace.clone(), audit.id.clone()), audit.clone());
+        Ok(())
+    }
+
+    async fn list_roles(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<RoleRecord>, StoreError> {
+        let s = self.lock();
+        let after = after.and_then(|p| p.get(SK)).cloned();
+        let mut matching = s
+            .roles
+            .iter()
+            .filter(|((ws, _), _)| ws == workspace)
+            .filter(|((_, name), _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|a| item::role_sk(name).as_str() > a.as_str())
+            })
+            .map(|(_, (r, _))| r);
+        let items: Vec<RoleRecord> = matching.by_ref().take(limit).cloned().collect();
+        let next = if matching.next().is_some() {
+            items.last().map(|r| pos(&item::role_sk(&r.name)))
         } else {
             None
         };

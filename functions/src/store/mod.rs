@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use keyward_common::{KeyHash, KeyId, KeyRecord, KeyStatus, Timestamp};
+use keyward_common::{KeyHash, KeyId, KeyRecord, KeyStatus, RoleRecord, Timestamp};
 use serde::Serialize;
 
 pub mod dynamo;
@@ -25,7 +25,7 @@ pub struct HashRef {
     pub retires_at: Option<i64>,
 }
 
-/// One audit event: who did what to which key. Never holds a secret or a hash.
+/// One audit event: who did what to which key or role. Never holds a secret or a hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// `{unix_ms:013}#{random}`: sorts by time.
@@ -38,10 +38,15 @@ pub struct AuditEvent {
     pub at: Timestamp,
     /// `jwt:{sub}` or `key:{key_id}`.
     pub actor: String,
-    /// `key.create`, `key.update`, `key.revoke` or `key.rotate`.
+    /// `key.create`, `key.update`, `key.revoke`, `key.rotate`, `key.import`, `key.erase`,
+    /// `role.create`, `role.update` or `role.delete`.
     pub action: String,
-    /// The key acted on.
-    pub key_id: String,
+    /// The key acted on (key actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The role acted on (role actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Names of the fields that changed.
     pub changed: Vec<String>,
     /// The request that did it.
@@ -62,6 +67,8 @@ pub struct KeyQuery {
     pub status: Option<KeyStatus>,
     /// Only keys of this owner (uses the owner index).
     pub owner_id: Option<String>,
+    /// Only keys holding this role.
+    pub role: Option<String>,
     /// Page size.
     pub limit: usize,
     /// Continue after this position.
@@ -102,6 +109,15 @@ pub enum StoreError {
     /// A generated id or hash already exists (astronomically unlikely): nothing was written.
     #[error("a generated key id or hash already exists")]
     Duplicate,
+    /// A key names a role the workspace does not have (or no longer has).
+    #[error("no role named {0}")]
+    UnknownRole(String),
+    /// A role with this name exists.
+    #[error("role {0} exists")]
+    RoleExists(String),
+    /// Keys that are not revoked hold the role.
+    #[error("role {0} is in use")]
+    RoleInUse(String),
     /// Anything else: I/O, throttling, a malformed item.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -121,6 +137,29 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     async fn find_hash(&self, hash: &KeyHash) -> Result<Option<HashRef>, StoreError>;
     /// Lists keys, newest first.
     async fn list_keys(&self, query: &KeyQuery) -> Result<Page<KeyRecord>, StoreError>;
+    /// Writes a new role with its audit event ([`StoreError::RoleExists`] if the name is taken).
+    async fn create_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+    /// Reads a role (strongly consistent).
+    async fn get_role(&self, workspace: &str, name: &str)
+    -> Result<Option<RoleRecord>, StoreError>;
+    /// Replaces a role's settings if its stored version is still `before_version`; the count
+    /// of keys holding it is kept.
+    async fn update_role(
+        &self,
+        before_version: u64,
+        after: &RoleRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Deletes a role at `role.version` unless a key that is not revoked holds it
+    /// ([`StoreError::RoleInUse`]).
+    async fn delete_role(&self, role: &RoleRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+    /// Lists roles by name.
+    async fn list_roles(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<RoleRecord>, StoreError>;
     /// Lists audit events, newest first.
     async fn list_audit(
         &self,
@@ -128,6 +167,53 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
         limit: usize,
         after: Option<&Position>,
     ) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// The roles a key counts as holding: none once it is revoked (a revoked key never stops a
+/// role from being deleted).
+#[must_use]
+pub fn held_roles(key: &StoredKey) -> &[String] {
+    if key.record.status == KeyStatus::Revoked {
+        &[]
+    } else {
+        &key.record.roles
+    }
+}
+
+/// The roles whose holder count a key write changes: `(gained, lost)`. Every write of a key
+/// with roles checks the roles it gains exist, in the same transaction, so a key never holds a
+/// deleted role.
+#[must_use]
+pub fn role_changes(before: Option<&StoredKey>, after: &StoredKey) -> (Vec<String>, Vec<String>) {
+    let old = before.map(held_roles).unwrap_or_default();
+    let new = held_roles(after);
+    let gained = new.iter().filter(|r| !old.contains(r)).cloned().collect();
+    let lost = old.iter().filter(|r| !new.contains(r)).cloned().collect();
+    (gained, lost)
+}
+
+/// A key's effective permissions: its `scopes` plus the permissions of each of its `roles`
+/// in `workspace` (a role that does not exist grants nothing), without duplicates.
+///
+/// # Errors
+/// Storage failures.
+pub async fn effective_permissions(
+    store: &dyn KeyStore,
+    workspace: &str,
+    scopes: &[String],
+    roles: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut out = scopes.to_vec();
+    for name in roles {
+        if let Some(role) = store.get_role(workspace, name).await? {
+            for p in role.permissions {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One hash item a replacement writes.

@@ -68,11 +68,15 @@ pub fn world() -> World {
     world_with(config(&[], "HS256", SECRET))
 }
 
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 8] = [
     "api.key.create",
     "api.key.view",
     "api.key.update",
     "api.key.delete",
+    "api.role.create",
+    "api.role.view",
+    "api.role.update",
+    "api.role.delete",
 ];
 
 pub fn claims(ws: &str, perms: &[&str]) -> Value {
