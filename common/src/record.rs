@@ -117,6 +117,9 @@ pub struct KeyRecord {
     pub rate_limit: Option<RateLimit>,
     /// Optimistic-concurrency version, incremented by every change (also the `ETag`).
     pub version: u64,
+    /// Whether the key was imported (it keeps its own format until rotated).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl KeyRecord {
@@ -162,7 +165,8 @@ pub struct EdgeEntry {
     pub workspace: String,
     /// The key's owner in the API owner's system.
     pub owner_id: Option<String>,
-    /// The key's short prefix (`kw`), checked against the presented key.
+    /// The key's short prefix (`kw`), checked against the presented key; empty for an imported
+    /// key, which may have any format.
     pub prefix: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
@@ -188,7 +192,12 @@ impl EdgeEntry {
             key_id: record.id.clone(),
             workspace: record.workspace.clone(),
             owner_id: record.owner_id.clone(),
-            prefix: record.prefix().to_owned(),
+            // An imported key may have any format: nothing to compare but its hash.
+            prefix: if record.imported {
+                String::new()
+            } else {
+                record.prefix().to_owned()
+            },
             scopes: record.scopes.clone(),
             status: record.status,
             expires_at: record.expires_at.map(Timestamp::unix),

@@ -216,7 +216,8 @@ pub fn verify(
     now: i64,
 ) -> Verdict {
     // A prefix mismatch means the entry is not this key's (a mis-filed entry): treat as unknown.
-    let Some(entry) = entry.filter(|e| e.prefix == presented.prefix()) else {
+    let Some(entry) = entry.filter(|e| e.prefix.is_empty() || e.prefix == presented.prefix())
+    else {
         return Verdict::anonymous(VerdictCode::NotFound);
     };
     Verdict::about(entry, decide(entry, ctx, now))

@@ -37,9 +37,9 @@ pub enum ApiError {
     /// 415: a body that is not `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// 413: a body over 64 KiB.
+    /// 413: a body over the route's limit (bytes).
     #[error("payload too large")]
-    PayloadTooLarge,
+    PayloadTooLarge(usize),
     /// 409: the key is revoked.
     #[error("key revoked")]
     KeyRevoked,
@@ -125,9 +125,9 @@ impl ApiError {
                 ProblemCode::UnsupportedMediaType,
                 "Send the body as `Content-Type: application/json`.",
             ),
-            Self::PayloadTooLarge => Problem::of(
+            Self::PayloadTooLarge(max) => Problem::of(
                 ProblemCode::PayloadTooLarge,
-                "The body is larger than 64 KiB.",
+                format!("The body is larger than {} KiB.", max / 1024),
             ),
             Self::KeyRevoked => Problem::of(
                 ProblemCode::KeyRevoked,

@@ -12,8 +12,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{AuditList, KeyList, KeyWithSecret, RoleList};
+use crate::input::import::{ImportItem, ImportRequest};
 use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
+use crate::ops::import::{ImportResult, Imported};
 use crate::store::AuditEvent;
 
 const PROBLEM: &str = "application/problem+json";
@@ -293,6 +295,28 @@ fn update_role() {}
 )]
 fn delete_role() {}
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/keys/import",
+    tag = "keys",
+    operation_id = "import_keys",
+    summary = "Import existing keys",
+    description = "Up to 1,000 keys your product already issued, each as plaintext `key` or SHA-256 `hash` plus the create fields. Each item is created or refused on its own (`duplicate_key`, `validation_failed`, `permission_escalation`, `key_limit_reached`); the call answers 200 with one result per item. Imported keys verify at the edge by their hash, in their own format, until rotated. Needs `api.key.create`.",
+    params(("workspace" = String, Path)),
+    request_body(content = ImportRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per item", body = Imported),
+        (status = 400, description = "`validation_failed` (the list itself) or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large` (over 2 MiB)", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn import_keys() {}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -313,13 +337,14 @@ impl Modify for BearerAuth {
         description = "Issue, list, update, rotate and revoke API keys. Errors are RFC 9457 `application/problem+json` with `code` and `request_id`."
     ),
     paths(
-        create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit,
+        create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit, import_keys,
         create_role, list_roles, get_role, update_role, delete_role
     ),
     components(schemas(
         KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
         KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
-        RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest
+        RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest, ImportRequest, ImportItem,
+        Imported, ImportResult
     )),
     modifiers(&BearerAuth),
     tags(
@@ -374,7 +399,7 @@ mod tests {
             .filter(|r| matches!(r.access, crate::operation::Access::Permission(_)))
             .count();
         assert_eq!(ops, management);
-        assert_eq!(ops, 12);
+        assert_eq!(ops, 13);
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

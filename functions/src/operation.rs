@@ -26,6 +26,8 @@ pub enum Operation {
     ListAudit,
     /// The edge's signed usage reports (not a management operation).
     ReportUsage,
+    /// Import existing keys.
+    ImportKeys,
     /// Create a role.
     CreateRole,
     /// List roles.
@@ -142,6 +144,13 @@ pub const OPERATIONS: &[Row] = &[
         "usage",
     ),
     row(
+        Operation::ImportKeys,
+        "POST",
+        "/v1/workspaces/{workspace}/keys/import",
+        Access::Permission(Permission::KeyCreate),
+        "create-key",
+    ),
+    row(
         Operation::CreateRole,
         "POST",
         ROLES,
@@ -180,7 +189,7 @@ pub const OPERATIONS: &[Row] = &[
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -189,6 +198,7 @@ impl Operation {
         Self::RotateKey,
         Self::ListAudit,
         Self::ReportUsage,
+        Self::ImportKeys,
         Self::CreateRole,
         Self::ListRoles,
         Self::GetRole,
@@ -233,6 +243,7 @@ impl Row {
     pub fn operation_id(&self) -> String {
         match self.op {
             Operation::ReportUsage => "report_usage".to_owned(),
+            Operation::ImportKeys => "import_keys".to_owned(),
             Operation::CreateRole => "create_role".to_owned(),
             Operation::ListRoles => "list_roles".to_owned(),
             Operation::GetRole => "get_role".to_owned(),

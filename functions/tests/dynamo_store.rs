@@ -94,6 +94,7 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
             allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
             rate_limit: None,
             version: 1,
+            imported: false,
         },
         hash: s.hash(),
         previous: None,
@@ -462,4 +463,74 @@ async fn the_dynamodb_store_counts_role_holders_in_the_key_transactions() {
     let rest = store.list_roles(ws, 2, page.next.as_ref()).await.unwrap();
     assert_eq!(rest.items[0].name, "c");
     assert!(rest.next.is_none());
+}
+
+/// Import writes keys 25 to a transaction; a duplicate, a missing role or the cap refuses only
+/// the keys concerned, and the counter ends exactly at the cap.
+#[tokio::test]
+async fn the_dynamodb_store_imports_in_chunks_and_refuses_only_the_bad_keys() {
+    let moto = start_moto();
+    let store = store(&moto).await;
+    let ws = "acme";
+    store
+        .create_role(
+            &role(ws, "sender", &["sms.send"], 1),
+            &role_audit(ws, "sender", 1),
+        )
+        .await
+        .unwrap();
+    let (existing, _) = new_key(ws, 1_795_000_000_000, 200, None);
+    store
+        .create(
+            &existing,
+            &audit(ws, &existing.record.id, "key.create", 2),
+            60,
+        )
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for i in 0..60u8 {
+        let (mut k, _) = new_key(ws, 1_795_000_001_000 + u64::from(i), i, None);
+        k.record.imported = true;
+        match i {
+            7 => k.hash = existing.hash.clone(),
+            30 => k.record.roles = vec!["ghost".into()],
+            _ if i % 2 == 0 => k.record.roles = vec!["sender".into()],
+            _ => {}
+        }
+        let a = audit(ws, &k.record.id, "key.import", 1000 + u64::from(i));
+        keys.push((k, a));
+    }
+    let call = role_audit(ws, "", 5000);
+    // Cap 59: the existing key and the 58 good imports fit exactly.
+    let out = store.import(&keys, &call, 59).await.unwrap();
+    assert!(matches!(out[7], Err(StoreError::Duplicate)));
+    assert!(matches!(&out[30], Err(StoreError::UnknownRole(r)) if r == "ghost"));
+    let written = out.iter().filter(|o| o.is_ok()).count();
+    let over = out
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::LimitReached)))
+        .count();
+    assert_eq!((written, over), (58, 0), "{out:?}");
+    assert_eq!(counter(&store, ws).await, "59");
+    let sender_holders = raw(&store, &item::workspace_pk(ws), &item::role_sk("sender"))
+        .await
+        .unwrap()[item::role::HOLDERS]
+        .as_n()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sender_holders, "29",
+        "30 even keys minus the one refused for its other role"
+    );
+    let read = store.get(ws, &keys[1].0.record.id).await.unwrap().unwrap();
+    assert!(read.record.imported);
+    // Nothing more fits.
+    let (more, _) = new_key(ws, 1_795_000_002_000, 250, None);
+    let a = audit(ws, &more.record.id, "key.import", 9000);
+    let out = store
+        .import(&[(more, a)], &role_audit(ws, "", 9001), 59)
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Err(StoreError::LimitReached)));
 }

@@ -121,6 +121,7 @@ fn new_key() -> StoredKey {
             allowed_ips: vec![],
             rate_limit: None,
             version: 1,
+            imported: false,
         },
         hash: s.hash(),
         previous: None,

@@ -21,7 +21,7 @@ use crate::input::{self, ScopePolicy, valid_workspace};
 use crate::operation::{Access, Operation, PathParams, Resolution, Row, resolve};
 use crate::ops::{self, Now};
 use reply::{Reply, problem_response};
-use request::{Ctx, context, expected_version, json_body};
+use request::{Ctx, MAX_IMPORT_BODY, context, expected_version, json_body, json_body_within};
 
 pub use request::MAX_BODY;
 
@@ -222,6 +222,14 @@ async fn call(
             let q = Query::parse_str(req.uri().query().unwrap_or(""), ops::list_audit::PARAMS)?;
             let page = ops::list_audit::list_audit(app, caller, q.limit()?, q.cursor()).await?;
             Reply::json(StatusCode::OK, &page)
+        }
+        Operation::ImportKeys => {
+            let body = json_body_within(req, true, MAX_IMPORT_BODY)?;
+            let items =
+                input::import::import(body, policy(app), &app.config.default_prefix, now.secs())
+                    .map_err(ApiError::Validation)?;
+            let imported = ops::import::import(app, caller, items, now).await?;
+            Reply::json(StatusCode::OK, &imported)
         }
         Operation::CreateRole => {
             let new = input::role::create(json_body(req, true)?, policy(app))

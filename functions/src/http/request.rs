@@ -13,6 +13,8 @@ use crate::error::ApiError;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest import body accepted (1,000 keys with their settings).
+pub const MAX_IMPORT_BODY: usize = 2 * 1024 * 1024;
 
 /// Per-request facts, gathered before anything can fail.
 #[derive(Debug, Clone)]
@@ -92,9 +94,21 @@ pub fn expected_version(req: &Request) -> Result<Option<u64>, ApiError> {
 /// 413 over [`MAX_BODY`], 415 without `Content-Type: application/json`, 400 `invalid_json` for
 /// a body that is not a JSON object (bytes that are not UTF-8 included).
 pub fn json_body(req: &Request, required: bool) -> Result<Map<String, Value>, ApiError> {
+    json_body_within(req, required, MAX_BODY)
+}
+
+/// [`json_body`] with another size limit.
+///
+/// # Errors
+/// As [`json_body`], 413 over `max`.
+pub fn json_body_within(
+    req: &Request,
+    required: bool,
+    max: usize,
+) -> Result<Map<String, Value>, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY {
-        return Err(ApiError::PayloadTooLarge);
+    if bytes.len() > max {
+        return Err(ApiError::PayloadTooLarge(max));
     }
     let empty = bytes.iter().all(u8::is_ascii_whitespace);
     if empty && !required {

@@ -41,6 +41,7 @@ pub async fn create(
         allowed_ips: new.allowed_ips,
         rate_limit: new.rate_limit,
         version: 1,
+        imported: false,
     };
     no_key_escalation(app, caller, &record).await?;
     let stored = StoredKey {

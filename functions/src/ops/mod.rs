@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod get;
+pub mod import;
 pub mod list_audit;
 pub mod list_keys;
 pub mod revoke;
@@ -67,6 +68,8 @@ fn new_secret(prefix: &str) -> Result<SecretKey, ApiError> {
 enum Target<'a> {
     Key(&'a KeyId),
     Role(&'a str),
+    /// The workspace as a whole (an import call).
+    Workspace,
 }
 
 fn audit_event(
@@ -85,11 +88,11 @@ fn audit_event(
         action: action.to_owned(),
         key_id: match target {
             Target::Key(id) => Some(id.to_string()),
-            Target::Role(_) => None,
+            _ => None,
         },
         role: match target {
             Target::Role(name) => Some(name.to_owned()),
-            Target::Key(_) => None,
+            _ => None,
         },
         changed,
         request_id: caller.request_id.clone(),

@@ -26,8 +26,15 @@ pub async fn rotate(
     }
     check_version(expected, before.record.version)?;
     no_key_escalation(app, caller, &before.record).await?;
-    let secret = new_secret(before.record.prefix())?;
+    // An imported key may have any format; its first rotation gives it Keyward's.
+    let prefix = if before.record.imported {
+        app.config.default_prefix.as_str()
+    } else {
+        before.record.prefix()
+    };
+    let secret = new_secret(prefix)?;
     let mut after = before.clone();
+    after.record.imported = false;
     after.record.key_prefix = secret.presented().display_prefix();
     after.hash = secret.hash();
     // Any earlier grace secret is dropped: only the secret just replaced may linger.

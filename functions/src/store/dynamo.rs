@@ -130,6 +130,91 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update.build()?).build())
     }
 
+    /// One import transaction for the keys `chunk` indexes: each key's item, hash item and
+    /// audit event, the counter raised by the chunk's size within `cap`, and each role's holder
+    /// count raised by its holders in the chunk.
+    async fn import_transaction(
+        &self,
+        keys: &[(StoredKey, AuditEvent)],
+        chunk: &[usize],
+        cap: u64,
+    ) -> Result<ChunkOutcome, StoreError> {
+        let Some(first) = chunk.first() else {
+            return Ok(ChunkOutcome::Written);
+        };
+        let ws = &keys[*first].0.record.workspace;
+        let mut items = Vec::new();
+        for i in chunk {
+            let (key, audit) = &keys[*i];
+            items.push(self.put(item::key_to_item(key), Some("attribute_not_exists(PK)"))?);
+            items.push(self.put(
+                item::hash_to_item(key, &key.hash, None),
+                Some("attribute_not_exists(PK)"),
+            )?);
+            items.push(self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?);
+        }
+        let size = chunk.len() as u64;
+        let counter_at = items.len();
+        let counter = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(ws)))
+            .key(SK, s(COUNTER_SK))
+            .update_expression("ADD #n :d")
+            .condition_expression("attribute_not_exists(#n) OR #n <= :room")
+            .expression_attribute_names("#n", ACTIVE_KEYS)
+            .expression_attribute_values(":d", n(chunk.len()))
+            .expression_attribute_values(":room", n(cap.saturating_sub(size)))
+            .build()
+            .context("building the import counter")?;
+        if size > cap {
+            return Ok(ChunkOutcome::OverCap);
+        }
+        items.push(TransactWriteItem::builder().update(counter).build());
+        let roles = chunk_roles(keys, chunk);
+        let roles_at = items.len();
+        for (role, holders) in &roles {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(item::workspace_pk(ws)))
+                .key(SK, s(item::role_sk(role)))
+                .update_expression("ADD #h :d")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#h", item::role::HOLDERS)
+                .expression_attribute_values(":d", n(holders))
+                .build()
+                .context("building a role holder count")?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let audit = &keys[*first].1;
+        let Err(r) = self.transact_retrying(items, audit).await else {
+            return Ok(ChunkOutcome::Written);
+        };
+        let mut refused = Vec::new();
+        for (pos, i) in chunk.iter().enumerate() {
+            if failed(&r, 3 * pos) || failed(&r, 3 * pos + 1) {
+                refused.push((*i, StoreError::Duplicate));
+            }
+        }
+        for (k, (role, _)) in roles.iter().enumerate() {
+            if failed(&r, roles_at + k) {
+                for i in chunk {
+                    if keys[*i].0.record.roles.contains(role)
+                        && !refused.iter().any(|(x, _)| x == i)
+                    {
+                        refused.push((*i, StoreError::UnknownRole(role.clone())));
+                    }
+                }
+            }
+        }
+        if !refused.is_empty() {
+            return Ok(ChunkOutcome::Refused(refused));
+        }
+        if failed(&r, counter_at) {
+            return Ok(ChunkOutcome::OverCap);
+        }
+        Err(other(&r))
+    }
+
     /// The role-item updates of a key write: `+1` holder on each role gained (which must
     /// exist), `-1` on each role lost. Returned with the role name of each item, in order.
     fn role_counts(
@@ -376,6 +461,61 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// Most keys one import transaction writes: 3 items each plus the counter and role counts
+/// stay within DynamoDB's 100 items per transaction.
+const IMPORT_CHUNK: usize = 25;
+
+/// What became of one import transaction.
+enum ChunkOutcome {
+    /// Every key of the chunk was written.
+    Written,
+    /// Nothing was written; these keys are refused, the rest can be tried again.
+    Refused(Vec<(usize, StoreError)>),
+    /// Nothing was written: the chunk does not fit under the cap.
+    OverCap,
+}
+
+/// The next keys of `pending` to write together: at most [`IMPORT_CHUNK`], and few enough
+/// distinct roles that the transaction stays within 100 items.
+fn import_chunk(keys: &[(StoredKey, AuditEvent)], pending: &[usize]) -> Vec<usize> {
+    let mut chunk = Vec::new();
+    let mut roles: Vec<&String> = Vec::new();
+    for i in pending {
+        let new_roles = keys[*i]
+            .0
+            .record
+            .roles
+            .iter()
+            .filter(|r| !roles.contains(r))
+            .count();
+        let items = 3 * (chunk.len() + 1) + 1 + roles.len() + new_roles;
+        if !chunk.is_empty() && (chunk.len() == IMPORT_CHUNK || items > 100) {
+            break;
+        }
+        for r in &keys[*i].0.record.roles {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+        chunk.push(*i);
+    }
+    chunk
+}
+
+/// The roles the keys of `chunk` hold, with how many of them hold each.
+fn chunk_roles(keys: &[(StoredKey, AuditEvent)], chunk: &[usize]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for i in chunk {
+        for r in super::held_roles(&keys[*i].0) {
+            match out.iter_mut().find(|(name, _)| name == r) {
+                Some((_, n)) => *n += 1,
+                None => out.push((r.clone(), 1)),
+            }
+        }
+    }
+    out
+}
+
 /// The list filter of `q`: status and role, both optional.
 fn key_filter(q: &KeyQuery) -> Option<Filter> {
     let mut parts = Vec::new();
@@ -452,6 +592,50 @@ impl KeyStore for DynamoStore {
             Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
             Err(r) => Err(other(&r)),
         }
+    }
+
+    async fn import(
+        &self,
+        keys: &[(StoredKey, AuditEvent)],
+        call_audit: &AuditEvent,
+        cap: u64,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut out: Vec<Option<Result<(), StoreError>>> = keys.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        while !pending.is_empty() {
+            let chunk = import_chunk(keys, &pending);
+            match self.import_transaction(keys, &chunk, cap).await? {
+                ChunkOutcome::Written => {
+                    for i in &chunk {
+                        out[*i] = Some(Ok(()));
+                    }
+                }
+                ChunkOutcome::Refused(refused) => {
+                    for (i, e) in refused {
+                        out[i] = Some(Err(e));
+                    }
+                }
+                ChunkOutcome::OverCap => {
+                    // Near the cap: one by one, so exactly as many as fit are written.
+                    for i in &chunk {
+                        let (key, audit) = &keys[*i];
+                        out[*i] = Some(self.create(key, audit, cap).await);
+                    }
+                }
+            }
+            pending.retain(|i| out[*i].is_none());
+        }
+        let audit = vec![self.put(
+            item::audit_to_item(call_audit),
+            Some("attribute_not_exists(PK)"),
+        )?];
+        self.transact_retrying(audit, call_audit)
+            .await
+            .map_err(|r| other(&r))?;
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(StoreError::Other(anyhow::anyhow!("not attempted")))))
+            .collect())
     }
 
     async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {

@@ -63,6 +63,8 @@ pub mod key {
     pub const HASH: &str = "hash";
     pub const PREVIOUS_HASH: &str = "previous_hash";
     pub const PREVIOUS_RETIRES_AT: &str = "previous_retires_at";
+    /// Present (`true`) on an imported key.
+    pub const IMPORTED: &str = "imported";
 }
 
 /// Role item attributes (`WS#{ws}` / `ROLE#{name}`): the [`keyward_common::RoleRecord`] field
@@ -364,6 +366,7 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         allowed_ips,
         rate_limit,
         version: num(item, VERSION)?,
+        imported: item.has(IMPORTED),
     };
     let previous = if item.has(PREVIOUS_HASH) {
         Some((
@@ -407,6 +410,9 @@ pub fn key_to_item(key: &StoredKey) -> HashMap<String, AttributeValue> {
     item.insert(SCOPES.into(), list(r.scopes.iter().cloned()));
     if !r.roles.is_empty() {
         item.insert(ROLES.into(), list(r.roles.iter().cloned()));
+    }
+    if r.imported {
+        item.insert(IMPORTED.into(), AttributeValue::Bool(true));
     }
     if let Some(owner) = &r.owner_id {
         item.insert(OWNER_ID.into(), s(owner));
@@ -601,6 +607,7 @@ mod tests {
                     period_s: 60,
                 }),
                 version: 4,
+                imported: false,
             },
             hash: secret.hash(),
             previous: Some((old.hash(), 1_795_000_500)),

@@ -126,6 +126,23 @@ impl KeyStore for MemoryStore {
         Ok(())
     }
 
+    async fn import(
+        &self,
+        keys: &[(StoredKey, AuditEvent)],
+        call_audit: &AuditEvent,
+        cap: u64,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, audit) in keys {
+            out.push(self.create(key, audit, cap).await);
+        }
+        self.lock().audit.insert(
+            (call_audit.workspace.clone(), call_audit.id.clone()),
+            call_audit.clone(),
+        );
+        Ok(out)
+    }
+
     async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
         Ok(self
             .lock()

@@ -129,6 +129,17 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// Writes a new key, its hash item, the audit event, and counts it against `cap`.
     async fn create(&self, key: &StoredKey, audit: &AuditEvent, cap: u64)
     -> Result<(), StoreError>;
+    /// Writes imported keys, each with its hash item and audit event, counted against `cap`,
+    /// then `call_audit` (the import as a whole). One outcome per key, in order: a key whose
+    /// hash exists is [`StoreError::Duplicate`], one naming a missing role
+    /// [`StoreError::UnknownRole`], one over the cap [`StoreError::LimitReached`]; the others
+    /// are written whatever happens to those.
+    async fn import(
+        &self,
+        keys: &[(StoredKey, AuditEvent)],
+        call_audit: &AuditEvent,
+        cap: u64,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
     /// Reads a key (strongly consistent).
     async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
     /// Replaces a key and its hash items, with its audit event.
