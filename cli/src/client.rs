@@ -1180,14 +1180,23 @@ mod tests {
         let c = Connection::resolve(|_| None, &path).unwrap();
         assert_eq!(c.url, "http://127.0.0.1:1");
         assert_eq!(c.edge_url.as_deref(), Some("http://127.0.0.1:2"));
-        assert_eq!((c.token.as_str(), c.workspace.as_str()), ("s3cr3t-dev-token", "dev"));
+        assert_eq!(
+            (c.token.as_str(), c.workspace.as_str()),
+            ("s3cr3t-dev-token", "dev")
+        );
         let c = Connection::resolve(
             |n| (n == "KEYWARD_WORKSPACE").then(|| "acme".to_owned()),
             &path,
         )
         .unwrap();
-        assert_eq!((c.workspace.as_str(), c.token.as_str()), ("acme", "s3cr3t-dev-token"));
-        assert!(!format!("{c:?}").contains("s3cr3t"), "the token is redacted");
+        assert_eq!(
+            (c.workspace.as_str(), c.token.as_str()),
+            ("acme", "s3cr3t-dev-token")
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "the token is redacted"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -144,11 +144,17 @@ fn row(cell: &dyn Fn(&str) -> Option<String>) -> Result<ImportKey, String> {
 /// The 1-based line of the record starting at byte `offset` of `text` (the reader may point at
 /// the blank lines before it).
 fn line_of(text: &str, offset: u64) -> u64 {
-    let mut end = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+    let mut end = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(text.len());
     while matches!(text.as_bytes().get(end), Some(b'\n' | b'\r')) {
         end += 1;
     }
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() as u64 + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u64
+        + 1
 }
 
 /// `a; b;;c` → `[a, b, c]`.
