@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use keyward_common::PresentedKey;
+use keyward_cli::client::{Client, Connection, CreateKey, KeyWithSecret, ListKeys, Page};
+use keyward_common::{KeyRecord, PresentedKey};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -131,6 +132,63 @@ impl TestApp {
     #[must_use]
     pub fn secrets(&self) -> Vec<String> {
         self.secrets.lock().expect("secrets lock").clone()
+    }
+
+    /// The typed client (the one the `keyward` CLI uses) acting as this app's caller in `ws`.
+    ///
+    /// # Panics
+    /// When the HTTP client cannot be built.
+    #[must_use]
+    pub fn client(&self, ws: &str) -> Client {
+        Client::new(Connection {
+            url: self.base.clone(),
+            edge_url: None,
+            token: self.token.clone().unwrap_or_default(),
+            workspace: ws.to_owned(),
+        })
+        .expect("building the typed client")
+    }
+
+    /// Creates a key through the typed client; panics with the problem unless it is created.
+    pub async fn new_key(&self, ws: &str, body: &CreateKey) -> KeyWithSecret {
+        let created = self
+            .client(ws)
+            .create_key(body, None)
+            .await
+            .unwrap_or_else(|e| panic!("creating a key in {ws}: {e:?}"))
+            .value;
+        self.secrets
+            .lock()
+            .expect("secrets lock")
+            .push(created.key.expose().to_owned());
+        created
+    }
+
+    /// One key through the typed client; panics with the problem unless it is found.
+    pub async fn key(&self, ws: &str, id: &str) -> KeyRecord {
+        self.client(ws)
+            .get_key(id)
+            .await
+            .unwrap_or_else(|e| panic!("getting {id} in {ws}: {e:?}"))
+            .value
+    }
+
+    /// One page of keys through the typed client.
+    pub async fn keys(&self, ws: &str, query: &ListKeys) -> Page<KeyRecord> {
+        self.client(ws)
+            .list_keys(query)
+            .await
+            .unwrap_or_else(|e| panic!("listing keys in {ws}: {e:?}"))
+            .value
+    }
+
+    /// Revokes a key through the typed client and returns its record.
+    pub async fn revoke(&self, ws: &str, id: &str) -> KeyRecord {
+        self.client(ws)
+            .revoke_key(id)
+            .await
+            .unwrap_or_else(|e| panic!("revoking {id} in {ws}: {e:?}"))
+            .value
     }
 
     /// `POST /v1/workspaces/{ws}/keys`.

@@ -53,3 +53,39 @@ macro_rules! scenarios {
         &[$((stringify!($name), (|w| Box::pin($name(w))) as $crate::scenarios::Scenario<_>)),*]
     };
 }
+
+/// Runs each selected scenario as its own task (a panic fails that scenario only) on clones of
+/// `world`, printing libtest-style lines and the summary; returns how many failed.
+pub async fn run_each<W: Clone + Send + 'static>(
+    selected: &[&(&str, Scenario<W>)],
+    world: &W,
+) -> usize {
+    let started = std::time::Instant::now();
+    println!("\nrunning {} tests", selected.len());
+    let mut failures = Vec::new();
+    for (name, scenario) in selected {
+        let t = std::time::Instant::now();
+        let outcome = tokio::spawn(scenario(world.clone())).await;
+        let status = if outcome.is_ok() { "ok" } else { "FAILED" };
+        println!("test {name} ... {status} ({:.1?})", t.elapsed());
+        if outcome.is_err() {
+            failures.push(*name);
+        }
+    }
+    print_result(selected.len(), &failures, started);
+    failures.len()
+}
+
+/// Prints libtest's closing lines: the counts, then each failed scenario's name.
+pub fn print_result(total: usize, failures: &[&str], started: std::time::Instant) {
+    println!(
+        "\ntest result: {}. {} passed; {} failed; finished in {:.1?}",
+        if failures.is_empty() { "ok" } else { "FAILED" },
+        total - failures.len(),
+        failures.len(),
+        started.elapsed()
+    );
+    for name in failures {
+        println!("    {name}");
+    }
+}

@@ -102,33 +102,13 @@ async fn run(selected: &[&(&str, Scenario)]) -> usize {
         app: TestApp::new(&plane, None),
         plane: plane.clone(),
     };
-    println!("\nrunning {} tests", selected.len());
-    let mut failures = Vec::new();
-    for (name, scenario) in selected {
-        let t = Instant::now();
-        let outcome = tokio::spawn(scenario(world.clone())).await;
-        let status = if outcome.is_ok() { "ok" } else { "FAILED" };
-        println!("test {name} ... {status} ({:.1?})", t.elapsed());
-        if outcome.is_err() {
-            failures.push(*name);
-        }
-    }
-    println!(
-        "\ntest result: {}. {} passed; {} failed; finished in {:.1?}",
-        if failures.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failures.len(),
-        failures.len(),
-        started.elapsed()
-    );
-    for name in &failures {
-        println!("    {name}");
-    }
-    if !failures.is_empty() {
+    let failed = keyward_tests::scenarios::run_each(selected, &world).await;
+    if failed > 0 {
         println!("logs: {}", plane.log_dir().display());
     }
     drop(world);
     drop(plane);
-    failures.len()
+    failed
 }
 
 fn new_key(name: &str) -> Value {

@@ -269,16 +269,7 @@ async fn run(selected: &[&(&str, Scenario)]) -> usize {
     for (what, took) in world.timings.lock().expect("timings lock").iter() {
         println!("    {what}: {} ms", took.as_millis());
     }
-    println!(
-        "\ntest result: {}. {} passed; {} failed; finished in {:.1?}",
-        if failures.is_empty() { "ok" } else { "FAILED" },
-        selected.len() - failures.len(),
-        failures.len(),
-        started.elapsed()
-    );
-    for name in &failures {
-        println!("    {name}");
-    }
+    keyward_tests::scenarios::print_result(selected.len(), &failures, started);
     failures.len()
 }
 
