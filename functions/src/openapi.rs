@@ -27,7 +27,10 @@ const PROBLEM: &str = "application/problem+json";
     operation_id = "create_key",
     summary = "Create a key",
     description = "Creates a key. The secret is in `key`, shown this once. Needs `api.key.create`.",
-    params(("workspace" = String, Path, description = "Workspace, 1-64 characters [A-Za-z0-9_-]")),
+    params(
+        ("workspace" = String, Path, description = "Workspace, 1-64 characters [A-Za-z0-9_-]"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters: a retry with the same key and body within 24 h gets the first answer again, secret included"),
+    ),
     request_body(content = CreateKeyRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; `ETag` is the version, `Location` the key's URL", body = KeyWithSecret),
@@ -35,7 +38,8 @@ const PROBLEM: &str = "application/problem+json";
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found` (another workspace)", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "`key_limit_reached`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_limit_reached` or `idempotency_in_progress`", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
         (status = 500, description = "`internal`", body = Problem, content_type = PROBLEM),
@@ -122,8 +126,12 @@ fn update_key() {}
     tag = "keys",
     operation_id = "revoke_key",
     summary = "Revoke a key",
-    description = "Permanent and immediate. Idempotent: revoking again answers the same revoked record. Needs `api.key.delete`.",
-    params(("workspace" = String, Path), ("id" = String, Path)),
+    description = "Permanent and immediate. Idempotent: revoking again answers the same revoked record. With `erase=true` (a privacy request) the key's personal data — name, meta, owner id, allowed IPs — is removed too, also from an already revoked key; audited as `key.erased`. Needs `api.key.delete`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("erase" = Option<bool>, Query, description = "Also remove the key's personal data"),
+    ),
     responses(
         (status = 200, description = "The revoked key", body = KeyRecord),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
@@ -142,7 +150,11 @@ fn revoke_key() {}
     operation_id = "rotate_key",
     summary = "Rotate a key's secret",
     description = "New secret, same id and settings. The old secret stops at once, or after `grace_period_s`. The body is optional. Needs `api.key.update`.",
-    params(("workspace" = String, Path), ("id" = String, Path)),
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "As for create"),
+    ),
     request_body(content = Option<RotateKeyRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The key with its new secret", body = KeyWithSecret),
@@ -302,7 +314,10 @@ fn delete_role() {}
     operation_id = "import_keys",
     summary = "Import existing keys",
     description = "Up to 1,000 keys your product already issued, each as plaintext `key` or SHA-256 `hash` plus the create fields. Each item is created or refused on its own (`duplicate_key`, `validation_failed`, `permission_escalation`, `key_limit_reached`); the call answers 200 with one result per item. Imported keys verify at the edge by their hash, in their own format, until rotated. Needs `api.key.create`.",
-    params(("workspace" = String, Path)),
+    params(
+        ("workspace" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "As for create"),
+    ),
     request_body(content = ImportRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "One result per item", body = Imported),

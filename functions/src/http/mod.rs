@@ -1,6 +1,7 @@
 //! The HTTP side of every management function: find the row, authenticate, read the typed
 //! input, call the operation, write the answer. Domain logic lives in [`crate::ops`].
 
+pub mod idempotency;
 pub mod reply;
 pub mod request;
 
@@ -87,7 +88,7 @@ async fn dispatch(
     }
     let caller = authorize(app, row, &params, req, ctx).await?;
     let now = Now { ms: ctx.now_ms };
-    let reply = call(app, row.op, &caller, &params, req, now).await?;
+    let reply = idempotent(app, row.op, &caller, &params, req, now).await?;
     reply.into_response(&ctx.request_id)
 }
 
@@ -153,6 +154,70 @@ fn policy(app: &App) -> ScopePolicy<'_> {
     }
 }
 
+/// [`call`], answered once per `Idempotency-Key` for create, rotate and import: a retry of the
+/// same request by the same caller within a day gets the first answer again (secret included),
+/// another request with the key a 422, a retry while the first still runs waits for it (then
+/// 409 `idempotency_in_progress`). A failed request keeps nothing: it can be retried.
+async fn idempotent(
+    app: &App,
+    op: Operation,
+    caller: &Caller,
+    params: &PathParams,
+    req: &Request,
+    now: Now,
+) -> Result<Reply, ApiError> {
+    use crate::store::IdemClaim;
+    use idempotency::{self as idem, KEEP_S, LEASE_S};
+    let Some(key) = idem::key_of(req)? else {
+        return call(app, op, caller, params, req, now).await;
+    };
+    if !matches!(
+        op,
+        Operation::CreateKey | Operation::RotateKey | Operation::ImportKeys
+    ) {
+        return call(app, op, caller, params, req, now).await;
+    }
+    let ws = &caller.workspace;
+    let slot = idem::slot(&caller.actor, &key);
+    let fingerprint = idem::fingerprint(req);
+    let sealer = idem::Sealer::derive(&app.config.cursor_secret);
+    let started = std::time::Instant::now();
+    loop {
+        let t = Now {
+            ms: now.ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+        }
+        .secs();
+        let claim = app
+            .store
+            .idem_claim(ws, &slot, &fingerprint, t, t + LEASE_S, t + KEEP_S)
+            .await?;
+        match claim {
+            IdemClaim::Claimed => break,
+            IdemClaim::Existing(r) if r.fingerprint != fingerprint => {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            IdemClaim::Existing(r) => match r.sealed {
+                Some(sealed) => return sealer.open(ws, &slot, &sealed)?.into_reply(),
+                None if started.elapsed() < std::time::Duration::from_secs(10) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                None => return Err(ApiError::IdempotencyInProgress),
+            },
+        }
+    }
+    match call(app, op, caller, params, req, now).await {
+        Ok(reply) => {
+            let sealed = sealer.seal(ws, &slot, &idem::Kept::of(&reply))?;
+            app.store.idem_complete(ws, &slot, &sealed).await?;
+            Ok(reply)
+        }
+        Err(e) => {
+            app.store.idem_release(ws, &slot).await?;
+            Err(e)
+        }
+    }
+}
+
 /// Reads the operation's typed input, calls it, and shapes its answer.
 async fn call(
     app: &App,
@@ -197,8 +262,19 @@ async fn call(
         }
         Operation::RevokeKey => {
             let id = key_id(params)?;
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), &["erase"])?;
+            let erase = match q.get("erase") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => {
+                    return Err(ApiError::Validation(vec![FieldError::new(
+                        "erase",
+                        "must be true or false",
+                    )]));
+                }
+            };
             let expected = expected_version(req)?;
-            let mut record = ops::revoke::revoke(app, caller, &id, expected, now).await?;
+            let mut record = ops::revoke::revoke(app, caller, &id, erase, expected, now).await?;
             shown(app, &mut record).await?;
             let v = record.version;
             Ok(Reply::json(StatusCode::OK, &record)?.etag(v))

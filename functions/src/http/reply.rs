@@ -18,6 +18,8 @@ pub struct Reply {
     pub etag: Option<u64>,
     /// `Location` of a created resource.
     pub location: Option<String>,
+    /// Whether this is a kept answer replayed to an `Idempotency-Key`.
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -31,6 +33,7 @@ impl Reply {
             body: serde_json::to_string(value).context("serialising a response")?,
             etag: None,
             location: None,
+            replayed: false,
         })
     }
 
@@ -63,6 +66,9 @@ impl Reply {
         }
         if let Some(l) = self.location {
             b = b.header(header::LOCATION, l);
+        }
+        if self.replayed {
+            b = b.header(super::idempotency::REPLAYED, "true");
         }
         b.body(Body::Text(self.body))
             .context("building a response")

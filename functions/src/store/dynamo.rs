@@ -14,12 +14,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
 
 use super::item::{
-    self, ACTIVE_KEYS, AUDIT_SK_PREFIX, COUNTER_SK, GSI1, GSI1PK, GSI1SK, HASH_SK, KEY_SK_PREFIX,
-    PK, ROLE_SK_PREFIX, SK,
+    self, ACTIVE_KEYS, AUDIT_SK_PREFIX, COUNTER_SK, GSI1, GSI1PK, GSI1SK, HASH_SK, IDEM_SK_PREFIX,
+    KEY_SK_PREFIX, PK, ROLE_SK_PREFIX, SK, TTL,
 };
 use super::{
-    AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
-    hash_changes, role_changes,
+    AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
+    StoreError, StoredKey, hash_changes, role_changes,
 };
 
 /// A [`KeyStore`] on one DynamoDB table.
@@ -591,6 +591,126 @@ impl KeyStore for DynamoStore {
             Err(r) if failed(&r, 3) => Err(StoreError::LimitReached),
             Err(r) if failed(&r, 0) || failed(&r, 1) || failed(&r, 2) => Err(StoreError::Duplicate),
             Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn idem_claim(
+        &self,
+        workspace: &str,
+        slot: &str,
+        fingerprint: &str,
+        now: i64,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<IdemClaim, StoreError> {
+        use item::idem::{FINGERPRINT, LEASE_UNTIL, SEALED};
+        let sk = format!("{IDEM_SK_PREFIX}{slot}");
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(item::workspace_pk(workspace)))
+            .item(SK, s(&sk))
+            .item(FINGERPRINT, s(fingerprint))
+            .item(LEASE_UNTIL, n(lease_until))
+            .item(TTL, n(expires_at))
+            .condition_expression(
+                "attribute_not_exists(PK) OR #ttl < :now OR \
+                 (attribute_not_exists(#sealed) AND #lease < :now)",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#sealed", SEALED)
+            .expression_attribute_names("#lease", LEASE_UNTIL)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(IdemClaim::Claimed),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "claiming an idempotency key: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )));
+            }
+        }
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(&sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading an idempotency key")?;
+        let Some(it) = resp.item() else {
+            // Released between the two calls: a retry will claim it.
+            return Ok(IdemClaim::Existing(IdemRecord {
+                fingerprint: fingerprint.to_owned(),
+                sealed: None,
+                lease_until: now,
+            }));
+        };
+        let field = |name: &str| it.get(name);
+        Ok(IdemClaim::Existing(IdemRecord {
+            fingerprint: field(FINGERPRINT)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default(),
+            sealed: field(SEALED)
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec()),
+            lease_until: field(LEASE_UNTIL)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }))
+    }
+
+    async fn idem_complete(
+        &self,
+        workspace: &str,
+        slot: &str,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(format!("{IDEM_SK_PREFIX}{slot}")))
+            .update_expression("SET #sealed = :sealed")
+            .expression_attribute_names("#sealed", item::idem::SEALED)
+            .expression_attribute_values(
+                ":sealed",
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(sealed.to_vec())),
+            )
+            .send()
+            .await
+            .context("keeping an idempotent answer")?;
+        Ok(())
+    }
+
+    async fn idem_release(&self, workspace: &str, slot: &str) -> Result<(), StoreError> {
+        let resp = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(format!("{IDEM_SK_PREFIX}{slot}")))
+            .condition_expression("attribute_not_exists(#sealed)")
+            .expression_attribute_names("#sealed", item::idem::SEALED)
+            .send()
+            .await;
+        match resp {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Other(anyhow::anyhow!(
+                "releasing an idempotency key: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))),
         }
     }
 

@@ -13,6 +13,8 @@
 //! - hash item `HASH#{sha256}` / `HASH`: `workspace`, `key_id`, `status`, `version`, and for a
 //!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
 //! - role item `WS#{ws}` / `ROLE#{name}`: every [`keyward_common::RoleRecord`] field.
+//! - idempotency item `WS#{ws}` / `IDEM#{slot}`: `fingerprint`, `sealed` answer, `lease_until`,
+//!   `ttl`.
 //! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
 //! - usage item `WS#{ws}` / `USAGE#{key_id}#{day}`: `requests` that day, `workspace`, `key_id`, `day`.
 //! - usage batch marker `USAGEBATCH#{batch_id}` / `REPORT#{index:04}`: a report counted, `ttl`.
@@ -82,6 +84,14 @@ pub mod role {
     pub const HOLDERS: &str = "holders";
 }
 
+/// Idempotency item attributes (`WS#{ws}` / `IDEM#{slot}`, removed by TTL a day later).
+pub mod idem {
+    pub const FINGERPRINT: &str = "fingerprint";
+    /// The sealed answer (Binary), once there is one.
+    pub const SEALED: &str = "sealed";
+    pub const LEASE_UNTIL: &str = "lease_until";
+}
+
 /// Hash item attributes.
 pub mod hash {
     pub const WORKSPACE: &str = "workspace";
@@ -122,6 +132,8 @@ pub const COUNTER_SK: &str = "COUNTER";
 pub const HASH_SK: &str = "HASH";
 /// Sort-key prefix of key items.
 pub const KEY_SK_PREFIX: &str = "KEY#";
+/// Sort-key prefix of idempotency items.
+pub const IDEM_SK_PREFIX: &str = "IDEM#";
 /// Sort-key prefix of role items.
 pub const ROLE_SK_PREFIX: &str = "ROLE#";
 /// Sort-key prefix of audit items.

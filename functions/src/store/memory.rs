@@ -8,8 +8,8 @@ use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
 
 use super::item::{self, SK};
 use super::{
-    AuditEvent, HashRef, KeyQuery, KeyStore, Page, Position, Replace, StoreError, StoredKey,
-    hash_changes, role_changes,
+    AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
+    StoreError, StoredKey, hash_changes, role_changes,
 };
 
 #[derive(Debug, Default)]
@@ -20,6 +20,8 @@ struct State {
     active: HashMap<String, u64>,
     /// Roles by (workspace, name), with the number of non-revoked keys holding each.
     roles: BTreeMap<(String, String), (RoleRecord, u64)>,
+    /// Idempotency slots by (workspace, slot), with their expiry.
+    idem: HashMap<(String, String), (IdemRecord, i64)>,
 }
 
 impl State {
@@ -123,6 +125,57 @@ impl KeyStore for MemoryStore {
         s.audit
             .insert((ws.clone(), audit.id.clone()), audit.clone());
         s.active.insert(ws, active + 1);
+        Ok(())
+    }
+
+    async fn idem_claim(
+        &self,
+        workspace: &str,
+        slot: &str,
+        fingerprint: &str,
+        now: i64,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<IdemClaim, StoreError> {
+        let mut s = self.lock();
+        let k = (workspace.to_owned(), slot.to_owned());
+        if let Some((rec, exp)) = s.idem.get(&k)
+            && *exp >= now
+            && (rec.sealed.is_some() || rec.lease_until >= now)
+        {
+            return Ok(IdemClaim::Existing(rec.clone()));
+        }
+        let rec = IdemRecord {
+            fingerprint: fingerprint.to_owned(),
+            sealed: None,
+            lease_until,
+        };
+        s.idem.insert(k, (rec, expires_at));
+        Ok(IdemClaim::Claimed)
+    }
+
+    async fn idem_complete(
+        &self,
+        workspace: &str,
+        slot: &str,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        if let Some((rec, _)) = self
+            .lock()
+            .idem
+            .get_mut(&(workspace.to_owned(), slot.to_owned()))
+        {
+            rec.sealed = Some(sealed.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn idem_release(&self, workspace: &str, slot: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (workspace.to_owned(), slot.to_owned());
+        if s.idem.get(&k).is_some_and(|(r, _)| r.sealed.is_none()) {
+            s.idem.remove(&k);
+        }
         Ok(())
     }
 

@@ -55,6 +55,26 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
 }
 
+/// A kept idempotent request (`WS#{ws}` / `IDEM#{slot}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// What the first request was ([`crate::http::idempotency::fingerprint`]).
+    pub fingerprint: String,
+    /// Its sealed answer, once it has one.
+    pub sealed: Option<Vec<u8>>,
+    /// Until when the first request holds the key while it runs (Unix seconds).
+    pub lease_until: i64,
+}
+
+/// What claiming an idempotency slot found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdemClaim {
+    /// The slot is ours: run the request.
+    Claimed,
+    /// Another request holds or answered it.
+    Existing(IdemRecord),
+}
+
 /// An opaque position in a listing: the sort/index key attributes of the last item returned.
 pub type Position = BTreeMap<String, String>;
 
@@ -140,6 +160,26 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
         call_audit: &AuditEvent,
         cap: u64,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+    /// Claims idempotency `slot` of `workspace` for a request with `fingerprint`, unless a
+    /// request holds it (lease not over at `now`) or answered it (until `expires_at`).
+    async fn idem_claim(
+        &self,
+        workspace: &str,
+        slot: &str,
+        fingerprint: &str,
+        now: i64,
+        lease_until: i64,
+        expires_at: i64,
+    ) -> Result<IdemClaim, StoreError>;
+    /// Keeps the sealed answer of a claimed slot.
+    async fn idem_complete(
+        &self,
+        workspace: &str,
+        slot: &str,
+        sealed: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Gives a claimed slot up (the request failed; a retry may run it again).
+    async fn idem_release(&self, workspace: &str, slot: &str) -> Result<(), StoreError>;
     /// Reads a key (strongly consistent).
     async fn get(&self, workspace: &str, id: &KeyId) -> Result<Option<StoredKey>, StoreError>;
     /// Replaces a key and its hash items, with its audit event.
