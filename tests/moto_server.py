@@ -37,6 +37,43 @@ def _untracked_new(cls, *args, **kwargs):
 
 common_models.BaseModel.__new__ = _untracked_new
 
+
+# moto 5.2 snapshots a table for rollback once per *item* of a transaction (a deep copy of the
+# whole table, stream records included), so a 76-item import transaction on a table of a few
+# thousand items took 20 s. One snapshot per table per transaction restores the same state.
+from moto.dynamodb import models as _dynamodb_models  # noqa: E402
+
+_transact_write_items = _dynamodb_models.DynamoDBBackend.transact_write_items
+
+
+class _OnceCopy:
+    """`copy` for one transaction: the same object is deep-copied once."""
+
+    def __init__(self, real):
+        self._real = real
+        self._copies = {}
+
+    def deepcopy(self, obj, *args, **kwargs):
+        key = id(obj)
+        if key not in self._copies:
+            self._copies[key] = self._real.deepcopy(obj, *args, **kwargs)
+        return self._copies[key]
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def _transact_write_items_once(self, transact_items):
+    real = _dynamodb_models.copy
+    _dynamodb_models.copy = _OnceCopy(real)
+    try:
+        return _transact_write_items(self, transact_items)
+    finally:
+        _dynamodb_models.copy = real
+
+
+_dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items_once
+
 _lock = threading.Lock()
 _run_simple = server.run_simple
 

@@ -215,6 +215,10 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     writes_made_while_the_edge_is_down_reach_it_after_it_restarts,
     a_revocation_the_sync_function_gave_up_on_is_replayed_from_the_failure_queue,
     wiping_the_edge_kv_and_running_backfill_restores_every_verdict,
+    a_thousand_keys_import_in_one_call_and_verify_at_the_edge,
+    one_idempotency_key_makes_one_key_however_often_and_concurrently_it_is_sent,
+    a_key_created_disabled_is_refused_at_the_edge_until_enabled,
+    an_erased_key_leaves_its_name_and_meta_in_no_read_audit_entry_or_log_line,
 ];
 
 fn main() {
@@ -700,5 +704,245 @@ async fn wiping_the_edge_kv_and_running_backfill_restores_every_verdict(w: World
         // The edge caches a miss for a couple of seconds; the restored entry follows.
         w.wait_for_code(key, None, code, Duration::from_secs(5))
             .await;
+    }
+}
+
+/// A fresh Keyward-format secret, made here as another system would have issued it.
+fn issued_elsewhere(prefix: &str) -> keyward_common::SecretKey {
+    keyward_common::SecretKey::generate(prefix, |b: &mut [u8]| {
+        getrandom::fill(b).expect("OS randomness");
+    })
+    .expect("a valid prefix")
+}
+
+async fn a_thousand_keys_import_in_one_call_and_verify_at_the_edge(w: World) {
+    let ws = World::workspace("import");
+    let admin = w.admin(&ws);
+    // 1,000 items: Keyward-format plaintext, hashes of Keyward-format keys, two duplicates and
+    // one invalid field.
+    let mut items = Vec::new();
+    let mut plaintext = Vec::new();
+    let mut hashed = Vec::new();
+    for i in 0..997 {
+        let secret = issued_elsewhere("legacy");
+        if i % 3 == 0 {
+            items.push(json!({"hash": secret.hash().as_str(), "name": format!("hashed {i}")}));
+            hashed.push(secret);
+        } else {
+            items.push(json!({"key": secret.expose(), "name": format!("plain {i}"),
+                              "meta": {"plan": "pro"}}));
+            plaintext.push(secret);
+        }
+    }
+    items.push(json!({"key": plaintext[0].expose(), "name": "duplicate in the call"}));
+    items.push(json!({"hash": hashed[0].hash().as_str(), "name": "duplicate hash"}));
+    items.push(
+        json!({"key": issued_elsewhere("legacy").expose(), "name": "",
+                      "expires_in": -5}),
+    );
+    let t = Instant::now();
+    let r = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{ws}/keys/import"),
+            Some(&json!({ "keys": items })),
+        )
+        .await;
+    let took = t.elapsed();
+    ok(&r);
+    assert_eq!(
+        r.body["created"],
+        997,
+        "{}",
+        &r.text[..r.text.len().min(2000)]
+    );
+    assert_eq!(r.body["refused"], 3);
+    let results = r.body["results"].as_array().expect("results");
+    let codes: Vec<&str> = results[997..]
+        .iter()
+        .map(|r| r["error"]["code"].as_str().unwrap_or("created"))
+        .collect();
+    assert_eq!(
+        codes,
+        ["duplicate_key", "duplicate_key", "validation_failed"]
+    );
+    let fields: Vec<&str> = results[999]["error"]["errors"]
+        .as_array()
+        .expect("field errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["expires_in", "name"]);
+    w.record_time("import of 1,000 keys (997 created)", took);
+    println!(
+        "    import throughput: {:.0} keys/s",
+        997.0 / took.as_secs_f64()
+    );
+    // A sample of the imported keys verifies at the edge, in their own format.
+    let t = Instant::now();
+    for secret in plaintext
+        .iter()
+        .step_by(97)
+        .chain(hashed.iter().step_by(61))
+    {
+        w.wait_for_code(secret.expose(), None, "VALID", WITHIN)
+            .await;
+    }
+    w.record_time("imported sample VALID at the edge", t.elapsed());
+    let verdict = w.verify(plaintext[1].expose(), None).await;
+    assert_eq!(verdict["workspace"], ws);
+}
+
+async fn one_idempotency_key_makes_one_key_however_often_and_concurrently_it_is_sent(w: World) {
+    let ws = World::workspace("idem");
+    let admin = w.admin(&ws);
+    let keys = format!("/v1/workspaces/{ws}/keys");
+    let body = json!({"name": "retried", "scopes": ["read"]})
+        .to_string()
+        .into_bytes();
+    let send = |key: &'static str, body: Vec<u8>| {
+        let admin = admin.clone();
+        let keys = keys.clone();
+        async move {
+            admin
+                .send(
+                    reqwest::Method::POST,
+                    &keys,
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", key),
+                    ],
+                    Some(body),
+                )
+                .await
+                .expect("calling create")
+        }
+    };
+    let first = send("same-create", body.clone()).await;
+    first.expect_status(201);
+    for _ in 0..2 {
+        let again = send("same-create", body.clone()).await;
+        again.expect_status(201);
+        assert_eq!(again.body["id"], first.body["id"]);
+        assert_eq!(again.body["key"], first.body["key"]);
+    }
+    // Five at once with a new key: one key, the same secret for all five.
+    let concurrent: Vec<_> = (0..5)
+        .map(|_| tokio::spawn(send("five-at-once", body.clone())))
+        .collect();
+    let mut answers = Vec::new();
+    for c in concurrent {
+        let r = c.await.expect("a task");
+        r.expect_status(201);
+        answers.push((r.body["id"].clone(), r.body["key"].clone()));
+    }
+    answers.dedup();
+    assert_eq!(
+        answers.len(),
+        1,
+        "one key for five concurrent requests: {answers:?}"
+    );
+    let listed = admin.list_keys(&ws, "limit=100").await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(2));
+    send("same-create", br#"{"name": "another"}"#.to_vec())
+        .await
+        .expect_problem(422, "idempotency_key_reused");
+    // A failed request keeps nothing (create and rotate), so the fixed retry runs.
+    send("fix-and-retry", br#"{"name": ""}"#.to_vec())
+        .await
+        .expect_problem(400, "validation_failed");
+    send("fix-and-retry", body.clone()).await.expect_status(201);
+    let id = first.body["id"].as_str().expect("id").to_owned();
+    admin.revoke_key(&ws, &id).await.expect_status(200);
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("{keys}/{id}/rotate"),
+            &[("idempotency-key", "rotate-revoked")],
+            None,
+        )
+        .await
+        .expect("calling rotate")
+        .expect_problem(409, "key_revoked");
+}
+
+async fn a_key_created_disabled_is_refused_at_the_edge_until_enabled(w: World) {
+    let ws = World::workspace("disabled");
+    let admin = w.admin(&ws);
+    let (id, key, body) = w
+        .create(
+            &admin,
+            &ws,
+            json!({"name": "born off", "status": "disabled"}),
+        )
+        .await;
+    assert_eq!(body["status"], "disabled");
+    w.wait_for_code(&key, None, "DISABLED", WITHIN).await;
+    ok(&admin
+        .update_key(&ws, &id, &json!({"status": "active"}), None)
+        .await);
+    let took = w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    w.record_time("created disabled, then enabled: VALID", took);
+}
+
+async fn an_erased_key_leaves_its_name_and_meta_in_no_read_audit_entry_or_log_line(w: World) {
+    let ws = World::workspace("erase");
+    let admin = w.admin(&ws);
+    let name = format!("Erin Example {}", random_hex(4));
+    let email = format!("erin-{}@example.com", random_hex(4));
+    let (id, key, _) = w
+        .create(
+            &admin,
+            &ws,
+            json!({"name": name, "owner_id": email, "meta": {"email": email}}),
+        )
+        .await;
+    w.wait_for_code(&key, None, "VALID", WITHIN).await;
+    let erased = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/workspaces/{ws}/keys/{id}?erase=true"),
+            &[],
+            None,
+        )
+        .await
+        .expect("calling revoke");
+    erased.expect_status(200);
+    w.wait_for_code(&key, None, "REVOKED", WITHIN).await;
+    let reads = [
+        admin.get_key(&ws, &id).await,
+        admin.list_keys(&ws, "").await,
+        admin.list_audit(&ws, "limit=100").await,
+    ];
+    for r in &reads {
+        for personal in [&name, &email] {
+            assert!(
+                !r.text.contains(personal.as_str()),
+                "{personal} in {}",
+                r.text
+            );
+        }
+    }
+    assert!(reads[2].text.contains("key.erased"));
+    // The edge keeps only the tombstone: its verdict names nothing personal either.
+    let verdict = w.verify(&key, None).await.to_string();
+    assert!(
+        !verdict.contains(&name) && !verdict.contains(&email),
+        "{verdict}"
+    );
+    // No component logged them (the functions never log names or meta).
+    let dir = w.stack.lock().await.dir().to_owned();
+    for entry in std::fs::read_dir(&dir).expect("the run's log directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for personal in [&name, &email] {
+                assert!(
+                    !text.contains(personal.as_str()),
+                    "{personal} in {}",
+                    path.display()
+                );
+            }
+        }
     }
 }
