@@ -143,7 +143,8 @@ async fn forward(
         verdict.key_id.as_deref().unwrap_or_default(),
         verdict.workspace.as_deref().unwrap_or_default(),
         verdict.owner_id.as_deref(),
-        &verdict.scopes,
+        // The effective permissions (scopes plus the key's roles'): what the origin may check.
+        &verdict.permissions,
     );
     for (name, value) in identity.headers() {
         headers.set(name, value)?;
