@@ -276,12 +276,15 @@ impl<'a> Parser<'a> {
         match token {
             Token::Name(n) => {
                 if let Some((next, Token::Name(word))) = self.peek() {
-                    let hint = if word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or")
-                    {
-                        format!("; keywords are upper-case: write {}", word.to_ascii_uppercase())
-                    } else {
-                        String::new()
-                    };
+                    let hint =
+                        if word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or") {
+                            format!(
+                                "; keywords are upper-case: write {}",
+                                word.to_ascii_uppercase()
+                            )
+                        } else {
+                            String::new()
+                        };
                     return Err(QueryError {
                         position: next,
                         message: format!("expected AND or OR between `{n}` and `{word}`{hint}"),
@@ -314,7 +317,10 @@ impl<'a> Parser<'a> {
             }
             other => Err(QueryError {
                 position: pos,
-                message: format!("expected a permission name or `(`, found {}", other.describe()),
+                message: format!(
+                    "expected a permission name or `(`, found {}",
+                    other.describe()
+                ),
             }),
         }
     }
@@ -392,7 +398,11 @@ mod tests {
     fn length_and_depth_are_limited() {
         let deep_ok = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert_eq!(q(&deep_ok), n("a"));
-        let too_deep = format!("{}a{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let too_deep = format!(
+            "{}a{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         let err = Query::parse(&too_deep).unwrap_err();
         assert!(err.message.contains("deeper"), "{err}");
         assert_eq!(err.position, MAX_DEPTH);
@@ -422,12 +432,14 @@ mod tests {
     }
 
     fn query() -> impl Strategy<Value = Query> {
-        name().prop_map(Query::Name).prop_recursive(4, 24, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 2..4).prop_map(Query::All),
-                proptest::collection::vec(inner, 2..4).prop_map(Query::Any),
-            ]
-        })
+        name()
+            .prop_map(Query::Name)
+            .prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 2..4).prop_map(Query::All),
+                    proptest::collection::vec(inner, 2..4).prop_map(Query::Any),
+                ]
+            })
     }
 
     fn grants() -> impl Strategy<Value = Vec<String>> {

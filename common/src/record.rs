@@ -393,7 +393,11 @@ mod tests {
         RoleEntry {
             version,
             created_at,
-            permissions: if deleted { vec![] } else { vec!["sms.send".into()] },
+            permissions: if deleted {
+                vec![]
+            } else {
+                vec!["sms.send".into()]
+            },
             deleted,
         }
     }

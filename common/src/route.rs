@@ -231,8 +231,7 @@ pub struct RouteRuleError {
     pub reason: String,
 }
 
-const SHAPE: &str =
-    "it must look like `GET /v1/things/* => things.read` or `POST /v1/sms => sms.send AND billing.read cost 5`";
+const SHAPE: &str = "it must look like `GET /v1/things/* => things.read` or `POST /v1/sms => sms.send AND billing.read cost 5`";
 
 /// Splits a trailing `cost N` off a rule's right-hand side.
 fn split_cost(rhs: &str) -> Result<(&str, Option<u32>), String> {
@@ -241,9 +240,10 @@ fn split_cost(rhs: &str) -> Result<(&str, Option<u32>), String> {
         return Ok((rhs, None));
     };
     let before = before.trim_end();
-    let Some(query) = before.strip_suffix("cost").filter(|q| {
-        q.is_empty() || q.ends_with(char::is_whitespace) || q.ends_with(')')
-    }) else {
+    let Some(query) = before
+        .strip_suffix("cost")
+        .filter(|q| q.is_empty() || q.ends_with(char::is_whitespace) || q.ends_with(')'))
+    else {
         return Ok((rhs, None));
     };
     match number.parse::<u32>() {
@@ -455,14 +455,8 @@ mod tests {
         let t = table(
             "GET /v1/items/* => items.read; * /v1/items/** => items.write\nPOST /admin => admin",
         );
-        assert_eq!(
-            access(&t, "GET", "/v1/items/42"),
-            Scope("items.read")
-        );
-        assert_eq!(
-            access(&t, "DELETE", "/v1/items/42/x"),
-            Scope("items.write")
-        );
+        assert_eq!(access(&t, "GET", "/v1/items/42"), Scope("items.read"));
+        assert_eq!(access(&t, "DELETE", "/v1/items/42/x"), Scope("items.write"));
         assert_eq!(access(&t, "get", "/v1/items"), Scope("items.write"));
         assert_eq!(access(&t, "POST", "/admin"), Scope("admin"));
         assert_eq!(access(&t, "POST", "/admin/x"), Needs::AnyKey);

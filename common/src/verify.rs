@@ -578,7 +578,8 @@ mod tests {
         assert_eq!(v("sms.send AND admin", &perms), VerdictCode::ForbiddenScope);
         assert_eq!(v("admin OR read", &perms), VerdictCode::Valid);
         assert_eq!(v("sms.send", &e.scopes), VerdictCode::ForbiddenScope);
-        let verdict = verify_with_permissions(&key(), Some(&e), perms.clone(), &query_ctx("read"), NOW);
+        let verdict =
+            verify_with_permissions(&key(), Some(&e), perms.clone(), &query_ctx("read"), NOW);
         assert_eq!(verdict.permissions, perms);
         assert_eq!(verdict.roles, ["sender"]);
         assert_eq!(verdict.name.as_deref(), Some("main key"));
@@ -591,7 +592,10 @@ mod tests {
         let v = verify(&key(), Some(&active()), &c, NOW);
         assert_eq!(v, Verdict::anonymous(VerdictCode::NotFound));
         c.workspaces.push("acme".into());
-        assert_eq!(verify(&key(), Some(&active()), &c, NOW).code, VerdictCode::Valid);
+        assert_eq!(
+            verify(&key(), Some(&active()), &c, NOW).code,
+            VerdictCode::Valid
+        );
     }
 
     #[test]

@@ -241,7 +241,9 @@ pub enum RecordError {
     #[error(transparent)]
     Item(#[from] ItemError),
     /// A key or role item record with neither image (the stream must be NEW_AND_OLD_IMAGES).
-    #[error("a key or role item record carries no image; the stream view must be NEW_AND_OLD_IMAGES")]
+    #[error(
+        "a key or role item record carries no image; the stream view must be NEW_AND_OLD_IMAGES"
+    )]
     NoImage,
 }
 
@@ -592,11 +594,18 @@ mod tests {
 
     #[test]
     fn a_role_change_is_one_role_write_and_a_holder_count_change_is_none() {
-        let created = role_plan(&record("INSERT", None, Some(role_image(1, &["sms.send"], 0))))
-            .unwrap();
+        let created = role_plan(&record(
+            "INSERT",
+            None,
+            Some(role_image(1, &["sms.send"], 0)),
+        ))
+        .unwrap();
         assert_eq!(created.kv_key().as_deref(), Some("r:acme:sms-sender"));
         assert_eq!(created.entry.permissions, ["sms.send"]);
-        assert_eq!((created.entry.version, created.entry.created_at), (1, 1_800_000_000));
+        assert_eq!(
+            (created.entry.version, created.entry.created_at),
+            (1, 1_800_000_000)
+        );
         let updated = role_plan(&record(
             "MODIFY",
             Some(role_image(1, &["sms.send"], 3)),
@@ -615,11 +624,18 @@ mod tests {
 
     #[test]
     fn a_deleted_role_becomes_a_tombstone_at_its_last_version() {
-        let gone = role_plan(&record("REMOVE", Some(role_image(4, &["sms.send"], 0)), None))
-            .unwrap();
+        let gone = role_plan(&record(
+            "REMOVE",
+            Some(role_image(4, &["sms.send"], 0)),
+            None,
+        ))
+        .unwrap();
         assert!(gone.entry.deleted);
         assert!(gone.entry.permissions.is_empty());
-        assert_eq!((gone.entry.version, gone.entry.created_at), (4, 1_800_000_000));
+        assert_eq!(
+            (gone.entry.version, gone.entry.created_at),
+            (4, 1_800_000_000)
+        );
     }
 
     #[test]
@@ -636,7 +652,10 @@ mod tests {
         revoked["version"] = json!({"N": "2"});
         let items = plan(&record("MODIFY", None, Some(revoked)));
         assert!(items[0].entry.is_tombstone());
-        assert_eq!((items[0].entry.name.clone(), items[0].entry.meta.clone()), (None, None));
+        assert_eq!(
+            (items[0].entry.name.clone(), items[0].entry.meta.clone()),
+            (None, None)
+        );
         assert_eq!(items[0].entry.roles, ["sms-sender"]);
     }
 
