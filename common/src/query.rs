@@ -126,7 +126,9 @@ impl Query {
 }
 
 impl fmt::Display for Query {
-    /// The query with every compound part in parentheses: it parses back to the same query.
+    /// The query with every compound part in parentheses and single spaces: it parses back to
+    /// the same query. It can be longer than the text it was parsed from (`(a OR b)AND c`
+    /// shows as `(a OR b) AND c`), so near [`MAX_QUERY_LEN`] it may no longer parse.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (parts, op) = match self {
             Self::Name(n) => return f.write_str(n),
