@@ -30,6 +30,9 @@ fn entry() -> EdgeEntry {
         owner_id: Some("user_42".into()),
         prefix: "kw".into(),
         scopes: vec!["read".into(), "write".into(), "billing.*".into()],
+        roles: Vec::new(),
+        name: Some("bench key".into()),
+        meta: None,
         status: KeyStatus::Active,
         expires_at: Some(1_900_000_000),
         retires_at: None,
@@ -54,6 +57,7 @@ fn benches(c: &mut Criterion) {
     let ctx = RequestContext {
         client_ip: Some("10.1.2.3".parse().expect("ip")),
         required_scope: Some("billing.read".into()),
+        ..RequestContext::default()
     };
     let now = 1_800_000_000;
 

@@ -9,6 +9,7 @@ pub mod id;
 pub mod key;
 pub mod origin;
 pub mod problem;
+pub mod query;
 pub mod record;
 pub mod route;
 pub mod secret;
@@ -19,7 +20,11 @@ pub mod verify;
 pub use id::KeyId;
 pub use key::{KeyFormatError, KeyHash, PresentedKey, SecretKey};
 pub use problem::{FieldError, Problem, ProblemCode};
-pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit, RoleRecord};
+pub use query::{Query, QueryError};
+pub use record::{EdgeEntry, KeyRecord, KeyStatus, RateLimit, RoleEntry, RoleRecord};
 pub use secret::Secret;
 pub use time::Timestamp;
-pub use verify::{RateLimitState, RequestContext, Verdict, VerdictCode, verify};
+pub use verify::{
+    RateLimitState, RequestContext, Verdict, VerdictCode, effective_permissions, verify,
+    verify_with_permissions,
+};

@@ -21,6 +21,8 @@ pub enum ProblemCode {
     InvalidCursor,
     /// 400: a request path the edge refuses to interpret (encoded `/`, `;`, ...).
     AmbiguousPath,
+    /// 400: a permission query that does not parse (the verify API's `permission`).
+    InvalidPermissionQuery,
     /// 401: missing or invalid credentials.
     Unauthorized,
     /// 401: a signed batch whose signature or timestamp does not verify.
@@ -74,6 +76,7 @@ impl ProblemCode {
             Self::InvalidJson => "invalid_json",
             Self::InvalidCursor => "invalid_cursor",
             Self::AmbiguousPath => "ambiguous_path",
+            Self::InvalidPermissionQuery => "invalid_permission_query",
             Self::Unauthorized => "unauthorized",
             Self::InvalidSignature => "invalid_signature",
             Self::Forbidden => "forbidden",
@@ -105,7 +108,8 @@ impl ProblemCode {
             Self::ValidationFailed
             | Self::InvalidJson
             | Self::InvalidCursor
-            | Self::AmbiguousPath => 400,
+            | Self::AmbiguousPath
+            | Self::InvalidPermissionQuery => 400,
             Self::Unauthorized | Self::InvalidSignature => 401,
             Self::Forbidden | Self::PermissionEscalation | Self::RouteDenied => 403,
             Self::NotFound => 404,

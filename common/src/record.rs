@@ -170,6 +170,16 @@ pub struct EdgeEntry {
     pub prefix: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// Names of the workspace roles the key holds; their permissions are separate KV entries
+    /// (`r:{workspace}:{name}`, [`RoleEntry`]), so a role change is one write, not one per holder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// The key's name, for the verify API's answer. Never on a tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The key's `meta`, for the verify API's answer. Never on a tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
     /// Lifecycle status; `revoked` makes this entry a tombstone.
     pub status: KeyStatus,
     /// Unix seconds after which the key is expired.
@@ -183,7 +193,8 @@ pub struct EdgeEntry {
 }
 
 impl EdgeEntry {
-    /// The edge entry of a key's current secret.
+    /// The edge entry of a key's current secret (a revoked key's is a tombstone without its
+    /// name and meta, see [`EdgeEntry::scrubbed`]).
     #[must_use]
     pub fn for_key(record: &KeyRecord) -> Self {
         Self {
@@ -199,12 +210,30 @@ impl EdgeEntry {
                 record.prefix().to_owned()
             },
             scopes: record.scopes.clone(),
+            roles: record.roles.clone(),
+            name: Some(record.name.clone()),
+            meta: record.meta.clone(),
             status: record.status,
             expires_at: record.expires_at.map(Timestamp::unix),
             retires_at: None,
             allowed_ips: record.allowed_ips.clone(),
             rate_limit: record.rate_limit,
         }
+        .scrubbed()
+    }
+
+    /// The entry as it may be stored: a tombstone keeps no personal data (the key's name,
+    /// meta, owner and allowed addresses), since it is kept for good. Other entries are
+    /// unchanged.
+    #[must_use]
+    pub fn scrubbed(mut self) -> Self {
+        if self.is_tombstone() {
+            self.name = None;
+            self.meta = None;
+            self.owner_id = None;
+            self.allowed_ips = Vec::new();
+        }
+        self
     }
 
     /// The entry for a secret that rotation replaced: same settings, stops at `retires_at`.
@@ -246,6 +275,97 @@ impl EdgeEntry {
     }
 }
 
+/// What the edge stores in KV under `r:{workspace}:{name}` for a role: its permissions, or a
+/// tombstone once the role is deleted.
+///
+/// Entries are ordered by `(created_at, version)`: a role deleted and created again under the
+/// same name is a new incarnation with a later `created_at`, so it replaces the old one's
+/// tombstone, while a late write of the old incarnation never does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleEntry {
+    /// The role's version when this entry was produced.
+    pub version: u64,
+    /// The role's creation time (Unix seconds): which incarnation of the name this is.
+    #[serde(default)]
+    pub created_at: i64,
+    /// Permissions every holder gets (none when deleted).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Whether the role was deleted: a tombstone, granting nothing.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl RoleEntry {
+    /// The entry of a role as stored now.
+    #[must_use]
+    pub fn for_role(role: &RoleRecord) -> Self {
+        Self {
+            version: role.version,
+            created_at: role.created_at.unix(),
+            permissions: role.permissions.clone(),
+            deleted: false,
+        }
+    }
+
+    /// The tombstone of a deleted role (the last version it had).
+    #[must_use]
+    pub fn tombstone(version: u64, created_at: i64) -> Self {
+        Self {
+            version,
+            created_at,
+            permissions: Vec::new(),
+            deleted: true,
+        }
+    }
+
+    /// The permissions the role grants: none once deleted.
+    #[must_use]
+    pub fn granted(&self) -> &[String] {
+        if self.deleted { &[] } else { &self.permissions }
+    }
+
+    /// Whether this entry should replace `stored`: a later incarnation always does; within one
+    /// incarnation a tombstone is never replaced, a higher version wins, and at the same version
+    /// a tombstone wins.
+    #[must_use]
+    pub fn supersedes(&self, stored: &Self) -> bool {
+        if self.created_at != stored.created_at {
+            return self.created_at > stored.created_at;
+        }
+        if stored.deleted {
+            return false;
+        }
+        self.version > stored.version || (self.version == stored.version && self.deleted)
+    }
+}
+
+/// The KV key of a role's entry, `r:{workspace}:{name}`. Workspaces (`[A-Za-z0-9_-]`) and role
+/// names (`[a-z0-9][a-z0-9._-]*`) hold no `:`, so the key names one role only.
+#[must_use]
+pub fn role_kv_key(workspace: &str, name: &str) -> String {
+    format!("r:{workspace}:{name}")
+}
+
+/// Whether `workspace` has the shape the control plane allows: 1–64 `[A-Za-z0-9_-]`.
+#[must_use]
+pub fn valid_workspace(workspace: &str) -> bool {
+    (1..=64).contains(&workspace.len())
+        && workspace
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+/// Whether `name` has the shape of a role name: `[a-z0-9][a-z0-9._-]{0,63}`.
+#[must_use]
+pub fn valid_role_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=64).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +379,9 @@ mod tests {
             owner_id: None,
             prefix: "kw".into(),
             scopes: vec![],
+            roles: vec![],
+            name: None,
+            meta: None,
             status,
             expires_at: None,
             retires_at: None,
@@ -280,6 +403,58 @@ mod tests {
         assert!(!entry(9, KeyStatus::Active).supersedes(&tomb));
         assert!(!entry(3, KeyStatus::Active).supersedes(&tomb));
         assert!(entry(4, KeyStatus::Revoked).supersedes(&entry(4, KeyStatus::Active)));
+    }
+
+    fn role(created_at: i64, version: u64, deleted: bool) -> RoleEntry {
+        RoleEntry {
+            version,
+            created_at,
+            permissions: if deleted {
+                vec![]
+            } else {
+                vec!["sms.send".into()]
+            },
+            deleted,
+        }
+    }
+
+    #[test]
+    fn a_role_tombstone_is_never_replaced_by_its_own_incarnation() {
+        let tomb = role(100, 3, true);
+        assert!(!role(100, 9, false).supersedes(&tomb));
+        assert!(!role(100, 3, false).supersedes(&tomb));
+        assert!(role(100, 3, true).supersedes(&role(100, 3, false)));
+        assert!(!role(100, 2, false).supersedes(&role(100, 3, false)));
+        assert!(role(100, 4, false).supersedes(&role(100, 3, false)));
+        assert!(tomb.granted().is_empty());
+    }
+
+    #[test]
+    fn a_role_created_again_replaces_the_old_tombstone_and_not_the_other_way() {
+        let tomb = role(100, 3, true);
+        assert!(role(200, 1, false).supersedes(&tomb));
+        assert!(!role(100, 9, false).supersedes(&role(200, 1, false)));
+    }
+
+    #[test]
+    fn a_tombstone_keeps_no_name_or_meta() {
+        let mut e = entry(2, KeyStatus::Revoked);
+        e.name = Some("alice's key".into());
+        e.meta = Some(serde_json::Map::from_iter([("email".into(), "a@x".into())]));
+        let e = e.scrubbed();
+        assert_eq!((e.name, e.meta), (None, None));
+        let mut live = entry(2, KeyStatus::Disabled);
+        live.name = Some("n".into());
+        assert_eq!(live.scrubbed().name.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn an_entry_written_before_roles_still_parses() {
+        let old = r#"{"schema":1,"version":1,"key_id":"key_00000000000000000000000","workspace":"a","owner_id":null,"prefix":"kw","scopes":["x"],"status":"active","expires_at":null,"retires_at":null,"allowed_ips":[],"rate_limit":null}"#;
+        let id = KeyId::new(1, [0; 10]).to_string();
+        let old = old.replace("key_00000000000000000000000", &id);
+        let e: EdgeEntry = serde_json::from_str(&old).unwrap();
+        assert!(e.roles.is_empty() && e.name.is_none() && e.meta.is_none());
     }
 
     #[test]

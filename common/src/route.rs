@@ -1,5 +1,6 @@
-//! The edge proxy's route rules (`METHOD /path/pattern => scope`) and the path normalisation they
-//! are matched on.
+//! The edge proxy's route rules (`METHOD /path/pattern => query [cost N]`) and the path
+//! normalisation they are matched on. The query is a permission query ([`crate::query`]): one
+//! name, as before, or names joined by `AND` / `OR` with parentheses.
 //!
 //! A request path is first normalised by [`normalize_path`]: unreserved characters that were
 //! percent-encoded are decoded, `.` and `..` segments are resolved, repeated `/` collapse, and
@@ -12,6 +13,8 @@
 //! the rest of the path (including nothing). A method of `*` matches any method.
 
 use std::fmt;
+
+use crate::query::Query;
 
 /// A request path in the normal form rules are matched on (see [`normalize_path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,12 +206,17 @@ impl RouteDefault {
 #[error("ROUTE_DEFAULT must be `any_key` or `deny`")]
 pub struct RouteDefaultError;
 
-/// One rule: requests matching `method` and `pattern` need `scope`.
+/// Largest `cost N` of a rule (the verify API's `cost` bound).
+pub const MAX_COST: u32 = 1_000;
+
+/// One rule: requests matching `method` and `pattern` need a key whose permissions satisfy
+/// `query`, and cost `cost` (the default, 1, when the rule names none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRule {
     method: String,
     segments: Vec<String>,
-    scope: String,
+    query: Query,
+    cost: Option<u32>,
 }
 
 /// A rule that could not be parsed, named by its position and text.
@@ -223,16 +231,41 @@ pub struct RouteRuleError {
     pub reason: String,
 }
 
-const SHAPE: &str = "it must look like `GET /v1/things/* => things.read`";
+const SHAPE: &str = "it must look like `GET /v1/things/* => things.read` or `POST /v1/sms => sms.send AND billing.read cost 5`";
+
+/// Splits a trailing `cost N` off a rule's right-hand side.
+fn split_cost(rhs: &str) -> Result<(&str, Option<u32>), String> {
+    let rhs = rhs.trim();
+    let Some((before, number)) = rhs.rsplit_once(char::is_whitespace) else {
+        return Ok((rhs, None));
+    };
+    let before = before.trim_end();
+    let Some(query) = before
+        .strip_suffix("cost")
+        .filter(|q| q.is_empty() || q.ends_with(char::is_whitespace) || q.ends_with(')'))
+    else {
+        return Ok((rhs, None));
+    };
+    match number.parse::<u32>() {
+        Ok(n) if n <= MAX_COST && number.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((query.trim(), Some(n)))
+        }
+        _ => Err(format!(
+            "`cost {number}`: the cost must be a whole number from 0 to {MAX_COST}"
+        )),
+    }
+}
 
 impl RouteRule {
-    /// Parses `METHOD /pattern => scope`. The pattern is normalised like a request path (so
-    /// `%61` in a pattern means `a`); `*` is a whole segment, `**` only the last one.
+    /// Parses `METHOD /pattern => query [cost N]`. The pattern is normalised like a request
+    /// path (so `%61` in a pattern means `a`); `*` is a whole segment, `**` only the last one.
+    /// The query is a permission query ([`Query::parse`]); `cost N` (0–1000) is what an admitted
+    /// request counts against the key's rate limit.
     ///
     /// # Errors
-    /// The reason, as a sentence, for any other shape.
+    /// The reason, as a sentence, for any other shape (for a query: its position and problem).
     pub fn parse(rule: &str) -> Result<Self, String> {
-        let (lhs, scope) = rule.split_once("=>").ok_or(SHAPE)?;
+        let (lhs, rhs) = rule.split_once("=>").ok_or(SHAPE)?;
         let mut parts = lhs.split_whitespace();
         let (Some(method), Some(pattern), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(SHAPE.to_owned());
@@ -240,10 +273,9 @@ impl RouteRule {
         if method != "*" && !method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(format!("the method {method:?} is not `*` or a method name"));
         }
-        let scope = scope.trim();
-        if scope.is_empty() || scope.contains(char::is_whitespace) {
-            return Err("the scope after `=>` must be one name".to_owned());
-        }
+        let (query_text, cost) = split_cost(rhs)?;
+        let query = Query::parse(query_text)
+            .map_err(|e| format!("the permission query after `=>` ({query_text:?}) {e}"))?;
         let normalized =
             normalize_path(pattern).map_err(|e| format!("the pattern {pattern:?}: {e}"))?;
         let segments: Vec<String> = normalized.segments().map(str::to_owned).collect();
@@ -260,7 +292,8 @@ impl RouteRule {
         Ok(Self {
             method: method.to_ascii_uppercase(),
             segments,
-            scope: scope.to_owned(),
+            query,
+            cost,
         })
     }
 
@@ -283,10 +316,16 @@ impl RouteRule {
         path.next().is_none()
     }
 
-    /// The scope the rule requires.
+    /// The permission query the rule requires.
     #[must_use]
-    pub fn scope(&self) -> &str {
-        &self.scope
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// The rule's `cost N`, if it names one.
+    #[must_use]
+    pub fn cost(&self) -> Option<u32> {
+        self.cost
     }
 }
 
@@ -314,8 +353,14 @@ pub fn parse_rules(text: &str) -> Result<Vec<RouteRule>, RouteRuleError> {
 pub enum Access<'a> {
     /// Any valid key.
     AnyKey,
-    /// A valid key holding this scope.
-    Scope(&'a str),
+    /// A valid key whose permissions satisfy the rule's query; an admitted request costs
+    /// `cost` (the default when `None`).
+    Rule {
+        /// What the key must hold.
+        query: &'a Query,
+        /// The rule's cost, if it names one.
+        cost: Option<u32>,
+    },
     /// Nothing passes: no rule matched and the default is [`RouteDefault::Deny`].
     Deny,
 }
@@ -331,11 +376,14 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// What a request with `method` and the normalised `path` needs: the first matching rule's
-    /// scope, else the default.
+    /// query and cost, else the default.
     #[must_use]
     pub fn access(&self, method: &str, path: &NormalizedPath) -> Access<'_> {
         match self.rules.iter().find(|r| r.matches(method, path)) {
-            Some(rule) => Access::Scope(rule.scope()),
+            Some(rule) => Access::Rule {
+                query: rule.query(),
+                cost: rule.cost(),
+            },
             None => match self.default {
                 RouteDefault::AnyKey => Access::AnyKey,
                 RouteDefault::Deny => Access::Deny,
@@ -356,8 +404,50 @@ mod tests {
         }
     }
 
-    fn access<'a>(t: &'a RouteTable, method: &str, raw: &str) -> Access<'a> {
-        t.access(method, &normalize_path(raw).unwrap())
+    /// What a request needs, owned: the rule's query as displayed and its cost.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Needs {
+        AnyKey,
+        Deny,
+        Rule(String, Option<u32>),
+    }
+
+    fn access(t: &RouteTable, method: &str, raw: &str) -> Needs {
+        match t.access(method, &normalize_path(raw).unwrap()) {
+            Access::Rule { query, cost } => Needs::Rule(query.to_string(), cost),
+            Access::AnyKey => Needs::AnyKey,
+            Access::Deny => Needs::Deny,
+        }
+    }
+
+    /// A rule's needs for a one-name query without a cost.
+    #[allow(non_snake_case)]
+    fn Scope(name: &str) -> Needs {
+        Needs::Rule(name.to_owned(), None)
+    }
+
+    #[test]
+    fn a_rule_takes_a_query_and_a_cost() {
+        let t = table(
+            "POST /v1/sms => sms.send AND (billing.read OR admin) cost 5; GET /x => (a) cost 0; GET /y => cost",
+        );
+        assert_eq!(
+            access(&t, "POST", "/v1/sms"),
+            Needs::Rule("sms.send AND (billing.read OR admin)".into(), Some(5))
+        );
+        assert_eq!(access(&t, "GET", "/x"), Needs::Rule("a".into(), Some(0)));
+        assert_eq!(access(&t, "GET", "/y"), Scope("cost"));
+        for (bad, needle) in [
+            ("GET /a => a AND", "position 5"),
+            ("GET /a => (a OR b", "never closed"),
+            ("GET /a => a cost 1001", "0 to 1000"),
+            ("GET /a => a cost -1", "0 to 1000"),
+            ("GET /a => cost 5", "empty"),
+        ] {
+            let err = parse_rules(bad).unwrap_err();
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -365,18 +455,12 @@ mod tests {
         let t = table(
             "GET /v1/items/* => items.read; * /v1/items/** => items.write\nPOST /admin => admin",
         );
-        assert_eq!(
-            access(&t, "GET", "/v1/items/42"),
-            Access::Scope("items.read")
-        );
-        assert_eq!(
-            access(&t, "DELETE", "/v1/items/42/x"),
-            Access::Scope("items.write")
-        );
-        assert_eq!(access(&t, "get", "/v1/items"), Access::Scope("items.write"));
-        assert_eq!(access(&t, "POST", "/admin"), Access::Scope("admin"));
-        assert_eq!(access(&t, "POST", "/admin/x"), Access::AnyKey);
-        assert_eq!(access(&t, "GET", "/other"), Access::AnyKey);
+        assert_eq!(access(&t, "GET", "/v1/items/42"), Scope("items.read"));
+        assert_eq!(access(&t, "DELETE", "/v1/items/42/x"), Scope("items.write"));
+        assert_eq!(access(&t, "get", "/v1/items"), Scope("items.write"));
+        assert_eq!(access(&t, "POST", "/admin"), Scope("admin"));
+        assert_eq!(access(&t, "POST", "/admin/x"), Needs::AnyKey);
+        assert_eq!(access(&t, "GET", "/other"), Needs::AnyKey);
     }
 
     #[test]
@@ -394,7 +478,7 @@ mod tests {
             "/admin/x/",
             "/%61%64%6d%69%6e",
         ] {
-            assert_eq!(access(&t, "GET", raw), Access::Scope("admin"), "{raw}");
+            assert_eq!(access(&t, "GET", raw), Scope("admin"), "{raw}");
         }
     }
 
@@ -447,8 +531,8 @@ mod tests {
     fn the_default_applies_to_unmatched_paths_only() {
         let mut t = table("* /public/** => public.read");
         t.default = RouteDefault::Deny;
-        assert_eq!(access(&t, "GET", "/other"), Access::Deny);
-        assert_eq!(access(&t, "GET", "/PUBLIC/x"), Access::Scope("public.read"));
+        assert_eq!(access(&t, "GET", "/other"), Needs::Deny);
+        assert_eq!(access(&t, "GET", "/PUBLIC/x"), Scope("public.read"));
         assert_eq!(RouteDefault::parse("deny"), Ok(RouteDefault::Deny));
         assert_eq!(RouteDefault::parse(""), Ok(RouteDefault::AnyKey));
         assert_eq!(RouteDefault::parse("any_key"), Ok(RouteDefault::AnyKey));
@@ -506,7 +590,7 @@ mod tests {
                 if mask & (1 << (i + 3)) != 0 { format!("%{b:02X}") } else { char::from(b).to_string() }
             }).collect();
             let raw = format!("/{spelled}/{rest}");
-            prop_assert_eq!(access(&t, "GET", &raw), Access::Scope("admin"));
+            prop_assert_eq!(access(&t, "GET", &raw), Scope("admin"));
         }
     }
 }

@@ -8,6 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::record::{RoleEntry, role_kv_key, valid_role_name, valid_workspace};
 use crate::{EdgeEntry, KeyHash, KeyId};
 
 /// Header carrying the signing time (Unix seconds).
@@ -29,12 +30,65 @@ pub struct SyncItem {
     pub entry: EdgeEntry,
 }
 
+/// One role KV write: the entry of role `name` of `workspace` (`r:{workspace}:{name}`), an
+/// upsert or, when the role was deleted, a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSyncItem {
+    /// The role's workspace.
+    pub workspace: String,
+    /// The role's name.
+    pub name: String,
+    /// The entry to store if it supersedes what is there.
+    pub entry: RoleEntry,
+}
+
+impl RoleSyncItem {
+    /// The KV key the item writes, or `None` when the workspace or name has a shape the
+    /// control plane never produces (the edge refuses the batch rather than write odd keys).
+    #[must_use]
+    pub fn kv_key(&self) -> Option<String> {
+        (valid_workspace(&self.workspace) && valid_role_name(&self.name))
+            .then(|| role_kv_key(&self.workspace, &self.name))
+    }
+}
+
 /// A batch of KV writes from the `sync` function (or backfill) to the edge.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Wire form: `{"items": [{"hash", "entry"}], "roles": [{"workspace", "name", "entry":
+/// {"version", "created_at", "permissions", "deleted"}}]}`; `roles` may be left out (a batch
+/// without it is what an edge before roles accepted). At most [`MAX_BATCH_ITEMS`] writes in all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncBatch {
-    /// The writes, applied independently.
+    /// The key writes, applied independently.
     pub items: Vec<SyncItem>,
+    /// The role writes, applied independently of each other and of the key writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSyncItem>,
+}
+
+impl SyncBatch {
+    /// A batch of key writes only.
+    #[must_use]
+    pub fn keys(items: Vec<SyncItem>) -> Self {
+        Self {
+            items,
+            roles: Vec::new(),
+        }
+    }
+
+    /// Key and role writes together.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len() + self.roles.len()
+    }
+
+    /// Whether the batch writes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.roles.is_empty()
+    }
 }
 
 /// What the edge did with each item of a batch, in order.
@@ -50,8 +104,19 @@ pub enum SyncOutcome {
 /// The edge's answer to a sync batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
-    /// One outcome per item.
+    /// One outcome per key item, in order.
     pub outcomes: Vec<SyncOutcome>,
+    /// One outcome per role item, in order (left out when the batch had none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_outcomes: Vec<SyncOutcome>,
+}
+
+impl SyncResponse {
+    /// Whether the answer has one outcome per write of `batch`.
+    #[must_use]
+    pub fn answers(&self, batch: &SyncBatch) -> bool {
+        self.outcomes.len() == batch.items.len() && self.role_outcomes.len() == batch.roles.len()
+    }
 }
 
 /// One key's use in one UTC day, as counted by one edge isolate.
@@ -234,6 +299,25 @@ mod tests {
             verify_signature(SECRET, Some(&other), Some(&sig), b"{}", NOW),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn a_batch_without_roles_is_the_old_wire_form_and_roles_round_trip() {
+        let batch = SyncBatch::keys(Vec::new());
+        assert_eq!(serde_json::to_string(&batch).unwrap(), r#"{"items":[]}"#);
+        let text = r#"{"items":[],"roles":[{"workspace":"acme","name":"sms-sender","entry":{"version":2,"created_at":1800000000,"permissions":["sms.send"],"deleted":false}}]}"#;
+        let batch: SyncBatch = serde_json::from_str(text).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(serde_json::to_string(&batch).unwrap(), text);
+        assert_eq!(
+            batch.roles[0].kv_key().as_deref(),
+            Some("r:acme:sms-sender")
+        );
+        let odd = RoleSyncItem {
+            workspace: "a:b".into(),
+            ..batch.roles[0].clone()
+        };
+        assert_eq!(odd.kv_key(), None);
     }
 
     proptest! {

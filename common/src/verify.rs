@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::query::Query;
 use crate::{EdgeEntry, KeyStatus, PresentedKey, RateLimit, Timestamp};
 
 /// What a verification concluded. The wire names are DESIGN's verify API codes.
@@ -85,6 +86,11 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// The scope the route requires, if any.
     pub required_scope: Option<String>,
+    /// The permission query the request must satisfy, if any (with a scope, both must hold).
+    pub required_permission: Option<Query>,
+    /// The workspaces whose keys may be used; empty means any. A key of another workspace is
+    /// answered exactly like an unknown key (`NOT_FOUND`, naming nothing).
+    pub workspaces: Vec<String>,
 }
 
 /// The state of a key's rate-limit window after counting this request.
@@ -119,8 +125,20 @@ pub struct Verdict {
     pub workspace: Option<String>,
     /// The key's owner, when found.
     pub owner_id: Option<String>,
+    /// The key's name, when found (a revoked key's entry no longer has it).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The key's `meta`, when found and set.
+    #[serde(default)]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
     /// The key's scopes, when found (empty otherwise).
     pub scopes: Vec<String>,
+    /// The roles the key holds, when found.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Effective permissions: the scopes plus the permissions of every role found.
+    #[serde(default)]
+    pub permissions: Vec<String>,
     /// The key's expiry, when it has one.
     pub expires_at: Option<Timestamp>,
     /// The key's rate-limit window after this request, when it is limited.
@@ -138,20 +156,28 @@ impl Verdict {
             key_id: None,
             workspace: None,
             owner_id: None,
+            name: None,
+            meta: None,
             scopes: Vec::new(),
+            roles: Vec::new(),
+            permissions: Vec::new(),
             expires_at: None,
             ratelimit: None,
         }
     }
 
-    fn about(entry: &EdgeEntry, code: VerdictCode) -> Self {
+    fn about(entry: &EdgeEntry, permissions: Vec<String>, code: VerdictCode) -> Self {
         Self {
             valid: code == VerdictCode::Valid,
             code,
             key_id: Some(entry.key_id.as_str().to_owned()),
             workspace: Some(entry.workspace.clone()),
             owner_id: entry.owner_id.clone(),
+            name: entry.name.clone(),
+            meta: entry.meta.clone(),
             scopes: entry.scopes.clone(),
+            roles: entry.roles.clone(),
+            permissions,
             expires_at: entry.expires_at.map(Timestamp),
             ratelimit: None,
         }
@@ -202,12 +228,25 @@ pub fn scope_covers(granted: &str, required: &str) -> bool {
         })
 }
 
+/// A key's effective permissions: its `scopes`, then each role's permissions, without
+/// duplicates, in that order. A role that is missing or deleted contributes nothing.
+#[must_use]
+pub fn effective_permissions<'a>(
+    scopes: &'a [String],
+    roles: impl IntoIterator<Item = &'a [String]>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(scopes.len());
+    for p in scopes.iter().chain(roles.into_iter().flatten()) {
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
 /// Decides whether `presented`, whose KV lookup gave `entry`, may be used for a request with
-/// context `ctx` at Unix time `now`.
-///
-/// Precedence: unknown → status (revoked, disabled) → expiry → allowed IP → scope. The rate
-/// limit comes last and is applied by the caller with [`Verdict::with_rate_limit`], only to
-/// verdicts that are still valid, so refused requests never use up the allowance.
+/// context `ctx` at Unix time `now`, with the key's scopes as its only permissions (see
+/// [`verify_with_permissions`] for a key whose roles were looked up).
 #[must_use]
 pub fn verify(
     presented: &PresentedKey,
@@ -215,15 +254,45 @@ pub fn verify(
     ctx: &RequestContext,
     now: i64,
 ) -> Verdict {
-    // A prefix mismatch means the entry is not this key's (a mis-filed entry): treat as unknown.
-    let Some(entry) = entry.filter(|e| e.prefix.is_empty() || e.prefix == presented.prefix())
-    else {
-        return Verdict::anonymous(VerdictCode::NotFound);
-    };
-    Verdict::about(entry, decide(entry, ctx, now))
+    let scopes = entry.map(|e| e.scopes.clone()).unwrap_or_default();
+    verify_with_permissions(presented, entry, scopes, ctx, now)
 }
 
-fn decide(entry: &EdgeEntry, ctx: &RequestContext, now: i64) -> VerdictCode {
+/// Decides whether `presented`, whose KV lookup gave `entry` and whose effective permissions
+/// (scopes plus its roles', [`effective_permissions`]) are `permissions`, may be used for a
+/// request with context `ctx` at Unix time `now`.
+///
+/// Precedence: unknown (or another workspace than `ctx.workspaces` allows) → status (revoked,
+/// disabled) → expiry → allowed IP → scope and permission query. The rate limit comes last and
+/// is applied by the caller with [`Verdict::with_rate_limit`], only to verdicts that are still
+/// valid, so refused requests never use up the allowance.
+#[must_use]
+pub fn verify_with_permissions(
+    presented: &PresentedKey,
+    entry: Option<&EdgeEntry>,
+    permissions: Vec<String>,
+    ctx: &RequestContext,
+    now: i64,
+) -> Verdict {
+    // A prefix mismatch means the entry is not this key's (a mis-filed entry): treat as unknown
+    // (an imported key's entry has no prefix: it may have any format). A key of a workspace the
+    // caller did not allow is unknown too: nothing about it is told.
+    let Some(entry) = entry.filter(|e| {
+        (e.prefix.is_empty() || e.prefix == presented.prefix())
+            && (ctx.workspaces.is_empty() || ctx.workspaces.contains(&e.workspace))
+    }) else {
+        return Verdict::anonymous(VerdictCode::NotFound);
+    };
+    let code = decide(entry, &permissions, ctx, now);
+    Verdict::about(entry, permissions, code)
+}
+
+fn decide(
+    entry: &EdgeEntry,
+    permissions: &[String],
+    ctx: &RequestContext,
+    now: i64,
+) -> VerdictCode {
     match entry.status {
         KeyStatus::Revoked => return VerdictCode::Revoked,
         KeyStatus::Disabled => return VerdictCode::Disabled,
@@ -241,7 +310,14 @@ fn decide(entry: &EdgeEntry, ctx: &RequestContext, now: i64) -> VerdictCode {
         return VerdictCode::ForbiddenIp;
     }
     if let Some(required) = &ctx.required_scope
-        && !entry.scopes.iter().any(|g| scope_covers(g, required))
+        && !permissions.iter().any(|g| scope_covers(g, required))
+    {
+        return VerdictCode::ForbiddenScope;
+    }
+    if ctx
+        .required_permission
+        .as_ref()
+        .is_some_and(|q| !q.allows(permissions))
     {
         return VerdictCode::ForbiddenScope;
     }
@@ -284,6 +360,9 @@ mod tests {
             owner_id: Some("user_1".into()),
             prefix: "kw".into(),
             scopes: vec!["read".into(), "billing.*".into()],
+            roles: vec!["sender".into()],
+            name: Some("main key".into()),
+            meta: None,
             status: KeyStatus::Active,
             expires_at: None,
             retires_at: None,
@@ -299,6 +378,7 @@ mod tests {
         RequestContext {
             client_ip: Some(ip.parse().unwrap()),
             required_scope: scope.map(Into::into),
+            ..RequestContext::default()
         }
     }
 
@@ -380,6 +460,7 @@ mod tests {
         let no_ip = RequestContext {
             client_ip: None,
             required_scope: None,
+            ..RequestContext::default()
         };
         assert_eq!(code(&active(), &no_ip), VerdictCode::ForbiddenIp);
     }
@@ -464,12 +545,67 @@ mod tests {
             "key_id",
             "workspace",
             "owner_id",
+            "name",
+            "meta",
             "scopes",
+            "roles",
+            "permissions",
             "expires_at",
         ] {
             assert!(json.get(field).is_some(), "{field}");
         }
         assert!(json.get("ratelimit").is_none());
+    }
+
+    fn query_ctx(query: &str) -> RequestContext {
+        RequestContext {
+            client_ip: Some("10.0.0.1".parse().unwrap()),
+            required_permission: Some(Query::parse(query).unwrap()),
+            ..RequestContext::default()
+        }
+    }
+
+    #[test]
+    fn role_permissions_count_towards_a_permission_query() {
+        let e = active();
+        let sender = vec!["sms.send".to_owned()];
+        let perms = effective_permissions(&e.scopes, [sender.as_slice()]);
+        assert_eq!(perms, ["read", "billing.*", "sms.send"]);
+        let v = |q: &str, p: &[String]| {
+            verify_with_permissions(&key(), Some(&e), p.to_vec(), &query_ctx(q), NOW).code
+        };
+        assert_eq!(v("sms.send", &perms), VerdictCode::Valid);
+        assert_eq!(v("sms.send AND billing.read", &perms), VerdictCode::Valid);
+        assert_eq!(v("sms.send AND admin", &perms), VerdictCode::ForbiddenScope);
+        assert_eq!(v("admin OR read", &perms), VerdictCode::Valid);
+        assert_eq!(v("sms.send", &e.scopes), VerdictCode::ForbiddenScope);
+        let verdict =
+            verify_with_permissions(&key(), Some(&e), perms.clone(), &query_ctx("read"), NOW);
+        assert_eq!(verdict.permissions, perms);
+        assert_eq!(verdict.roles, ["sender"]);
+        assert_eq!(verdict.name.as_deref(), Some("main key"));
+    }
+
+    #[test]
+    fn a_key_of_another_workspace_is_not_found_and_names_nothing() {
+        let mut c = ctx("10.0.0.1", None);
+        c.workspaces = vec!["other".into()];
+        let v = verify(&key(), Some(&active()), &c, NOW);
+        assert_eq!(v, Verdict::anonymous(VerdictCode::NotFound));
+        c.workspaces.push("acme".into());
+        assert_eq!(
+            verify(&key(), Some(&active()), &c, NOW).code,
+            VerdictCode::Valid
+        );
+    }
+
+    #[test]
+    fn a_scope_and_a_query_must_both_hold() {
+        let mut c = query_ctx("read");
+        c.required_scope = Some("admin".into());
+        assert_eq!(code(&active(), &c), VerdictCode::ForbiddenScope);
+        c.required_scope = Some("billing.read".into());
+        assert_eq!(code(&active(), &c), VerdictCode::Valid);
     }
 
     #[test]

@@ -1,29 +1,29 @@
-//! The bounded in-isolate cache of KV lookups: fresh for a few seconds, shorter for unknown keys.
+//! The bounded in-isolate cache of KV lookups (key entries and role entries): fresh for a few
+//! seconds, shorter for unknown keys and roles.
 //!
 //! Every isolate keeps its own copy; it only saves KV reads for hot keys. A sync that replaces an
 //! entry evicts it here, and the short TTLs bound how long another isolate can serve an old entry.
 
 use std::collections::HashMap;
 
-use keyward_common::EdgeEntry;
-
 /// Most entries one isolate keeps (a few MB at most).
 pub const CAPACITY: usize = 10_000;
 
-/// A cache of `h:{hash}` lookups. `None` values remember that KV had nothing (negative caching).
-#[derive(Debug, Default)]
-pub struct LookupCache {
-    entries: HashMap<String, Cached>,
+/// A cache of KV lookups by KV key (`h:{hash}` or `r:{workspace}:{name}`). `None` values
+/// remember that KV had nothing (negative caching).
+#[derive(Debug)]
+pub struct LookupCache<V> {
+    entries: HashMap<String, Cached<V>>,
     capacity: usize,
 }
 
 #[derive(Debug)]
-struct Cached {
-    entry: Option<EdgeEntry>,
+struct Cached<V> {
+    entry: Option<V>,
     fresh_until_ms: u64,
 }
 
-impl LookupCache {
+impl<V: Clone> LookupCache<V> {
     /// An empty cache holding at most `capacity` entries.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
@@ -35,7 +35,7 @@ impl LookupCache {
 
     /// The cached lookup for `hash` if still fresh at `now_ms`: `Some(None)` is a cached miss.
     #[must_use]
-    pub fn get(&mut self, hash: &str, now_ms: u64) -> Option<Option<EdgeEntry>> {
+    pub fn get(&mut self, hash: &str, now_ms: u64) -> Option<Option<V>> {
         match self.entries.get(hash) {
             Some(c) if c.fresh_until_ms > now_ms => Some(c.entry.clone()),
             Some(_) => {
@@ -47,7 +47,7 @@ impl LookupCache {
     }
 
     /// Remembers a lookup until `now_ms + ttl_ms`. A zero TTL caches nothing.
-    pub fn insert(&mut self, hash: &str, entry: Option<EdgeEntry>, now_ms: u64, ttl_ms: u64) {
+    pub fn insert(&mut self, hash: &str, entry: Option<V>, now_ms: u64, ttl_ms: u64) {
         if ttl_ms == 0 {
             return;
         }
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_cached_miss_is_remembered_until_its_ttl() {
-        let mut c = LookupCache::new(10);
+        let mut c = LookupCache::<u8>::new(10);
         c.insert("a", None, 1_000, 2_000);
         assert_eq!(c.get("a", 2_999), Some(None));
         assert_eq!(c.get("a", 3_000), None);
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_cache_never_grows_past_its_capacity() {
-        let mut c = LookupCache::new(3);
+        let mut c = LookupCache::<u8>::new(3);
         for (i, k) in ["a", "b", "c", "d", "e"].iter().enumerate() {
             c.insert(k, None, 0, 100 + i as u64);
         }
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn eviction_forgets_an_entry() {
-        let mut c = LookupCache::new(3);
+        let mut c = LookupCache::<u8>::new(3);
         c.insert("a", None, 0, 100);
         c.evict("a");
         assert_eq!(c.get("a", 0), None);

@@ -1,9 +1,19 @@
-//! From a presented key to a verdict: parse (no I/O) → SHA-256 → isolate cache → KV → `verify`
-//! → rate limit. The decision itself is `keyward_common::verify`; this module only fetches.
+//! From a presented key to a verdict: parse (no I/O) → SHA-256 → isolate cache → KV → the key's
+//! roles (isolate cache, else KV, concurrently) → `verify` → rate limit. The decision itself is
+//! `keyward_common::verify_with_permissions`; this module only fetches.
+//!
+//! KV reads: a warm key and its roles cost none; a cold key costs one read for its entry plus one
+//! per role of it that this isolate has not cached (read at the same time). A role's entry is
+//! shared by all its holders, so one read serves every key holding it for the cache TTL.
 
 use std::cell::RefCell;
 
-use keyward_common::{EdgeEntry, KeyHash, PresentedKey, RequestContext, Verdict, VerdictCode};
+use futures_util::future::try_join_all;
+use keyward_common::record::role_kv_key;
+use keyward_common::{
+    EdgeEntry, KeyHash, PresentedKey, RequestContext, RoleEntry, Verdict, VerdictCode,
+    effective_permissions, verify_with_permissions,
+};
 use worker::{Context, Env, Result};
 
 use crate::cache::{CAPACITY, LookupCache};
@@ -11,12 +21,18 @@ use crate::config::{Config, KV_BINDING, KV_CACHE_TTL_S};
 use crate::{ratelimit, usage};
 
 thread_local! {
-    static CACHE: RefCell<LookupCache> = RefCell::new(LookupCache::new(CAPACITY));
+    static CACHE: RefCell<LookupCache<EdgeEntry>> = RefCell::new(LookupCache::new(CAPACITY));
+    static ROLES: RefCell<LookupCache<RoleEntry>> = RefCell::new(LookupCache::new(CAPACITY));
 }
 
 /// Forgets the cached lookup of `hash` in this isolate.
 pub fn evict(hash: &KeyHash) {
     CACHE.with_borrow_mut(|c| c.evict(hash.as_str()));
+}
+
+/// Forgets the cached role entry under `kv_key` (`r:{workspace}:{name}`) in this isolate.
+pub fn evict_role(kv_key: &str) {
+    ROLES.with_borrow_mut(|c| c.evict(kv_key));
 }
 
 /// A verdict and what it cost.
@@ -36,8 +52,8 @@ pub fn now_ms() -> u64 {
     worker::js_sys::Date::now() as u64
 }
 
-/// Checks `key` for a request with `request` context, counting it against the rate limit and
-/// in usage when it is valid.
+/// Checks `key` for a request with `request` context, counting it (`cost` units) against the
+/// rate limit and in usage when it is valid.
 ///
 /// # Errors
 /// When KV or the rate limiter fails, or a stored entry does not parse: the caller fails closed.
@@ -47,13 +63,29 @@ pub async fn check(
     cfg: &Config,
     key: Option<&str>,
     request: &RequestContext,
+    cost: u32,
 ) -> Result<Checked> {
     let Some(presented) = parse(key) else {
         return Ok(malformed());
     };
     let now_ms = now_ms();
-    let (entry, kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
-    let mut verdict = keyward_common::verify(&presented, entry.as_ref(), request, secs(now_ms));
+    let (entry, mut kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
+    let permissions = match entry.as_ref() {
+        Some(e) if needs_roles(e, request) => {
+            let (permissions, reads) = role_permissions(env, cfg, e, now_ms).await?;
+            kv_reads += reads;
+            permissions
+        }
+        Some(e) => e.scopes.clone(),
+        None => Vec::new(),
+    };
+    let mut verdict = verify_with_permissions(
+        &presented,
+        entry.as_ref(),
+        permissions,
+        request,
+        secs(now_ms),
+    );
     // A found key with a limit always reports its window; only a still-valid request counts.
     if let Some((entry, limit)) = entry
         .as_ref()
@@ -61,15 +93,16 @@ pub async fn check(
         .and_then(|e| Some((e, e.rate_limit.as_ref()?)))
     {
         let peek = !verdict.valid;
-        let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek).await?;
+        let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek, cost).await?;
         verdict = verdict.with_rate_limit(hit.state, hit.allowed || peek);
     }
     record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
     Ok(Checked { verdict, kv_reads })
 }
 
-/// [`check`] for the verdicts that need no I/O: a malformed key, or a key whose lookup is in
-/// this isolate's cache and that has no rate limit. `None` means [`check`] is needed.
+/// [`check`] for the verdicts that need no I/O: a malformed key, or a key whose lookup (and its
+/// roles') is in this isolate's cache and that has no rate limit. `None` means [`check`] is
+/// needed.
 pub fn check_now(
     ctx: &Context,
     cfg: &Config,
@@ -84,7 +117,18 @@ pub fn check_now(
     if entry.as_ref().is_some_and(|e| e.rate_limit.is_some()) {
         return None;
     }
-    let verdict = keyward_common::verify(&presented, entry.as_ref(), request, secs(now_ms));
+    let permissions = match entry.as_ref() {
+        Some(e) if needs_roles(e, request) => cached_role_permissions(e, now_ms)?,
+        Some(e) => e.scopes.clone(),
+        None => Vec::new(),
+    };
+    let verdict = verify_with_permissions(
+        &presented,
+        entry.as_ref(),
+        permissions,
+        request,
+        secs(now_ms),
+    );
     record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
     Some(Checked {
         verdict,
@@ -125,6 +169,91 @@ fn record_usage(
             now_ms,
         );
     }
+}
+
+/// Whether the verdict needs `entry`'s roles: it has some, is not a tombstone, and is of a
+/// workspace the request allows (any other is answered as unknown, with no read).
+fn needs_roles(entry: &EdgeEntry, request: &RequestContext) -> bool {
+    !entry.roles.is_empty()
+        && !entry.is_tombstone()
+        && (request.workspaces.is_empty() || request.workspaces.contains(&entry.workspace))
+}
+
+fn role_keys(entry: &EdgeEntry) -> Vec<String> {
+    entry
+        .roles
+        .iter()
+        .map(|name| role_kv_key(&entry.workspace, name))
+        .collect()
+}
+
+/// The key's effective permissions from cached role entries only; `None` when a role is not
+/// cached.
+fn cached_role_permissions(entry: &EdgeEntry, now_ms: u64) -> Option<Vec<String>> {
+    let roles: Vec<Option<RoleEntry>> = ROLES.with_borrow_mut(|c| {
+        role_keys(entry)
+            .iter()
+            .map(|k| c.get(k, now_ms))
+            .collect::<Option<_>>()
+    })?;
+    Some(effective_permissions(
+        &entry.scopes,
+        roles.iter().flatten().map(RoleEntry::granted),
+    ))
+}
+
+/// The key's effective permissions: its scopes plus the permissions of each of its roles that
+/// exists (a missing or deleted role grants nothing), reading the roles this isolate has not
+/// cached from KV concurrently. Returns the permissions and the KV reads made.
+async fn role_permissions(
+    env: &Env,
+    cfg: &Config,
+    entry: &EdgeEntry,
+    now_ms: u64,
+) -> Result<(Vec<String>, u32)> {
+    let keys = role_keys(entry);
+    let mut roles: Vec<Option<Option<RoleEntry>>> =
+        ROLES.with_borrow_mut(|c| keys.iter().map(|k| c.get(k, now_ms)).collect());
+    let missing: Vec<usize> = (0..keys.len()).filter(|&i| roles[i].is_none()).collect();
+    if !missing.is_empty() {
+        let kv = env.kv(KV_BINDING)?;
+        let reads = missing.iter().map(|&i| {
+            let kv_key = &keys[i];
+            let read = kv.get(kv_key).cache_ttl(KV_CACHE_TTL_S).text();
+            async move {
+                let text = read
+                    .await
+                    .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
+                text.map(|t| serde_json::from_str::<RoleEntry>(&t))
+                    .transpose()
+                    .map_err(|e| {
+                        worker::Error::RustError(format!("KV entry {kv_key} does not parse: {e}"))
+                    })
+            }
+        });
+        let read = try_join_all(reads).await?;
+        ROLES.with_borrow_mut(|c| {
+            for (&i, role) in missing.iter().zip(&read) {
+                let ttl = if role.is_some() {
+                    cfg.cache_ttl_ms
+                } else {
+                    cfg.negative_cache_ttl_ms
+                };
+                c.insert(&keys[i], role.clone(), now_ms, ttl);
+            }
+        });
+        for (i, role) in missing.iter().zip(read) {
+            roles[*i] = Some(role);
+        }
+    }
+    let permissions = effective_permissions(
+        &entry.scopes,
+        roles.iter().flatten().flatten().map(RoleEntry::granted),
+    );
+    Ok((
+        permissions,
+        u32::try_from(missing.len()).unwrap_or(u32::MAX),
+    ))
 }
 
 async fn lookup(

@@ -34,9 +34,12 @@ pub const KV_WRITER_BINDING: &str = "KV_WRITER";
 pub struct Config {
     /// Where good requests go (`ORIGIN_URL`), without a trailing `/`.
     pub origin_url: Option<String>,
-    /// Route → scope rules (`ROUTE_SCOPES`) and the default for unmatched paths
+    /// Route → permission query rules (`ROUTE_SCOPES`) and the default for unmatched paths
     /// (`ROUTE_DEFAULT`: `any_key` or `deny`).
     pub routes: RouteTable,
+    /// The workspaces whose keys the proxy accepts (`ALLOWED_WORKSPACES`, comma-separated);
+    /// empty means any. A key of another workspace is refused like an unknown key.
+    pub allowed_workspaces: Vec<String>,
     /// Verifies sync batches from the control plane (`SYNC_SECRET`, a wrangler secret in
     /// production).
     pub sync_secret: Option<Secret>,
@@ -68,6 +71,11 @@ pub enum ConfigError {
     /// A number var is not a number.
     #[error("{0} must be a whole number of seconds")]
     Seconds(&'static str),
+    /// An `ALLOWED_WORKSPACES` entry is not a workspace id.
+    #[error(
+        "ALLOWED_WORKSPACES: {0:?} is not a workspace (1-64 characters A-Z a-z 0-9 _ -, separated by commas)"
+    )]
+    Workspace(String),
 }
 
 thread_local! {
@@ -123,6 +131,9 @@ impl Config {
                 rules: parse_rules(&text("ROUTE_SCOPES").unwrap_or_default())?,
                 default: RouteDefault::parse(&text("ROUTE_DEFAULT").unwrap_or_default())?,
             },
+            allowed_workspaces: allowed_workspaces(
+                &text("ALLOWED_WORKSPACES").unwrap_or_default(),
+            )?,
             sync_secret: text("SYNC_SECRET").map(Secret::new),
             usage_secret: text("USAGE_SECRET").map(Secret::new),
             origin_secret: text("ORIGIN_SECRET").map(Secret::new),
@@ -135,6 +146,21 @@ impl Config {
             usage_flush_ms: seconds("USAGE_FLUSH_S", DEFAULT_USAGE_FLUSH_S * 1000)?,
         })
     }
+}
+
+/// Parses `ALLOWED_WORKSPACES`: workspace ids separated by commas (blanks ignored).
+fn allowed_workspaces(text: &str) -> Result<Vec<String>, ConfigError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if keyward_common::record::valid_workspace(w) {
+                Ok(w.to_owned())
+            } else {
+                Err(ConfigError::Workspace(w.to_owned()))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -173,6 +199,28 @@ mod tests {
         assert!(err.contains("GET /a"), "{err}");
         let err = config(&[("ROUTE_DEFAULT", "allow")]).unwrap_err();
         assert!(err.to_string().contains("ROUTE_DEFAULT"), "{err}");
+    }
+
+    #[test]
+    fn a_rule_whose_query_does_not_parse_is_an_error_naming_the_rule_and_the_reason() {
+        let err = config(&[(
+            "ROUTE_SCOPES",
+            "GET /ok => a; POST /sms => sms.send AND (x OR",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("route rule 2"), "{err}");
+        assert!(err.contains("POST /sms => sms.send AND (x OR"), "{err}");
+        assert!(err.contains("position"), "{err}");
+    }
+
+    #[test]
+    fn allowed_workspaces_are_read_and_checked() {
+        let c = config(&[("ALLOWED_WORKSPACES", "acme, beta ,")]).unwrap();
+        assert_eq!(c.allowed_workspaces, ["acme", "beta"]);
+        assert!(config(&[]).unwrap().allowed_workspaces.is_empty());
+        let err = config(&[("ALLOWED_WORKSPACES", "acme,b:c")]).unwrap_err();
+        assert!(err.to_string().contains("b:c"), "{err}");
     }
 
     #[test]

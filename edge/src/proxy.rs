@@ -46,15 +46,15 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Res
         }
     };
     let method = req.method();
-    let required_scope = match cfg.routes.access(method.as_ref(), &path) {
+    let (required_permission, cost) = match cfg.routes.access(method.as_ref(), &path) {
         Access::Deny => {
             return respond::problem(&Problem::of(
                 ProblemCode::RouteDenied,
                 "No route rule allows this path, and this edge denies unmatched paths.",
             ));
         }
-        Access::AnyKey => None,
-        Access::Scope(scope) => Some(scope.to_owned()),
+        Access::AnyKey => (None, None),
+        Access::Rule { query, cost } => (Some(query.clone()), cost),
     };
     let headers = req.headers();
     let presented = extract(
@@ -65,14 +65,16 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Res
         client_ip: headers
             .get("cf-connecting-ip")?
             .and_then(|ip| ip.trim().parse().ok()),
-        required_scope,
+        required_scope: None,
+        required_permission,
+        workspaces: cfg.allowed_workspaces.clone(),
     };
     let key = if presented.conflicting {
         None
     } else {
         presented.key.as_deref()
     };
-    let checked = match check(env, ctx, cfg, key, &request).await {
+    let checked = match check(env, ctx, cfg, key, &request, cost.unwrap_or(1)).await {
         Ok(c) => c,
         Err(err) => return respond::internal("verifying a key", &err),
     };
@@ -141,7 +143,8 @@ async fn forward(
         verdict.key_id.as_deref().unwrap_or_default(),
         verdict.workspace.as_deref().unwrap_or_default(),
         verdict.owner_id.as_deref(),
-        &verdict.scopes,
+        // The effective permissions (scopes plus the key's roles'): what the origin may check.
+        &verdict.permissions,
     );
     for (name, value) in identity.headers() {
         headers.set(name, value)?;

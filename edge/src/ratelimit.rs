@@ -31,14 +31,29 @@ pub struct Hit {
     pub state: RateLimitState,
 }
 
-/// Counts one request against `limit` in the window containing `now` (or, with `peek`, only
-/// reports the window).
-fn count(window: Option<Window>, limit: &RateLimit, now: i64, peek: bool) -> (Window, Hit) {
+/// Counts one request of `cost` units against `limit` in the window containing `now` (or, with
+/// `peek`, only reports the window). A request fits when its whole cost does; a cost of 0 always
+/// fits and uses nothing.
+fn count(
+    window: Option<Window>,
+    limit: &RateLimit,
+    now: i64,
+    peek: bool,
+    cost: u32,
+) -> (Window, Hit) {
     let (start, end) = rate_window(limit, now);
     let used = window.filter(|w| w.start == start).map_or(0, |w| w.count);
-    let allowed = used < limit.limit;
-    // Refused requests are not counted: the window stays at its limit.
-    let count = if allowed && !peek { used + 1 } else { used };
+    let allowed = if peek {
+        used < limit.limit
+    } else {
+        used.saturating_add(cost) <= limit.limit
+    };
+    // Refused requests are not counted: the window stays where it was.
+    let count = if allowed && !peek {
+        used.saturating_add(cost)
+    } else {
+        used
+    };
     let hit = Hit {
         allowed,
         state: RateLimitState {
@@ -58,6 +73,12 @@ struct Query {
     period_s: u32,
     #[serde(default)]
     peek: bool,
+    #[serde(default = "one")]
+    cost: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The Durable Object class (`RateLimiter` in `wrangler.toml`), one instance per key id.
@@ -89,6 +110,7 @@ impl DurableObject for RateLimiter {
             limit,
             period_s,
             peek,
+            cost,
         } = req.query()?;
         let limit = RateLimit { limit, period_s };
         if limit.validate().is_err() {
@@ -104,7 +126,7 @@ impl DurableObject for RateLimiter {
         }
         let now = now_s();
         let before = self.window.get().flatten();
-        let (window, hit) = count(before, &limit, now, peek);
+        let (window, hit) = count(before, &limit, now, peek, cost);
         if before != Some(window) {
             self.window.set(Some(Some(window)));
             // Output gate: the answer leaves only once the write is durable.
@@ -118,18 +140,19 @@ fn now_s() -> i64 {
     i64::try_from(worker::Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
 }
 
-/// Counts one request for `key_id` in its Durable Object; with `peek`, only reads the window
-/// (for the headers of a refused request, which must not use up the allowance).
+/// Counts one request of `cost` units for `key_id` in its Durable Object; with `peek`, only
+/// reads the window (for the headers of a refused request, which must not use up the
+/// allowance).
 ///
 /// # Errors
 /// When the namespace is not bound or the object cannot be reached.
-pub async fn hit(env: &Env, key_id: &str, limit: &RateLimit, peek: bool) -> Result<Hit> {
+pub async fn hit(env: &Env, key_id: &str, limit: &RateLimit, peek: bool, cost: u32) -> Result<Hit> {
     let stub = env
         .durable_object(RATE_LIMITER_BINDING)?
         .id_from_name(key_id)?
         .get_stub()?;
     let url = format!(
-        "https://rate-limiter/hit?limit={}&period_s={}&peek={peek}",
+        "https://rate-limiter/hit?limit={}&period_s={}&peek={peek}&cost={cost}",
         limit.limit, limit.period_s
     );
     let mut resp = stub.fetch_with_str(&url).await?;
@@ -156,7 +179,7 @@ mod tests {
         let mut w = None;
         let mut passed = 0;
         for _ in 0..8 {
-            let (next, hit) = count(w, &FIVE_PER_MINUTE, 125, false);
+            let (next, hit) = count(w, &FIVE_PER_MINUTE, 125, false, 1);
             w = Some(next);
             passed += u32::from(hit.allowed);
             assert_eq!(hit.state.reset, 180);
@@ -171,7 +194,7 @@ mod tests {
             start: 120,
             count: 5,
         });
-        let (w, hit) = count(full, &FIVE_PER_MINUTE, 180, false);
+        let (w, hit) = count(full, &FIVE_PER_MINUTE, 180, false, 1);
         assert!(hit.allowed);
         assert_eq!(hit.state.remaining, 4);
         assert_eq!(w.start, 180);
@@ -188,7 +211,7 @@ mod tests {
             period_s: 60,
         };
         for peek in [false, true] {
-            let (w, hit) = count(used, &two, 125, peek);
+            let (w, hit) = count(used, &two, 125, peek, 1);
             assert!(!hit.allowed);
             assert_eq!(hit.state.remaining, 0);
             assert_eq!(w.count, 5);
@@ -196,8 +219,23 @@ mod tests {
     }
 
     #[test]
+    fn a_request_counts_its_cost_and_must_fit_whole() {
+        let (w, hit) = count(None, &FIVE_PER_MINUTE, 125, false, 3);
+        assert!(hit.allowed);
+        assert_eq!((w.count, hit.state.remaining), (3, 2));
+        let (w, hit) = count(Some(w), &FIVE_PER_MINUTE, 125, false, 3);
+        assert!(!hit.allowed, "3 more do not fit in 2");
+        assert_eq!(w.count, 3);
+        let (w, hit) = count(Some(w), &FIVE_PER_MINUTE, 125, false, 0);
+        assert!(hit.allowed);
+        assert_eq!(w.count, 3, "a free request uses nothing");
+        let (_, hit) = count(Some(w), &FIVE_PER_MINUTE, 125, false, u32::MAX);
+        assert!(!hit.allowed);
+    }
+
+    #[test]
     fn a_peek_reports_without_counting() {
-        let (w, hit) = count(None, &FIVE_PER_MINUTE, 125, true);
+        let (w, hit) = count(None, &FIVE_PER_MINUTE, 125, true, 1);
         assert!(hit.allowed);
         assert_eq!(hit.state.remaining, 5);
         assert_eq!(w.count, 0);

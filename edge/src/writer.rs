@@ -1,5 +1,6 @@
-//! Monotonic KV writes: every sync write of an `h:{hash}` entry goes through the `KvWriter`
-//! Durable Object of the hash's shard, which serialises compare-and-write per hash.
+//! Monotonic KV writes: every sync write of an `h:{hash}` key entry or an `r:{workspace}:{name}`
+//! role entry goes through the `KvWriter` Durable Object of its shard, which serialises
+//! compare-and-write per KV key.
 //!
 //! A plain read-compare-write against KV cannot be made safe: two writers (a sync and a
 //! backfill) can both read the old entry, and the one that writes last wins, even when it holds
@@ -17,9 +18,10 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use futures_util::StreamExt;
-use keyward_common::sync::{SyncItem, SyncOutcome};
+use keyward_common::sync::{RoleSyncItem, SyncItem, SyncOutcome};
 use keyward_common::time::unix_seconds;
-use keyward_common::{EdgeEntry, KeyHash};
+use keyward_common::{EdgeEntry, KeyHash, RoleEntry};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{
     DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
@@ -44,28 +46,65 @@ pub fn shard_of(hash: &KeyHash) -> usize {
         .map_or(0, |d| d as usize % SHARDS)
 }
 
-/// One writer's request: the items of its shard, in batch order.
-#[derive(Debug, Serialize, Deserialize)]
-struct ShardBatch {
-    items: Vec<SyncItem>,
+/// The shard of a role's KV key, `0..SHARDS` (FNV-1a of the key: role names share prefixes).
+#[must_use]
+pub fn role_shard_of(kv_key: &str) -> usize {
+    let hash = kv_key.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash as usize % SHARDS
 }
 
-/// Sends `items` (all of one shard) to that shard's writer and returns their outcomes in order.
+/// One writer's request: the items of its shard, in batch order (key writes, then role writes).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ShardBatch {
+    /// Key writes.
+    pub items: Vec<SyncItem>,
+    /// Role writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSyncItem>,
+}
+
+/// An entry the writer keeps monotonic in KV.
+trait Versioned: Serialize + DeserializeOwned + PartialEq {
+    /// Whether `self` should replace `stored`.
+    fn supersedes(&self, stored: &Self) -> bool;
+    /// When KV may forget it (Unix seconds), or `None` to keep it.
+    fn kv_expiration(&self) -> Option<i64>;
+}
+
+impl Versioned for EdgeEntry {
+    fn supersedes(&self, stored: &Self) -> bool {
+        EdgeEntry::supersedes(self, stored)
+    }
+    fn kv_expiration(&self) -> Option<i64> {
+        EdgeEntry::kv_expiration(self)
+    }
+}
+
+impl Versioned for RoleEntry {
+    fn supersedes(&self, stored: &Self) -> bool {
+        RoleEntry::supersedes(self, stored)
+    }
+    fn kv_expiration(&self) -> Option<i64> {
+        // Role entries (tombstones included) are a few bytes per role: kept for good.
+        None
+    }
+}
+
+/// Sends `batch` (all of one shard) to that shard's writer and returns the outcomes of its key
+/// writes, then of its role writes, in order.
 ///
 /// # Errors
 /// When the namespace is not bound, the object cannot be reached, or it fails.
-pub async fn write_shard(
-    env: &Env,
-    shard: usize,
-    items: Vec<SyncItem>,
-) -> Result<Vec<SyncOutcome>> {
+pub async fn write_shard(env: &Env, shard: usize, batch: ShardBatch) -> Result<Vec<SyncOutcome>> {
     let stub = env
         .durable_object(KV_WRITER_BINDING)?
         .id_from_name(&format!("kv-writer-{shard:x}"))?
         .get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(&ShardBatch { items })?.into()));
+        .with_body(Some(serde_json::to_string(&batch)?.into()));
     let mut resp = stub
         .fetch_with_request(Request::new_with_init("https://kv-writer/write", &init)?)
         .await?;
@@ -160,8 +199,25 @@ impl DurableObject for KvWriter {
             return Response::error("not a shard batch", 400);
         };
         let now = unix_seconds(worker::Date::now().as_millis());
-        let writes = batch.items.iter().map(|item| self.apply(item, now));
-        // Distinct hashes are written concurrently; `buffered` keeps the outcomes in order.
+        let mut writes = Vec::with_capacity(batch.items.len() + batch.roles.len());
+        for item in &batch.items {
+            writes.push(futures_util::future::Either::Left(self.apply(
+                item.hash.kv_key(),
+                &item.entry,
+                now,
+            )));
+        }
+        for role in &batch.roles {
+            let Some(kv_key) = role.kv_key() else {
+                return Response::error("a role write with an invalid workspace or name", 400);
+            };
+            writes.push(futures_util::future::Either::Right(self.apply(
+                kv_key,
+                &role.entry,
+                now,
+            )));
+        }
+        // Distinct KV keys are written concurrently; `buffered` keeps the outcomes in order.
         let outcomes: Vec<Result<SyncOutcome>> = futures_util::stream::iter(writes)
             .buffered(WRITES_IN_FLIGHT)
             .collect()
@@ -172,34 +228,38 @@ impl DurableObject for KvWriter {
 }
 
 impl KvWriter {
-    /// Compare-and-write of one item, holding its hash's lock throughout.
-    async fn apply(&self, item: &SyncItem, now: i64) -> Result<SyncOutcome> {
-        let kv_key = item.hash.kv_key();
+    /// Compare-and-write of one entry under `kv_key`, holding that key's lock throughout.
+    async fn apply<T: Versioned>(
+        &self,
+        kv_key: String,
+        entry: &T,
+        now: i64,
+    ) -> Result<SyncOutcome> {
         let _held = self.locks.lock(&kv_key).await;
         let storage = self.state.storage();
         // Stored as the same JSON text KV holds, so both always parse the same way.
         let authority: Option<String> = storage.get(&kv_key).await?;
         let authority = match authority {
-            Some(text) => Some(serde_json::from_str::<EdgeEntry>(&text)?),
+            Some(text) => Some(serde_json::from_str::<T>(&text)?),
             // Written before this object kept the authority: what KV holds is all we know.
             None => kv_entry(&self.env, &kv_key).await?,
         };
         // The same entry again (a retried batch) is written again: its KV write may have failed.
         if authority
             .as_ref()
-            .is_some_and(|a| a != &item.entry && !item.entry.supersedes(a))
+            .is_some_and(|a| a != entry && !entry.supersedes(a))
         {
             return Ok(SyncOutcome::Stale);
         }
         // The authority first: if the KV write then fails, a retry of this entry (equal to the
         // authority) is written again, and nothing older can pass the comparison meanwhile.
-        let text = serde_json::to_string(&item.entry)?;
+        let text = serde_json::to_string(entry)?;
         storage.put(&kv_key, &text).await?;
         let kv = self.env.kv(KV_BINDING)?;
         let mut put = kv
             .put(&kv_key, text)
             .map_err(|e| worker::Error::RustError(format!("writing {kv_key}: {e}")))?;
-        if let Some(at) = item.entry.kv_expiration() {
+        if let Some(at) = entry.kv_expiration() {
             let at = at.max(now + MIN_EXPIRATION_AHEAD_S);
             put = put.expiration(u64::try_from(at).unwrap_or(u64::MAX));
         }
@@ -210,7 +270,7 @@ impl KvWriter {
     }
 }
 
-async fn kv_entry(env: &Env, kv_key: &str) -> Result<Option<EdgeEntry>> {
+async fn kv_entry<T: DeserializeOwned>(env: &Env, kv_key: &str) -> Result<Option<T>> {
     let stored = env
         .kv(KV_BINDING)?
         .get(kv_key)
@@ -246,6 +306,15 @@ mod tests {
         );
         drop(held);
         assert!(second.as_mut().poll(&mut cx).is_ready(), "released: taken");
+    }
+
+    #[test]
+    fn role_shards_spread_and_stay_in_range() {
+        let shards: std::collections::HashSet<usize> = (0..64)
+            .map(|i| role_shard_of(&format!("r:acme:role-{i}")))
+            .collect();
+        assert!(shards.iter().all(|s| *s < SHARDS));
+        assert!(shards.len() > SHARDS / 2, "{shards:?}");
     }
 
     #[test]

@@ -170,6 +170,7 @@ async fn root_key(
     let ctx = RequestContext {
         client_ip,
         required_scope: Some(permission.as_str().to_owned()),
+        ..RequestContext::default()
     };
     let verdict = verify(key, Some(&entry), &ctx, now);
     match verdict.code {

@@ -1,5 +1,7 @@
 //! Backfill: scans the table and pushes every key's edge entries (live, disabled, revoked
-//! tombstones, grace hashes) to the edge, rebuilding a new or wiped KV namespace.
+//! tombstones, grace hashes) and every role's entry to the edge, rebuilding a new or wiped KV
+//! namespace. (A deleted role has no item left: its tombstone is not rebuilt, and an empty
+//! namespace simply has no entry for it, which grants nothing either.)
 //!
 //! Safe to run at any time: the edge keeps the newest version of each entry and never replaces
 //! a tombstone, so a backfill racing the stream cannot move anything back.
@@ -18,8 +20,8 @@ use serde_json::Value;
 use crate::config::ConfigError;
 use crate::config::required;
 use crate::runtime::exit_on_config_error;
-use crate::store::item::{KEY_SK_PREFIX, SK, stored_key_from_item};
-use crate::sync::EdgeClient;
+use crate::store::item::{KEY_SK_PREFIX, ROLE_SK_PREFIX, SK, stored_key_from_item};
+use crate::sync::{EdgeClient, role_sync_item};
 
 /// Most entries per signed batch.
 pub const BATCH_ENTRIES: usize = 500;
@@ -33,21 +35,22 @@ pub struct BackfillReport {
     pub entries: u64,
     /// Signed batches sent.
     pub batches: u64,
-    /// Key items that do not decode (logged by key, never pushed).
+    /// Key and role items that do not decode (logged by sort key, never pushed).
     pub skipped: u64,
+    /// Role items pushed.
+    #[serde(default)]
+    pub roles: u64,
 }
 
 async fn flush(
     edge: &EdgeClient,
-    pending: &mut Vec<SyncItem>,
+    pending: &mut SyncBatch,
     report: &mut BackfillReport,
 ) -> anyhow::Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
-    let batch = SyncBatch {
-        items: std::mem::take(pending),
-    };
+    let batch = std::mem::take(pending);
     edge.send(&batch)
         .await
         .with_context(|| format!("sending batch {} to the edge", report.batches + 1))?;
@@ -55,7 +58,7 @@ async fn flush(
     Ok(())
 }
 
-/// Scans `table` (every key item, paginated) and sends each key's entries to the edge in
+/// Scans `table` (every key and role item, paginated) and sends their entries to the edge in
 /// signed batches of at most [`BATCH_ENTRIES`].
 ///
 /// # Errors
@@ -66,15 +69,16 @@ pub async fn backfill(
     edge: &EdgeClient,
 ) -> anyhow::Result<BackfillReport> {
     let mut report = BackfillReport::default();
-    let mut pending: Vec<SyncItem> = Vec::new();
+    let mut pending = SyncBatch::keys(Vec::new());
     let mut start: Option<HashMap<String, AttributeValue>> = None;
     loop {
         let page = client
             .scan()
             .table_name(table)
-            .filter_expression("begins_with(#sk, :k)")
+            .filter_expression("begins_with(#sk, :k) OR begins_with(#sk, :r)")
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":k", AttributeValue::S(KEY_SK_PREFIX.to_owned()))
+            .expression_attribute_values(":r", AttributeValue::S(ROLE_SK_PREFIX.to_owned()))
             .consistent_read(true)
             .set_exclusive_start_key(start.take())
             .send()
@@ -82,10 +86,26 @@ pub async fn backfill(
             .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
             .with_context(|| format!("scanning table {table}"))?;
         for item in page.items() {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok());
+            if sk.is_some_and(|sk| sk.starts_with(ROLE_SK_PREFIX)) {
+                match role_sync_item(item) {
+                    Ok(role) => {
+                        if pending.len() + 1 > BATCH_ENTRIES {
+                            flush(edge, &mut pending, &mut report).await?;
+                        }
+                        report.roles += 1;
+                        pending.roles.push(role);
+                    }
+                    Err(e) => {
+                        tracing::error!(sk, error = %e, "role item does not decode; skipped");
+                        report.skipped += 1;
+                    }
+                }
+                continue;
+            }
             let key = match stored_key_from_item(item) {
                 Ok(k) => k,
                 Err(e) => {
-                    let sk = item.get(SK).and_then(|v| v.as_s().ok());
                     tracing::error!(sk, error = %e, "key item does not decode; skipped");
                     report.skipped += 1;
                     continue;
@@ -97,7 +117,7 @@ pub async fn backfill(
             }
             report.keys += 1;
             report.entries += entries.len() as u64;
-            pending.extend(
+            pending.items.extend(
                 entries
                     .into_iter()
                     .map(|(hash, entry)| SyncItem { hash, entry }),
@@ -111,6 +131,7 @@ pub async fn backfill(
     flush(edge, &mut pending, &mut report).await?;
     tracing::info!(
         keys = report.keys,
+        roles = report.roles,
         entries = report.entries,
         batches = report.batches,
         skipped = report.skipped,

@@ -1,5 +1,10 @@
-//! The `sync` function: DynamoDB stream records of key items become one signed batch of edge
-//! entries for the edge's `/_keyward/sync` route, with Lambda's partial-batch failure report.
+//! The `sync` function: DynamoDB stream records of key and role items become one signed batch of
+//! edge entries for the edge's `/_keyward/sync` route, with Lambda's partial-batch failure report.
+//!
+//! Per role item record: the NEW image's role entry (`r:{workspace}:{name}` at the edge: version,
+//! creation time, permissions), or for a deleted role a tombstone at the last version; a change
+//! that leaves the entry as it was (the holder count the key writes keep) sends nothing. A role
+//! change is one write at the edge whatever the number of keys holding the role.
 //!
 //! Per key item record: the NEW image's entries (current hash, and the previous hash with its
 //! `retires_at` during a rotation grace period); every hash the OLD image had and the NEW one has
@@ -16,10 +21,10 @@ use std::time::Duration;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use keyward_common::sync::{
-    MAX_BATCH_ITEMS, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, SyncResponse,
-    TIMESTAMP_HEADER, sign,
+    MAX_BATCH_ITEMS, RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome,
+    SyncResponse, TIMESTAMP_HEADER, sign,
 };
-use keyward_common::{EdgeEntry, KeyStatus};
+use keyward_common::{EdgeEntry, KeyStatus, RoleEntry};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_dynamo::AttributeValue as ImageValue;
 use serde_json::Value;
@@ -27,7 +32,9 @@ use serde_json::Value;
 use crate::config::{ConfigError, required};
 use crate::runtime::{exit_on_config_error, unix_now};
 use crate::store::StoredKey;
-use crate::store::item::{ItemError, ItemRead, KEY_SK_PREFIX, SK, stored_key_from_item};
+use crate::store::item::{
+    ItemError, ItemRead, KEY_SK_PREFIX, ROLE_SK_PREFIX, SK, role, stored_key_from_item,
+};
 
 /// How sending a batch is retried inside one invocation: a few quick tries, so a blip does not
 /// cost a whole Lambda retry, while an edge that stays down is left to Lambda's retries.
@@ -143,7 +150,7 @@ impl EdgeClient {
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
-            match self.try_send(&body, batch.items.len()).await {
+            match self.try_send(&body, batch).await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_transient() && attempt < self.retry.attempts.max(1) => {
                     tracing::warn!(attempt, error = %e, "sync batch not delivered; retrying");
@@ -156,7 +163,7 @@ impl EdgeClient {
         }
     }
 
-    async fn try_send(&self, body: &[u8], items: usize) -> Result<SyncResponse, SendError> {
+    async fn try_send(&self, body: &[u8], batch: &SyncBatch) -> Result<SyncResponse, SendError> {
         let now = unix_now();
         let resp = self
             .http
@@ -174,7 +181,7 @@ impl EdgeClient {
             return Err(SendError::Status(status));
         }
         let answer: SyncResponse = resp.json().await.map_err(|_| SendError::BadAnswer)?;
-        if answer.outcomes.len() == items {
+        if answer.answers(batch) {
             Ok(answer)
         } else {
             Err(SendError::BadAnswer)
@@ -230,11 +237,13 @@ pub enum RecordError {
     /// Not the JSON of a DynamoDB stream record.
     #[error("not a DynamoDB stream record: {0}")]
     Shape(String),
-    /// A key item image without the documented layout.
+    /// A key or role item image without the documented layout.
     #[error(transparent)]
     Item(#[from] ItemError),
-    /// A key item record with neither image (the stream must be NEW_AND_OLD_IMAGES).
-    #[error("a key item record carries no image; the stream view must be NEW_AND_OLD_IMAGES")]
+    /// A key or role item record with neither image (the stream must be NEW_AND_OLD_IMAGES).
+    #[error(
+        "a key or role item record carries no image; the stream view must be NEW_AND_OLD_IMAGES"
+    )]
     NoImage,
 }
 
@@ -246,16 +255,81 @@ fn image_key(image: &serde_dynamo::Item) -> Result<Option<StoredKey>, ItemError>
     }
 }
 
-/// The KV writes one stream record asks for; `None` when it concerns no edge entry (not a key
-/// item, or a key change that only moved `last_used_at`). `now` is when retired hashes stop.
+/// Reads a role item (from the SDK or a stream image) into its edge write.
 ///
 /// # Errors
-/// [`RecordError`] for a key item image that does not decode.
-pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<Vec<SyncItem>>, RecordError> {
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn role_sync_item(item: &impl ItemRead) -> Result<RoleSyncItem, ItemError> {
+    let text = |name: &'static str| {
+        item.string(name)
+            .map(str::to_owned)
+            .ok_or(ItemError { attribute: name })
+    };
+    let number = |name: &'static str| {
+        item.number(name)
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or(ItemError { attribute: name })
+    };
+    let version = u64::try_from(number(role::VERSION)?).map_err(|_| ItemError {
+        attribute: role::VERSION,
+    })?;
+    Ok(RoleSyncItem {
+        workspace: text(role::WORKSPACE)?,
+        name: text(role::NAME)?,
+        entry: RoleEntry {
+            version,
+            created_at: number(role::CREATED_AT)?,
+            permissions: item.string_list(role::PERMISSIONS).unwrap_or_default(),
+            deleted: false,
+        },
+    })
+}
+
+fn image_role(image: &serde_dynamo::Item) -> Result<Option<RoleSyncItem>, ItemError> {
+    if image.is_empty() {
+        Ok(None)
+    } else {
+        role_sync_item(image).map(Some)
+    }
+}
+
+/// The role write a role item record asks for, if any.
+fn plan_role(record: &EventRecord) -> Result<Option<RoleSyncItem>, RecordError> {
+    let old = image_role(&record.change.old_image)?;
+    let new = if record.event_name == "REMOVE" {
+        None
+    } else {
+        image_role(&record.change.new_image)?
+    };
+    match (old, new) {
+        // Only what the edge does not keep changed (the holder count, the description).
+        (Some(old), Some(new)) if old == new => Ok(None),
+        (_, Some(new)) => Ok(Some(new)),
+        (Some(old), None) => Ok(Some(RoleSyncItem {
+            entry: RoleEntry::tombstone(old.entry.version, old.entry.created_at),
+            ..old
+        })),
+        (None, None) => Err(RecordError::NoImage),
+    }
+}
+
+/// The KV writes one stream record asks for; `None` when it concerns no edge entry (not a key
+/// or role item, a key change that only moved `last_used_at`, a role change the edge does not
+/// see). `now` is when retired hashes stop.
+///
+/// # Errors
+/// [`RecordError`] for a key or role item image that does not decode.
+pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, RecordError> {
     let change = &record.change;
     let sk = [&change.keys, &change.new_image, &change.old_image]
         .into_iter()
         .find_map(|image| image.string(SK));
+    if sk.is_some_and(|sk| sk.starts_with(ROLE_SK_PREFIX)) {
+        return Ok(plan_role(record)?.map(|role| SyncBatch {
+            items: Vec::new(),
+            roles: vec![role],
+        }));
+    }
     if !sk.is_some_and(|sk| sk.starts_with(KEY_SK_PREFIX)) {
         return Ok(None);
     }
@@ -299,7 +373,7 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<Vec<SyncItem
         }
         (None, None) => return Err(RecordError::NoImage),
     };
-    Ok(Some(items))
+    Ok(Some(SyncBatch::keys(items)))
 }
 
 /// Whether `new` differs from `old` in `last_used_at` at most (the usage function's write).
@@ -312,7 +386,7 @@ fn only_usage_changed(old: &StoredKey, new: &StoredKey) -> bool {
 struct Planned {
     /// Index of the record in the event.
     index: usize,
-    items: Vec<SyncItem>,
+    batch: SyncBatch,
 }
 
 fn failure(seq: &str) -> DynamoDbBatchItemFailure {
@@ -346,7 +420,7 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
             .map_err(|e| RecordError::Shape(e.to_string()))
             .and_then(|record| plan_record(&record, now));
         match plan {
-            Ok(Some(items)) if !items.is_empty() => planned.push(Planned { index, items }),
+            Ok(Some(batch)) if !batch.is_empty() => planned.push(Planned { index, batch }),
             Ok(_) => {}
             Err(e) => {
                 // Item images hold hashes and settings, never secrets; the error names the cause.
@@ -366,21 +440,25 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
         let mut end = start;
         let mut count = 0;
         while end < planned.len()
-            && (end == start || count + planned[end].items.len() <= MAX_BATCH_ITEMS)
+            && (end == start || count + planned[end].batch.len() <= MAX_BATCH_ITEMS)
         {
-            count += planned[end].items.len();
+            count += planned[end].batch.len();
             end += 1;
         }
         let batch = SyncBatch {
             items: planned[start..end]
                 .iter()
-                .flat_map(|p| p.items.iter().cloned())
+                .flat_map(|p| p.batch.items.iter().cloned())
+                .collect(),
+            roles: planned[start..end]
+                .iter()
+                .flat_map(|p| p.batch.roles.iter().cloned())
                 .collect(),
         };
         match edge.send(&batch).await {
             Ok(answer) => {
                 batches += 1;
-                for o in answer.outcomes {
+                for o in answer.outcomes.into_iter().chain(answer.role_outcomes) {
                     match o {
                         SyncOutcome::Applied => applied += 1,
                         SyncOutcome::Stale => stale += 1,
@@ -488,7 +566,97 @@ mod tests {
     }
 
     fn plan(r: &EventRecord) -> Vec<SyncItem> {
-        plan_record(r, 1_800_000_100).unwrap().unwrap()
+        plan_record(r, 1_800_000_100).unwrap().unwrap().items
+    }
+
+    fn role_image(version: u64, permissions: &[&str], holders: u64) -> Value {
+        json!({
+            "PK": {"S": "WS#acme"}, "SK": {"S": "ROLE#sms-sender"},
+            "workspace": {"S": "acme"}, "name": {"S": "sms-sender"},
+            "description": {"S": "sends"},
+            "permissions": {"L": permissions.iter().map(|p| json!({"S": p})).collect::<Vec<_>>()},
+            "created_at": {"N": "1800000000"}, "updated_at": {"N": "1800000000"},
+            "version": {"N": version.to_string()}, "holders": {"N": holders.to_string()},
+        })
+    }
+
+    fn role_plan(r: &EventRecord) -> Option<RoleSyncItem> {
+        let mut r = r.clone();
+        r.change.keys =
+            serde_json::from_value(json!({"PK": {"S": "WS#acme"}, "SK": {"S": "ROLE#sms-sender"}}))
+                .unwrap();
+        plan_record(&r, 0).unwrap().map(|b| {
+            assert!(b.items.is_empty());
+            assert_eq!(b.roles.len(), 1);
+            b.roles[0].clone()
+        })
+    }
+
+    #[test]
+    fn a_role_change_is_one_role_write_and_a_holder_count_change_is_none() {
+        let created = role_plan(&record(
+            "INSERT",
+            None,
+            Some(role_image(1, &["sms.send"], 0)),
+        ))
+        .unwrap();
+        assert_eq!(created.kv_key().as_deref(), Some("r:acme:sms-sender"));
+        assert_eq!(created.entry.permissions, ["sms.send"]);
+        assert_eq!(
+            (created.entry.version, created.entry.created_at),
+            (1, 1_800_000_000)
+        );
+        let updated = role_plan(&record(
+            "MODIFY",
+            Some(role_image(1, &["sms.send"], 3)),
+            Some(role_image(2, &["sms.send", "billing.read"], 3)),
+        ))
+        .unwrap();
+        assert_eq!(updated.entry.version, 2);
+        assert_eq!(updated.entry.permissions.len(), 2);
+        let holders_only = record(
+            "MODIFY",
+            Some(role_image(2, &["sms.send"], 3)),
+            Some(role_image(2, &["sms.send"], 4)),
+        );
+        assert_eq!(role_plan(&holders_only), None);
+    }
+
+    #[test]
+    fn a_deleted_role_becomes_a_tombstone_at_its_last_version() {
+        let gone = role_plan(&record(
+            "REMOVE",
+            Some(role_image(4, &["sms.send"], 0)),
+            None,
+        ))
+        .unwrap();
+        assert!(gone.entry.deleted);
+        assert!(gone.entry.permissions.is_empty());
+        assert_eq!(
+            (gone.entry.version, gone.entry.created_at),
+            (4, 1_800_000_000)
+        );
+    }
+
+    #[test]
+    fn a_key_entry_carries_its_roles_name_and_meta_but_a_tombstone_no_name_or_meta() {
+        let mut img = image(1, "active", H1, None);
+        img["roles"] = json!({"L": [{"S": "sms-sender"}]});
+        img["meta"] = json!({"S": "{\"plan\":\"pro\"}"});
+        let items = plan(&record("INSERT", None, Some(img.clone())));
+        assert_eq!(items[0].entry.roles, ["sms-sender"]);
+        assert_eq!(items[0].entry.name.as_deref(), Some("n"));
+        assert!(items[0].entry.meta.is_some());
+        let mut revoked = img;
+        revoked["status"] = json!({"S": "revoked"});
+        revoked["version"] = json!({"N": "2"});
+        let items = plan(&record("MODIFY", None, Some(revoked)));
+        assert!(items[0].entry.is_tombstone());
+        assert_eq!(
+            (items[0].entry.name.clone(), items[0].entry.meta.clone()),
+            (None, None)
+        );
+        assert_eq!(items[0].entry.roles, ["sms-sender"]);
     }
 
     #[test]

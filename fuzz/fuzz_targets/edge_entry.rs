@@ -79,6 +79,7 @@ fn decision(entry: &EdgeEntry) {
             let ctx = RequestContext {
                 client_ip,
                 required_scope,
+                ..RequestContext::default()
             };
             let verdict = verify(&key, Some(entry), &ctx, NOW);
             assert_eq!(verdict.valid, verdict.code == VerdictCode::Valid);
@@ -97,6 +98,19 @@ fn decision(entry: &EdgeEntry) {
                 );
             }
             assert_eq!(verdict.key_id.as_deref(), Some(entry.key_id.as_str()));
+            // Bound to another workspace, the key is unknown and nothing about it is told.
+            let elsewhere = RequestContext {
+                workspaces: vec![format!("{}-other", entry.workspace)],
+                ..ctx.clone()
+            };
+            let bound = verify(&key, Some(entry), &elsewhere, NOW);
+            assert_eq!(bound.code, VerdictCode::NotFound);
+            assert_eq!(bound.key_id, None);
+            // What may be stored keeps no personal data on a tombstone.
+            let stored = entry.clone().scrubbed();
+            if stored.is_tombstone() {
+                assert!(stored.name.is_none() && stored.meta.is_none());
+            }
         }
     }
     // The same entry never admits a key of another prefix.

@@ -135,7 +135,10 @@ fn admin_is_never_bypassed(raw: &str, path: &keyward_common::route::NormalizedPa
         for method in ["GET", "post", "DELETE"] {
             assert_eq!(
                 table.access(method, path),
-                Access::Scope("admin"),
+                Access::Rule {
+                    query: &keyward_common::Query::name("admin"),
+                    cost: None
+                },
                 "{raw:?} reaches {view:?} at the origin but was judged as {:?}",
                 path.as_str()
             );

@@ -8,6 +8,7 @@
 //! `*` segments filled in and a trailing `**` filled with anything) and nothing shorter.
 #![no_main]
 
+use keyward_common::Query;
 use keyward_common::route::{
     Access, NormalizedPath, RouteDefault, RouteRule, RouteTable, normalize_path, parse_rules,
 };
@@ -35,13 +36,17 @@ fuzz_target!(|data: &[u8]| {
 fn answer_is_consistent(table: &RouteTable, method: &str, raw: &str, path: &NormalizedPath) {
     let access = table.access(method, path);
     let expected = match table.rules.iter().find(|r| r.matches(method, path)) {
-        Some(rule) => Access::Scope(rule.scope()),
+        Some(rule) => Access::Rule {
+            query: rule.query(),
+            cost: rule.cost(),
+        },
         None if table.default == RouteDefault::Deny => Access::Deny,
         None => Access::AnyKey,
     };
     assert_eq!(access, expected);
-    if let Access::Scope(scope) = access {
-        assert!(!scope.is_empty() && !scope.contains(char::is_whitespace));
+    if let Access::Rule { query, cost } = access {
+        assert_eq!(Query::parse(&query.to_string()).as_ref(), Ok(query));
+        assert!(cost.is_none_or(|c| c <= 1000));
     }
     assert_eq!(
         table.access(&method.to_ascii_lowercase(), path),
@@ -75,7 +80,8 @@ fn a_rule_matches_the_path_it_describes(method: &str, pattern: &str) {
     let Ok(rule) = RouteRule::parse(&format!("{method} {pattern} => fuzz.scope")) else {
         return;
     };
-    assert_eq!(rule.scope(), "fuzz.scope");
+    assert_eq!(rule.query(), &Query::name("fuzz.scope"));
+    assert_eq!(rule.cost(), None);
     let normalized = normalize_path(pattern).expect("an accepted pattern is a valid path");
     let segments: Vec<&str> = normalized
         .as_str()

@@ -3,16 +3,18 @@
 //!
 //! Properties: whatever deserialises serialises back to JSON that deserialises to the same value;
 //! every item's hash is a valid KV key; applying a batch's entries in any order keeps a tombstone
-//! a tombstone (the replication rule "revoked stays revoked"); nothing panics.
+//! a tombstone (the replication rule "revoked stays revoked"), and a role tombstone is replaced
+//! only by a later incarnation of the role; nothing panics.
 #![no_main]
 
 use keyward_common::sync::{SyncBatch, UsageBatch};
-use keyward_common::{EdgeEntry, KeyHash};
+use keyward_common::{EdgeEntry, KeyHash, RoleEntry};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = serde_json::from_slice::<SyncBatch>(data) {
         sync_batch(&batch);
+        roles(&batch);
     }
     if let Ok(batch) = serde_json::from_slice::<UsageBatch>(data) {
         let json = serde_json::to_vec(&batch).unwrap();
@@ -38,6 +40,28 @@ fn sync_batch(batch: &SyncBatch) {
                 assert!(!was_tombstone, "a tombstone was replaced");
                 stored = Some(entry);
             }
+        }
+    }
+}
+
+/// The role rule: applied in any order, a stored role tombstone is only ever replaced by an
+/// entry of a later incarnation (`created_at`), never by a write of its own.
+pub fn roles(batch: &SyncBatch) {
+    let entries: Vec<&RoleEntry> = batch.roles.iter().map(|r| &r.entry).collect();
+    for order in [entries.clone(), entries.into_iter().rev().collect()] {
+        let mut stored: Option<&RoleEntry> = None;
+        for entry in order {
+            if stored.is_none_or(|s| entry.supersedes(s)) {
+                if let Some(s) = stored.filter(|s| s.deleted) {
+                    assert!(entry.created_at > s.created_at, "a role tombstone was replaced");
+                }
+                stored = Some(entry);
+            }
+        }
+    }
+    for role in &batch.roles {
+        if let Some(k) = role.kv_key() {
+            assert!(k.starts_with("r:") && k.matches(':').count() == 2, "{k}");
         }
     }
 }

@@ -5,15 +5,15 @@
 //! whole file; every test uses its own freshly generated keys, so tests stay independent.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyward_common::origin::{Identity, verify_request};
 use keyward_common::record::EDGE_SCHEMA;
 use keyward_common::sync::{
-    SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
+    RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
     verify_signature,
 };
-use keyward_common::{EdgeEntry, KeyId, KeyStatus, RateLimit, SecretKey};
+use keyward_common::{EdgeEntry, KeyId, KeyStatus, RateLimit, RoleEntry, SecretKey};
 use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, unix_now};
 use keyward_tests::origin::EchoOrigin;
 use reqwest::{Response, StatusCode};
@@ -75,6 +75,9 @@ fn entry(version: u64) -> EdgeEntry {
         owner_id: Some("user_1".into()),
         prefix: "kw".into(),
         scopes: vec!["items.read".into()],
+        roles: Vec::new(),
+        name: Some("test key".into()),
+        meta: None,
         status: KeyStatus::Active,
         expires_at: None,
         retires_at: None,
@@ -89,6 +92,7 @@ async fn put(key: &SecretKey, entry: &EdgeEntry) -> SyncOutcome {
             hash: key.hash(),
             entry: entry.clone(),
         }],
+        ..SyncBatch::default()
     };
     edge().sync(&batch).await.expect("sync succeeds").outcomes[0]
 }
@@ -420,6 +424,7 @@ async fn sync_refuses_a_bad_signature_and_a_stale_timestamp_and_writes_nothing()
             hash: key.hash(),
             entry: entry(1),
         }],
+        ..SyncBatch::default()
     })
     .unwrap();
     let bad_sig = edge()
@@ -965,6 +970,7 @@ async fn a_revocation_racing_a_backfill_always_ends_revoked() {
                 }
             })
             .collect(),
+        ..SyncBatch::default()
     };
     edge().sync(&batch(1, false)).await.unwrap();
     let mut racers = Vec::new();
@@ -992,4 +998,362 @@ async fn a_revocation_racing_a_backfill_always_ends_revoked() {
         let (_, v) = verify(json!({"key": key.expose()})).await;
         assert_eq!(v["code"], "REVOKED", "{v}");
     }
+}
+
+// ---- Roles and permission queries -------------------------------------------------------------
+
+/// A workspace of its own per test, so role names never collide between tests.
+fn new_workspace() -> String {
+    format!("ws-{}", hex_of(&random::<6>()))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn role_item(workspace: &str, name: &str, version: u64, permissions: &[&str]) -> RoleSyncItem {
+    RoleSyncItem {
+        workspace: workspace.into(),
+        name: name.into(),
+        entry: RoleEntry {
+            version,
+            created_at: 1_800_000_000,
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            deleted: false,
+        },
+    }
+}
+
+async fn put_role(role: RoleSyncItem) -> SyncOutcome {
+    let answer = edge()
+        .sync(&SyncBatch {
+            roles: vec![role],
+            ..SyncBatch::default()
+        })
+        .await
+        .expect("sync succeeds");
+    assert!(answer.outcomes.is_empty());
+    answer.role_outcomes[0]
+}
+
+/// A key of `workspace` holding `roles`, with no scope of its own.
+async fn holder(workspace: &str, roles: &[&str]) -> SecretKey {
+    let mut e = entry(1);
+    e.workspace = workspace.into();
+    e.scopes = Vec::new();
+    e.roles = roles.iter().map(|r| (*r).to_owned()).collect();
+    stored(&e).await
+}
+
+async fn code_for(key: &SecretKey, permission: &str) -> String {
+    let (status, v) = verify(json!({"key": key.expose(), "permission": permission})).await;
+    assert_eq!(status, 200, "{v}");
+    v["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_role_change_reaches_its_holders_verdict_within_two_seconds() {
+    let ws = new_workspace();
+    assert_eq!(
+        put_role(role_item(&ws, "sms-sender", 1, &["sms.send"])).await,
+        SyncOutcome::Applied
+    );
+    let key = holder(&ws, &["sms-sender"]).await;
+    assert_eq!(code_for(&key, "sms.send").await, "VALID");
+    assert_eq!(
+        code_for(&key, "sms.send AND billing.read").await,
+        "FORBIDDEN_SCOPE"
+    );
+    let (_, v) = verify(json!({"key": key.expose(), "permission": "sms.send"})).await;
+    assert_eq!(v["roles"], json!(["sms-sender"]));
+    assert_eq!(v["permissions"], json!(["sms.send"]));
+    assert_eq!(v["name"], "test key");
+
+    let changed = Instant::now();
+    assert_eq!(
+        put_role(role_item(
+            &ws,
+            "sms-sender",
+            2,
+            &["sms.send", "billing.read"]
+        ))
+        .await,
+        SyncOutcome::Applied
+    );
+    loop {
+        if code_for(&key, "sms.send AND billing.read").await == "VALID" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(2),
+            "the role change did not reach the verdict within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("role change visible after {:?}", changed.elapsed());
+}
+
+#[tokio::test]
+async fn a_stale_role_version_never_overwrites_a_newer_one_and_a_deleted_role_stays_deleted() {
+    let ws = new_workspace();
+    put_role(role_item(&ws, "ops", 3, &["ops.run"])).await;
+    let key = holder(&ws, &["ops"]).await;
+    assert_eq!(
+        put_role(role_item(&ws, "ops", 2, &["ops.run", "admin"])).await,
+        SyncOutcome::Stale
+    );
+    assert_eq!(code_for(&key, "admin").await, "FORBIDDEN_SCOPE");
+    assert_eq!(code_for(&key, "ops.run").await, "VALID");
+
+    let mut gone = role_item(&ws, "ops", 3, &[]);
+    gone.entry.deleted = true;
+    assert_eq!(put_role(gone).await, SyncOutcome::Applied);
+    assert_eq!(code_for(&key, "ops.run").await, "FORBIDDEN_SCOPE");
+    assert_eq!(
+        put_role(role_item(&ws, "ops", 9, &["ops.run"])).await,
+        SyncOutcome::Stale,
+        "a late write of the deleted role cannot bring it back"
+    );
+    assert_eq!(code_for(&key, "ops.run").await, "FORBIDDEN_SCOPE");
+    // A missing role grants nothing either, and the key's own scopes still count.
+    let mut e = entry(1);
+    e.workspace.clone_from(&ws);
+    e.roles = vec!["never-created".into()];
+    let own = stored(&e).await;
+    assert_eq!(code_for(&own, "items.read").await, "VALID");
+    assert_eq!(code_for(&own, "items.read AND x").await, "FORBIDDEN_SCOPE");
+}
+
+#[tokio::test]
+async fn a_warm_key_with_roles_costs_no_kv_read_and_a_cold_one_one_per_uncached_role() {
+    let ws = new_workspace();
+    put_role(role_item(&ws, "a", 1, &["a.x"])).await;
+    put_role(role_item(&ws, "b", 1, &["b.x"])).await;
+    let key = holder(&ws, &["a", "b"]).await;
+    let reads = |resp: &Response| header(resp, "x-keyward-kv-reads");
+    let resp = client()
+        .post(format!("{}/v1/keys/verify", edge().url()))
+        .json(&json!({"key": key.expose(), "permission": "a.x AND b.x"}))
+        .send()
+        .await
+        .unwrap();
+    // The sync that wrote the roles evicted them here; the key entry and both roles are read.
+    assert_eq!(reads(&resp).as_deref(), Some("3"));
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "VALID");
+    let warm = client()
+        .post(format!("{}/v1/keys/verify", edge().url()))
+        .json(&json!({"key": key.expose(), "permission": "a.x AND b.x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reads(&warm).as_deref(), Some("0"));
+    let proxied = get_with_key("/anything", key.expose()).await;
+    assert_eq!(reads(&proxied).as_deref(), Some("0"));
+    // Another holder of the same roles: one read for its own entry, the roles are shared.
+    let other = holder(&ws, &["a", "b"]).await;
+    let resp = client()
+        .post(format!("{}/v1/keys/verify", edge().url()))
+        .json(&json!({"key": other.expose(), "permission": "a.x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reads(&resp).as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_bad_permission_query_is_a_400_naming_the_field() {
+    let key = stored(&entry(1)).await;
+    for permission in ["(items.read OR x", "items.read)", "a and b", ""] {
+        let (status, v) = verify(json!({"key": key.expose(), "permission": permission})).await;
+        if permission.is_empty() {
+            assert_eq!(v["code"], "VALID", "an empty query asks nothing");
+            continue;
+        }
+        assert_eq!(status, 400, "{permission}: {v}");
+        assert_eq!(v["code"], "invalid_permission_query", "{v}");
+        assert_eq!(v["errors"][0]["field"], "permission", "{v}");
+    }
+    let (status, v) = verify(json!({"key": key.expose(), "cost": 1001})).await;
+    assert_eq!(
+        (status.as_u16(), v["errors"][0]["field"].as_str()),
+        (400, Some("cost"))
+    );
+}
+
+#[tokio::test]
+async fn a_key_verified_for_another_workspace_is_not_found() {
+    let key = stored(&entry(1)).await;
+    let (_, v) = verify(json!({"key": key.expose(), "workspace": "B"})).await;
+    assert_eq!(v["code"], "NOT_FOUND", "{v}");
+    assert_eq!(
+        v["key_id"],
+        Value::Null,
+        "nothing about the key is told: {v}"
+    );
+    let (_, v) = verify(json!({"key": key.expose(), "workspace": "acme"})).await;
+    assert_eq!(v["code"], "VALID", "{v}");
+}
+
+#[tokio::test]
+async fn a_revoked_key_keeps_no_name_or_meta_at_the_edge() {
+    let mut e = entry(1);
+    e.meta = Some(serde_json::Map::from_iter([(
+        "email".into(),
+        json!("a@example.com"),
+    )]));
+    let key = stored(&e).await;
+    let (_, v) = verify(json!({"key": key.expose()})).await;
+    assert_eq!(v["meta"]["email"], "a@example.com");
+    e.version = 2;
+    e.status = KeyStatus::Revoked;
+    assert_eq!(put(&key, &e).await, SyncOutcome::Applied);
+    let (_, v) = verify(json!({"key": key.expose()})).await;
+    assert_eq!(v["code"], "REVOKED");
+    assert_eq!(
+        (v["name"].clone(), v["meta"].clone()),
+        (Value::Null, Value::Null),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_cost_counts_against_the_rate_limit() {
+    fresh_minute().await;
+    let key = stored(&limited()).await;
+    let cost = |c: u32| {
+        let key = key.expose().to_owned();
+        async move { verify(json!({"key": key, "cost": c})).await.1 }
+    };
+    let v = cost(3).await;
+    assert_eq!(
+        (v["code"].as_str(), v["ratelimit"]["remaining"].as_u64()),
+        (Some("VALID"), Some(2))
+    );
+    let v = cost(3).await;
+    assert_eq!(v["code"], "RATE_LIMITED", "3 do not fit in the 2 left: {v}");
+    let v = cost(0).await;
+    assert_eq!(v["code"], "VALID", "a free request fits: {v}");
+    let v = cost(2).await;
+    assert_eq!(
+        (v["code"].as_str(), v["ratelimit"]["remaining"].as_u64()),
+        (Some("VALID"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn proxy_rules_take_queries_and_allowed_workspaces_bind_the_proxy() {
+    let origin = EchoOrigin::start().expect("echo origin starts");
+    let bound = EdgeServer::start(EdgeOptions {
+        bundle: EdgeBundle::TestHooks,
+        origin_url: origin.url(),
+        route_scopes: "POST /v1/sms/** => sms.send AND (billing.read OR admin) cost 2".into(),
+        sync_secret: SECRET.into(),
+        vars: vec![("ALLOWED_WORKSPACES".into(), "acme".into())],
+        ..EdgeOptions::default()
+    })
+    .expect("wrangler dev starts the bound edge");
+    let ws_key = |ws: &str, scopes: &[&str]| {
+        let mut e = entry(1);
+        e.workspace = ws.into();
+        e.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        e
+    };
+    let mut keys = Vec::new();
+    let mut items = Vec::new();
+    for e in [
+        ws_key("acme", &["sms.send", "billing.read"]),
+        ws_key("acme", &["sms.send"]),
+        ws_key("other", &["sms.send", "billing.read"]),
+    ] {
+        let k = new_key();
+        items.push(SyncItem {
+            hash: k.hash(),
+            entry: e,
+        });
+        keys.push(k);
+    }
+    bound
+        .sync(&SyncBatch {
+            items,
+            ..SyncBatch::default()
+        })
+        .await
+        .unwrap();
+    let post = |k: &SecretKey| {
+        client()
+            .post(format!("{}/v1/sms/send", bound.url()))
+            .bearer_auth(k.expose())
+            .send()
+    };
+    assert_eq!(post(&keys[0]).await.unwrap().status(), 200);
+    assert_refused(post(&keys[1]).await.unwrap(), 403, "FORBIDDEN_SCOPE").await;
+    assert_refused(post(&keys[2]).await.unwrap(), 401, "NOT_FOUND").await;
+}
+
+/// Measures how long a change to a role held by 10,000 keys takes to reach their verdicts. Not a
+/// pass/fail test (it prints the figures); run it with
+/// `cargo test -p keyward-tests --test edge -- --ignored --nocapture ten_thousand`.
+#[tokio::test]
+#[ignore = "a measurement: 10,000 keys take about a minute to sync"]
+async fn ten_thousand_holders_see_a_role_change() {
+    const HOLDERS: usize = 10_000;
+    let ws = new_workspace();
+    put_role(role_item(&ws, "bulk", 1, &["bulk.read"])).await;
+    let keys: Vec<SecretKey> = (0..HOLDERS).map(|_| new_key()).collect();
+    let started = Instant::now();
+    for chunk in keys.chunks(1000) {
+        let items = chunk
+            .iter()
+            .map(|k| {
+                let mut e = entry(1);
+                e.workspace.clone_from(&ws);
+                e.scopes = Vec::new();
+                e.roles = vec!["bulk".into()];
+                SyncItem {
+                    hash: k.hash(),
+                    entry: e,
+                }
+            })
+            .collect();
+        edge()
+            .sync(&SyncBatch {
+                items,
+                ..SyncBatch::default()
+            })
+            .await
+            .unwrap();
+    }
+    println!("synced {HOLDERS} holders in {:?}", started.elapsed());
+    let changed = Instant::now();
+    put_role(role_item(&ws, "bulk", 2, &["bulk.read", "bulk.write"])).await;
+    let synced = changed.elapsed();
+    // Every holder's verdict, 32 requests in flight, until each one sees the new permission.
+    let mut pending: Vec<String> = keys.iter().map(|k| k.expose().to_owned()).collect();
+    let mut first_sweep = None;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for chunk in pending.chunks(32) {
+            let mut set = tokio::task::JoinSet::new();
+            for key in chunk {
+                let key = key.clone();
+                set.spawn(async move {
+                    let (_, v) = verify(json!({"key": key, "permission": "bulk.write"})).await;
+                    (key, v["code"] == "VALID")
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                let (key, valid) = done.unwrap();
+                if !valid {
+                    still.push(key);
+                }
+            }
+        }
+        first_sweep.get_or_insert(changed.elapsed());
+        pending = still;
+    }
+    println!(
+        "role change with {HOLDERS} holders: 1 KV write, synced in {synced:?}; all {HOLDERS} verdicts checked VALID after {:?} (first sweep {:?})",
+        changed.elapsed(),
+        first_sweep.unwrap_or_default()
+    );
 }

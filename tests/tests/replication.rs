@@ -545,6 +545,7 @@ async fn replayed_or_out_of_order_stream_records_never_resurrect_a_revoked_key(w
                     hash: KeyHash::of(&key),
                     entry: entry.clone(),
                 }],
+                ..SyncBatch::default()
             })
             .await
             .expect("a sync answer");

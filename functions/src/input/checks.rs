@@ -69,10 +69,7 @@ pub fn scope_allowed(s: &str, allowed: Option<&[String]>) -> bool {
 /// Checks a path workspace: 1–64 characters `[A-Za-z0-9_-]`.
 #[must_use]
 pub fn valid_workspace(ws: &str) -> bool {
-    (1..=64).contains(&ws.len())
-        && ws
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    keyward_common::record::valid_workspace(ws)
 }
 
 impl Errors {
