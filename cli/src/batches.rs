@@ -1,7 +1,8 @@
 //! `keys import`: good rows go to `POST /keys/import` in batches of at most
 //! [`IMPORT_BATCH`](crate::client::IMPORT_BATCH), each with an `Idempotency-Key` derived from
 //! its content (so running the same import again within a day replays the answers instead of
-//! creating anything twice), under a progress bar on a terminal.
+//! creating anything twice), under a progress bar on a terminal, with a progress line per batch
+//! on standard error otherwise.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -74,6 +75,7 @@ pub async fn import(
     } else {
         ProgressBar::hidden()
     };
+    let mut sent = 0;
     for batch in parsed.rows.chunks(IMPORT_BATCH) {
         let body = ImportKeys {
             keys: batch.iter().map(|r| r.key.clone()).collect(),
@@ -84,6 +86,10 @@ pub async fn import(
             .inspect_err(|_| bar.abandon())?;
         record(&mut outcome, batch, &answer.value.results);
         bar.inc(batch.len() as u64);
+        sent += batch.len();
+        if !progress {
+            eprintln!("sent {sent} of {} keys", parsed.rows.len());
+        }
     }
     bar.finish_and_clear();
     outcome.refused.sort_by_key(|(line, ..)| *line);

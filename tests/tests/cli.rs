@@ -140,12 +140,16 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     an_api_error_prints_its_code_and_detail_and_exits_1,
     usage_errors_exit_2_without_calling_the_api,
     revoke_refuses_to_run_unconfirmed_without_a_terminal,
+    a_five_thousand_row_csv_imports_with_progress_and_a_summary,
 ];
 
 fn main() {
     keyward_tests::scenarios::main(SCENARIOS, |selected| async move {
         let bin = build_binary();
-        let stack = Stack::start(StackOptions::default())
+        let mut options = StackOptions::default();
+        // Room for the 5,000-row import in one workspace.
+        options.control_plane.max_active_keys = 10_000;
+        let stack = Stack::start(options)
             .await
             .expect("starting the local stack");
         println!(
@@ -528,4 +532,87 @@ async fn revoke_refuses_to_run_unconfirmed_without_a_terminal(w: World) {
     assert_eq!(admin.key(&cli.ws, &id).await.status, KeyStatus::Active);
     let listed = admin.keys(&cli.ws, &ListKeys::default()).await;
     assert_eq!(listed.data.len(), 1);
+}
+
+async fn a_five_thousand_row_csv_imports_with_progress_and_a_summary(w: World) {
+    let cli = w.cli("cli-import");
+    let dir = std::env::temp_dir().join(format!("keyward-import-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let path = dir.join("keys.csv");
+    let mut csv = String::from("key,name,scopes,owner_id\n");
+    let mut sample = Vec::new();
+    for i in 0..5000 {
+        let key = format!("legacy_live_{}{:06}", random_hex(12), i);
+        csv.push_str(&format!("{key},customer {i},read;write,cust_{}\n", i % 50));
+        if i % 1000 == 7 {
+            sample.push(key);
+        }
+    }
+    // Two rows the file itself gets wrong, one the API refuses (a duplicate of line 2).
+    csv.push_str(",no key,,\n");
+    let first_key = csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_default()
+        .to_owned();
+    csv.push_str(&format!("{first_key},duplicate,,\n"));
+    csv.push_str("legacy_live_x,,,\n");
+    std::fs::write(&path, csv).expect("writing the CSV");
+    let t = Instant::now();
+    let run = cli
+        .run(&["keys", "import", path.to_str().expect("a UTF-8 path")])
+        .await;
+    let took = t.elapsed();
+    println!(
+        "    CLI import of 5,000 rows: {:.1} s ({:.0} keys/s)",
+        took.as_secs_f64(),
+        5000.0 / took.as_secs_f64()
+    );
+    assert_eq!(run.code, 1, "refused rows make the exit code 1: {run:?}");
+    assert!(
+        run.stdout.contains("Imported 5000 keys; refused 3."),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("line 5003"), "{run:?}");
+    assert!(run.stdout.contains("duplicate_key"), "{run:?}");
+    let progress: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("sent "))
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            "sent 1000 of 5001 keys",
+            "sent 2000 of 5001 keys",
+            "sent 3000 of 5001 keys",
+            "sent 4000 of 5001 keys",
+            "sent 5000 of 5001 keys",
+            "sent 5001 of 5001 keys"
+        ],
+        "{run:?}"
+    );
+    // Imported keys verify at the edge in their own format, with their settings.
+    for key in &sample {
+        cli.verify_until(key, &["--scope", "write"], VerdictCode::Valid)
+            .await;
+    }
+    // Running the same file again creates nothing twice.
+    let again = cli
+        .run(&[
+            "keys",
+            "import",
+            path.to_str().expect("a UTF-8 path"),
+            "--json",
+        ])
+        .await;
+    let summary: serde_json::Value = serde_json::from_str(&again.stdout).expect("a JSON summary");
+    assert_eq!(summary["refused"], 3, "{again:?}");
+    let listed: Page<KeyRecord> = cli
+        .run(&["keys", "list", "--limit", "100", "--all", "--json"])
+        .await
+        .json();
+    assert_eq!(listed.data.len(), 5000, "no key was created twice");
+    let _ = std::fs::remove_dir_all(&dir);
 }

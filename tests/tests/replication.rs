@@ -215,6 +215,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     writes_made_while_the_edge_is_down_reach_it_after_it_restarts,
     a_revocation_the_sync_function_gave_up_on_is_replayed_from_the_failure_queue,
     wiping_the_edge_kv_and_running_backfill_restores_every_verdict,
+    a_role_change_through_the_api_reaches_every_holders_verdict_within_two_seconds,
     a_thousand_keys_import_in_one_call_and_verify_at_the_edge,
     one_idempotency_key_makes_one_key_however_often_and_concurrently_it_is_sent,
     a_key_created_disabled_is_refused_at_the_edge_until_enabled,
@@ -773,7 +774,7 @@ async fn a_thousand_keys_import_in_one_call_and_verify_at_the_edge(w: World) {
         .iter()
         .map(|e| e["field"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(fields, ["expires_in", "name"]);
+    assert_eq!(fields, ["name", "expires_in"]);
     w.record_time("import of 1,000 keys (997 created)", took);
     println!(
         "    import throughput: {:.0} keys/s",
@@ -945,5 +946,96 @@ async fn an_erased_key_leaves_its_name_and_meta_in_no_read_audit_entry_or_log_li
                 );
             }
         }
+    }
+}
+
+/// Polls the verify API with a permission query until `key` gets `code`.
+async fn wait_for_permission(w: &World, key: &str, query: &str, code: &str) -> Duration {
+    let t = Instant::now();
+    loop {
+        let v: Value = w
+            .http
+            .post(format!("{}/v1/keys/verify", w.edge))
+            .json(&json!({"key": key, "permission": query}))
+            .send()
+            .await
+            .expect("calling the verify API")
+            .json()
+            .await
+            .expect("a verdict");
+        if v["code"] == code {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < WITHIN,
+            "{query}: the edge still says {} instead of {code} after {:?}",
+            v["code"],
+            t.elapsed()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn a_role_change_through_the_api_reaches_every_holders_verdict_within_two_seconds(w: World) {
+    let ws = World::workspace("roles");
+    let admin = w.admin(&ws);
+    let roles = format!("/v1/workspaces/{ws}/roles");
+    admin
+        .call(
+            reqwest::Method::POST,
+            &roles,
+            Some(&json!({"name": "sms-sender", "permissions": ["sms.send"]})),
+        )
+        .await
+        .expect_status(201);
+    let mut holders = Vec::new();
+    for i in 0..3 {
+        let (_, key, body) = w
+            .create(
+                &admin,
+                &ws,
+                json!({"name": format!("holder {i}"), "roles": ["sms-sender"]}),
+            )
+            .await;
+        assert_eq!(body["permissions"], json!(["read", "sms.send"]));
+        holders.push(key);
+    }
+    for key in &holders {
+        wait_for_permission(&w, key, "sms.send", "VALID").await;
+        wait_for_permission(&w, key, "sms.send AND billing.read", "FORBIDDEN_SCOPE").await;
+    }
+    let verdict = w.verify(&holders[0], None).await;
+    assert_eq!(verdict["roles"], json!(["sms-sender"]));
+    ok(&admin
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{roles}/sms-sender"),
+            Some(&json!({"permissions": ["sms.send", "billing.read"]})),
+        )
+        .await);
+    let t = Instant::now();
+    for key in &holders {
+        wait_for_permission(&w, key, "sms.send AND billing.read", "VALID").await;
+    }
+    w.record_time(
+        "role change: every holder VALID for the new permission",
+        t.elapsed(),
+    );
+    // Taking the permission away again reaches them the same way.
+    ok(&admin
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{roles}/sms-sender"),
+            Some(&json!({"permissions": ["sms.send"]})),
+        )
+        .await);
+    for key in &holders {
+        wait_for_permission(
+            &w,
+            key,
+            "billing.read OR (sms.send AND billing.read)",
+            "FORBIDDEN_SCOPE",
+        )
+        .await;
     }
 }
