@@ -5,6 +5,7 @@
 
 pub mod base62;
 pub mod credentials;
+pub mod credits;
 pub mod id;
 pub mod key;
 pub mod origin;
