@@ -53,7 +53,10 @@ pub fn roles(batch: &SyncBatch) {
         for entry in order {
             if stored.is_none_or(|s| entry.supersedes(s)) {
                 if let Some(s) = stored.filter(|s| s.deleted) {
-                    assert!(entry.created_at > s.created_at, "a role tombstone was replaced");
+                    assert!(
+                        entry.created_at > s.created_at,
+                        "a role tombstone was replaced"
+                    );
                 }
                 stored = Some(entry);
             }
