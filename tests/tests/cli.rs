@@ -140,6 +140,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     an_api_error_prints_its_code_and_detail_and_exits_1,
     usage_errors_exit_2_without_calling_the_api,
     revoke_refuses_to_run_unconfirmed_without_a_terminal,
+    roles_are_managed_and_their_holders_verified_through_the_cli,
     a_five_thousand_row_csv_imports_with_progress_and_a_summary,
 ];
 
@@ -615,4 +616,71 @@ async fn a_five_thousand_row_csv_imports_with_progress_and_a_summary(w: World) {
         .json();
     assert_eq!(listed.data.len(), 5000, "no key was created twice");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn roles_are_managed_and_their_holders_verified_through_the_cli(w: World) {
+    let cli = w.cli("cli-roles");
+    let made: keyward_common::RoleRecord = cli
+        .run(&[
+            "roles",
+            "create",
+            "sms-sender",
+            "--permission",
+            "sms.send",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(made.permissions, ["sms.send"]);
+    cli.run(&["roles", "preset"]).await.ok();
+    cli.run(&["roles", "preset"]).await.ok();
+    let listed: Page<keyward_common::RoleRecord> =
+        cli.run(&["roles", "list", "--all", "--json"]).await.json();
+    let names: Vec<&str> = listed.data.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["administrator", "manager", "sms-sender", "viewer"]);
+    let created: KeyWithSecret = cli
+        .run(&[
+            "keys",
+            "create",
+            "--name",
+            "sender",
+            "--role",
+            "sms-sender",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(created.record.roles, ["sms-sender"]);
+    let secret = created.key.expose().to_owned();
+    cli.verify_until(&secret, &["--permission", "sms.send"], VerdictCode::Valid)
+        .await;
+    let both = ["--permission", "sms.send AND billing.read"];
+    cli.verify_until(&secret, &both, VerdictCode::ForbiddenScope)
+        .await;
+    cli.run(&[
+        "roles",
+        "update",
+        "sms-sender",
+        "--permission",
+        "sms.send",
+        "--permission",
+        "billing.read",
+    ])
+    .await
+    .ok();
+    cli.verify_until(&secret, &both, VerdictCode::Valid).await;
+    let got: keyward_common::RoleRecord = cli
+        .run(&["roles", "get", "sms-sender", "--json"])
+        .await
+        .json();
+    assert_eq!(got.version, 2);
+    let in_use = cli.run(&["roles", "delete", "sms-sender"]).await;
+    assert_eq!(in_use.code, 1, "{in_use:?}");
+    assert!(in_use.stderr.contains("role_in_use"), "{in_use:?}");
+    let id = created.record.id.to_string();
+    cli.run(&["keys", "revoke", &id, "--yes"]).await.ok();
+    cli.run(&["roles", "delete", "sms-sender"]).await.ok();
+    let gone = cli.run(&["roles", "get", "sms-sender"]).await;
+    assert_eq!(gone.code, 1, "{gone:?}");
+    assert!(gone.stderr.contains("not_found"), "{gone:?}");
 }
