@@ -317,12 +317,18 @@ async fn each_failure_code_is_produced_by_the_proxy_and_the_verify_api() {
         assert_eq!(http, StatusCode::OK);
         assert_eq!(verdict["valid"], false, "{verdict}");
         assert_eq!(verdict["code"], code, "{verdict}");
-        // A found but refused key still says whose it is.
+        // A found but refused key still says whose it is; a revoked key's tombstone keeps no
+        // owner (personal data).
         match &entry {
             Some(e) => {
                 assert_eq!(verdict["key_id"], e.key_id.as_str());
                 assert_eq!(verdict["workspace"], "acme");
-                assert_eq!(verdict["owner_id"], "user_1");
+                let owner = if code == "REVOKED" {
+                    Value::Null
+                } else {
+                    json!("user_1")
+                };
+                assert_eq!(verdict["owner_id"], owner, "{verdict}");
             }
             None => assert_eq!(verdict["key_id"], Value::Null),
         }
