@@ -87,7 +87,7 @@ pub fn validate_prefix(prefix: &str) -> Result<(), KeyFormatError> {
 #[must_use]
 pub fn checksum(prefix_and_random: &str) -> String {
     base62::encode_fixed(
-        u128::from(crc32fast::hash(prefix_and_random.as_bytes())),
+        u128::from(crate::crc32::hash(prefix_and_random.as_bytes())),
         CHECKSUM_LEN,
     )
 }
