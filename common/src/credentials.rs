@@ -1,7 +1,7 @@
 //! Reading credentials from request headers: `Authorization: Bearer <token>` and
 //! `X-API-Key: <key>`. Pure parsers of untrusted input, shared by the edge and the control plane.
 
-use crate::key::MAX_KEY_LEN;
+use crate::key::MAX_PRESENTED_LEN;
 
 /// Where the key came from, so the proxy strips exactly the headers that carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub struct Presented {
 /// Reads the key from the two header values (`authorization`, `x-api-key`).
 ///
 /// An `Authorization` header with another scheme (e.g. `Basic`) is not a key and is left for the
-/// origin. Values longer than any key are cut to `MAX_KEY_LEN + 1` so a huge header is never
-/// copied around; the parser then refuses them as too long.
+/// origin. Values longer than any key of any format are cut to `MAX_PRESENTED_LEN + 1` so a
+/// huge header is never copied around; the parser then refuses them as too long.
 #[must_use]
 pub fn extract(authorization: Option<&str>, x_api_key: Option<&str>) -> Presented {
     let bearer = authorization.and_then(bearer_token).map(clip);
@@ -42,10 +42,17 @@ pub fn bearer_token(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Most bytes a clipped value keeps: one past the longest key, plus the rest of a character cut
+/// there.
+pub const MAX_CLIPPED_LEN: usize = MAX_PRESENTED_LEN + 4;
+
 fn clip(value: &str) -> String {
-    let mut end = value.len().min(MAX_KEY_LEN + 1);
+    // Rounded up to a character boundary, never down: a clipped value is then still too long or
+    // not ASCII, never a shorter key (256 characters of an imported key and then an `é` must not
+    // verify as that key).
+    let mut end = value.len().min(MAX_PRESENTED_LEN + 1);
     while !value.is_char_boundary(end) {
-        end -= 1;
+        end += 1;
     }
     value[..end].to_owned()
 }
@@ -82,11 +89,27 @@ mod tests {
     }
 
     #[test]
+    fn a_key_of_another_format_is_kept_whole() {
+        let long = "y".repeat(256);
+        assert_eq!(
+            extract(Some(&format!("Bearer {long}")), None).key,
+            Some(long)
+        );
+    }
+
+    #[test]
     fn huge_values_are_clipped_but_still_too_long() {
         let p = extract(None, Some(&"é".repeat(10_000)));
         let key = p.key.unwrap();
-        assert!(key.len() <= MAX_KEY_LEN + 1);
-        assert!(crate::PresentedKey::parse(&key).is_err());
+        assert!(key.len() <= MAX_CLIPPED_LEN);
+        assert!(crate::PresentedKey::parse_any(&key).is_err());
+        let cut_in_a_char = format!("{}é and more", "k".repeat(MAX_PRESENTED_LEN));
+        let key = extract(None, Some(&cut_in_a_char)).key.unwrap();
+        assert_eq!(key.len(), MAX_PRESENTED_LEN + 2);
+        assert!(crate::PresentedKey::parse_any(&key).is_err());
+        let ascii = extract(None, Some(&"x".repeat(10_000))).key.unwrap();
+        assert_eq!(ascii.len(), MAX_PRESENTED_LEN + 1);
+        assert!(crate::PresentedKey::parse_any(&ascii).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! inputs and runs the same natively (Lambda) and in `wasm32-unknown-unknown` (the edge).
 
 pub mod base62;
+pub mod crc32;
 pub mod credentials;
 pub mod credits;
 pub mod id;

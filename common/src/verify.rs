@@ -274,12 +274,17 @@ pub fn verify_with_permissions(
     ctx: &RequestContext,
     now: i64,
 ) -> Verdict {
-    // A prefix mismatch means the entry is not this key's (a mis-filed entry): treat as unknown
-    // (an imported key's entry has no prefix: it may have any format). A key of a workspace the
-    // caller did not allow is unknown too: nothing about it is told.
+    // A prefix mismatch means the entry is not this key's (a mis-filed entry): treat as unknown.
+    // An imported key's entry has no prefix: it may have any format, and a key in another format
+    // than Keyward's matches only such an entry. A key of a workspace the caller did not allow is
+    // unknown too: nothing about it is told.
     let Some(entry) = entry.filter(|e| {
-        (e.prefix.is_empty() || e.prefix == presented.prefix())
-            && (ctx.workspaces.is_empty() || ctx.workspaces.contains(&e.workspace))
+        let shape_matches = if presented.is_foreign() {
+            e.prefix.is_empty()
+        } else {
+            e.prefix.is_empty() || e.prefix == presented.prefix()
+        };
+        shape_matches && (ctx.workspaces.is_empty() || ctx.workspaces.contains(&e.workspace))
     }) else {
         return Verdict::anonymous(VerdictCode::NotFound);
     };
@@ -407,6 +412,29 @@ mod tests {
         let mut e = active();
         e.prefix = "sk".into();
         assert_eq!(code(&e, &ctx("10.0.0.1", None)), VerdictCode::NotFound);
+    }
+
+    #[test]
+    fn a_foreign_key_verifies_only_against_an_imported_entry() {
+        let foreign = PresentedKey::parse_any("sk_live_0123456789abcdefghijklmnop").unwrap();
+        let mut e = active();
+        e.allowed_ips.clear();
+        let c = RequestContext::default();
+        assert_eq!(
+            verify(&foreign, Some(&e), &c, NOW).code,
+            VerdictCode::NotFound
+        );
+        e.prefix = String::new();
+        let v = verify(&foreign, Some(&e), &c, NOW);
+        assert!(v.valid);
+        assert_eq!(v.key_id, Some(e.key_id.as_str().to_owned()));
+    }
+
+    #[test]
+    fn a_keyward_key_imported_as_is_verifies_against_its_entry_without_prefix() {
+        let mut e = active();
+        e.prefix = String::new();
+        assert_eq!(code(&e, &ctx("10.0.0.1", None)), VerdictCode::Valid);
     }
 
     #[test]

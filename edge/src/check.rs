@@ -5,6 +5,11 @@
 //! KV reads: a warm key and its roles cost none; a cold key costs one read for its entry plus one
 //! per role of it that this isolate has not cached (read at the same time). A role's entry is
 //! shared by all its holders, so one read serves every key holding it for the cache TTL.
+//!
+//! Parsing accepts Keyward's format with a valid checksum and, for imported keys, any other
+//! format ([`PresentedKey::parse_any`]): a Keyward key with a wrong checksum, or one typo away
+//! from one, costs no read; a string of another format costs one read when unknown, and then
+//! none while its miss is cached in this isolate, like an unknown Keyward key.
 
 use std::cell::RefCell;
 
@@ -136,8 +141,10 @@ pub fn check_now(
     })
 }
 
+/// The presented key, if it may be a key of any format: `None` is answered `MALFORMED` with no
+/// KV read.
 fn parse(key: Option<&str>) -> Option<PresentedKey> {
-    key.and_then(|k| PresentedKey::parse(k).ok())
+    key.and_then(|k| PresentedKey::parse_any(k).ok())
 }
 
 fn malformed() -> Checked {
@@ -283,4 +290,51 @@ async fn lookup(
     };
     CACHE.with_borrow_mut(|c| c.insert(hash.as_str(), entry.clone(), now_ms, ttl));
     Ok((entry, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_common::SecretKey;
+
+    fn keyward_key() -> SecretKey {
+        SecretKey::generate("kw", |b: &mut [u8]| b.fill(9)).unwrap()
+    }
+
+    #[test]
+    fn a_key_of_another_format_goes_on_to_a_lookup() {
+        let key = parse(Some("sk_live_0123456789abcdefghijklmnop")).unwrap();
+        assert!(key.is_foreign());
+        assert_eq!(
+            key.hash(),
+            KeyHash::of("sk_live_0123456789abcdefghijklmnop")
+        );
+    }
+
+    #[test]
+    fn a_keyward_key_goes_on_to_a_lookup_as_keyward() {
+        let key = keyward_key();
+        assert!(!parse(Some(key.expose())).unwrap().is_foreign());
+    }
+
+    #[test]
+    fn a_keyward_key_with_a_wrong_checksum_is_malformed_before_any_read() {
+        let mut text = keyward_key().expose().to_owned();
+        let last = text.pop().unwrap();
+        text.push(if last == 'Z' { 'Y' } else { 'Z' });
+        assert!(parse(Some(&text)).is_none());
+    }
+
+    #[test]
+    fn text_no_format_allows_is_malformed_before_any_read() {
+        for text in [
+            "short",
+            "two words, long enough",
+            "ключ-ключ-ключ-ключ",
+            &"x".repeat(257),
+        ] {
+            assert!(parse(Some(text)).is_none(), "{text}");
+        }
+        assert!(parse(None).is_none());
+    }
 }

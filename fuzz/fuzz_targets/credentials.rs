@@ -3,15 +3,16 @@
 //!
 //! Input: the `Authorization` value, a newline, the `X-API-Key` value (a leading `-` in either
 //! part means the header is absent). Properties: the key comes from the bearer token when there is
-//! one, else from `X-API-Key`; it is never longer than a key can be plus one byte (a huge header is
-//! never copied around) and a clipped value never parses as a key; `from_authorization` says
+//! one, else from `X-API-Key`; it is never longer than a key of any format can be plus one
+//! character (a huge header is never copied around) and a clipped value never parses as a key of
+//! any format (`parse_any`: an imported key may have up to 256 characters); `from_authorization` says
 //! exactly whether the bearer token was used; two different keys are always `conflicting` and
 //! equal ones never; another scheme (e.g. `Basic`) is never taken for a key; nothing panics.
 #![no_main]
 
 use keyward_common::PresentedKey;
-use keyward_common::credentials::{bearer_token, extract};
-use keyward_common::key::MAX_KEY_LEN;
+use keyward_common::credentials::{MAX_CLIPPED_LEN, bearer_token, extract};
+use keyward_common::key::MAX_PRESENTED_LEN;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         (None, None) => {}
         (Some(key), Some(full)) => {
             assert!(
-                key.len() <= MAX_KEY_LEN + 1,
+                key.len() <= MAX_CLIPPED_LEN,
                 "a {}-byte key was copied",
                 key.len()
             );
@@ -45,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             );
             if key.len() < full.len() {
                 assert!(
-                    PresentedKey::parse(key).is_err(),
+                    PresentedKey::parse_any(key).is_err(),
                     "a clipped value parsed as a key"
                 );
             }
@@ -60,9 +61,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn clipped(v: &str) -> &str {
-    let mut end = v.len().min(MAX_KEY_LEN + 1);
+    let mut end = v.len().min(MAX_PRESENTED_LEN + 1);
     while !v.is_char_boundary(end) {
-        end -= 1;
+        end += 1;
     }
     &v[..end]
 }

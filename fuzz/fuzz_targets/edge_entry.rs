@@ -4,7 +4,8 @@
 //! Properties: an entry that deserialises serialises back to the same entry; `supersedes` is
 //! never true both ways and never replaces a tombstone; `kv_expiration` is never before the
 //! entry's own end; `verify` on the entry never admits a revoked, disabled or expired key, a key
-//! of another prefix, or a client outside `allowed_ips`; nothing panics.
+//! of another prefix, a key of another format than Keyward's unless the entry has no prefix (an
+//! imported key's), or a client outside `allowed_ips`; nothing panics.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -63,7 +64,25 @@ fn expiration(entry: &EdgeEntry) {
     }
 }
 
+/// A key of another format than Keyward's (imported) is unknown to an entry with a prefix, and
+/// decided like any other by an entry without one.
+fn foreign(entry: &EdgeEntry) {
+    let key = PresentedKey::parse_any("sk_live_0123456789abcdefghijklmnop").expect("a foreign key");
+    assert!(key.is_foreign());
+    let verdict = verify(&key, Some(entry), &RequestContext::default(), NOW);
+    if entry.prefix.is_empty() {
+        assert_eq!(verdict.key_id.as_deref(), Some(entry.key_id.as_str()));
+        if entry.status != KeyStatus::Active {
+            assert!(!verdict.valid);
+        }
+    } else {
+        assert_eq!(verdict.code, VerdictCode::NotFound);
+        assert_eq!(verdict.key_id, None);
+    }
+}
+
 fn decision(entry: &EdgeEntry) {
+    foreign(entry);
     let Some(key) = key_with_prefix(&entry.prefix) else {
         return;
     };

@@ -1,25 +1,70 @@
-//! Key parsing: `PresentedKey::parse` on any text a caller can present, and on every one-character
-//! edit of well-formed keys (from the input, and generated from the input's bytes).
+//! Key parsing: `PresentedKey::parse` (Keyward's format) and `parse_any` (any format a key can be
+//! imported in) on any text a caller can present, and on every one-character edit of well-formed
+//! keys (from the input, and generated from the input's bytes).
 //!
 //! Properties: a parsed key is exactly its input (prefix, hash, checksum, display prefix all agree
-//! with the text); `Debug` never shows its random part; a well-formed key with any single byte
-//! replaced, deleted, or two neighbours swapped is refused; `generate` succeeds exactly for valid
-//! prefixes and what it generates parses back.
+//! with the text); `Debug` never shows its secret; `parse_any` accepts exactly `parse`'s keys plus
+//! foreign ones (16-256 printable ASCII, no space), never a Keyward key with a wrong checksum,
+//! and a foreign key has no prefix and shows at most a quarter of itself; a well-formed key with
+//! any single byte replaced, deleted, inserted, or two neighbours swapped is refused by both
+//! (the edge answers it without a KV read); `generate` succeeds exactly for valid prefixes and
+//! what it generates parses back.
 #![no_main]
 
-use keyward_common::key::{self, CHECKSUM_LEN, MAX_KEY_LEN, RANDOM_LEN, validate_prefix};
+use keyward_common::key::{
+    self, CHECKSUM_LEN, KeyFormatError, MAX_KEY_LEN, RANDOM_LEN, is_foreign_key, validate_prefix,
+};
 use keyward_common::{KeyHash, PresentedKey, SecretKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(parsed) = PresentedKey::parse(text)
-    {
-        check_well_formed(text, &parsed);
-        check_every_edit_is_refused(text);
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(parsed) = PresentedKey::parse(text) {
+            check_well_formed(text, &parsed);
+            check_every_edit_is_refused(text);
+        }
+        any_format(text);
     }
     generated(data);
 });
+
+/// `parse_any` against `parse` and the foreign-key rule.
+fn any_format(text: &str) {
+    let strict = PresentedKey::parse(text);
+    match (PresentedKey::parse_any(text), strict) {
+        (Ok(any), Ok(keyward)) => {
+            assert!(!any.is_foreign());
+            assert_eq!(any, keyward, "parse_any reads a Keyward key as parse does");
+        }
+        (Ok(foreign), Err(err)) => {
+            assert!(foreign.is_foreign());
+            assert!(
+                is_foreign_key(text),
+                "a foreign key outside the import rule"
+            );
+            assert_ne!(
+                err,
+                KeyFormatError::BadChecksum,
+                "a wrong checksum taken for foreign"
+            );
+            assert_eq!(foreign.secret().expose(), text);
+            assert_eq!(foreign.prefix(), "");
+            assert_eq!(foreign.hash(), KeyHash::of(text));
+            let shown = foreign.display_prefix();
+            let shown = shown
+                .strip_suffix('…')
+                .expect("a display prefix ends with …");
+            assert!(text.starts_with(shown) && shown.len() <= text.len() / 4);
+            assert_eq!(
+                format!("{foreign:?}"),
+                "PresentedKey { secret: SecretKey(<redacted>), prefix_len: None }"
+            );
+        }
+        (Err(KeyFormatError::NotAKey), Err(_)) => assert!(!is_foreign_key(text)),
+        (Err(any), Err(strict)) => assert_eq!(any, strict, "the Keyward error is kept"),
+        (Err(err), Ok(_)) => panic!("a valid Keyward key refused by parse_any: {err}"),
+    }
+}
 
 /// What must hold of any text `parse` accepts.
 fn check_well_formed(text: &str, key: &PresentedKey) {
@@ -58,6 +103,10 @@ fn check_every_edit_is_refused(text: &str) {
             && s != text
         {
             assert!(PresentedKey::parse(&s).is_err(), "{what} accepted: {s}");
+            assert!(
+                PresentedKey::parse_any(&s).is_err(),
+                "{what} taken for a foreign key (a KV read): {s}"
+            );
         }
     };
     for i in 0..bytes.len() {
@@ -76,6 +125,13 @@ fn check_every_edit_is_refused(text: &str) {
         let mut deleted = bytes.to_vec();
         deleted.remove(i);
         refused(deleted, "a deletion");
+        for inserted_byte in [b'0', b'a', b'Z', b'_', b'-', bytes[i]] {
+            for at in [i, bytes.len()] {
+                let mut inserted = bytes.to_vec();
+                inserted.insert(at, inserted_byte);
+                refused(inserted, "an insertion");
+            }
+        }
         if i + 1 < bytes.len() {
             let mut swapped = bytes.to_vec();
             swapped.swap(i, i + 1);

@@ -13,7 +13,7 @@ use keyward_common::sync::{
     RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
     verify_signature,
 };
-use keyward_common::{EdgeEntry, KeyId, KeyStatus, RateLimit, RoleEntry, SecretKey};
+use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyStatus, RateLimit, RoleEntry, SecretKey};
 use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, unix_now};
 use keyward_tests::origin::EchoOrigin;
 use reqwest::{Response, StatusCode};
@@ -87,9 +87,13 @@ fn entry(version: u64) -> EdgeEntry {
 }
 
 async fn put(key: &SecretKey, entry: &EdgeEntry) -> SyncOutcome {
+    put_hash(key.hash(), entry).await
+}
+
+async fn put_hash(hash: KeyHash, entry: &EdgeEntry) -> SyncOutcome {
     let batch = SyncBatch {
         items: vec![SyncItem {
-            hash: key.hash(),
+            hash,
             entry: entry.clone(),
         }],
         ..SyncBatch::default()
@@ -317,12 +321,18 @@ async fn each_failure_code_is_produced_by_the_proxy_and_the_verify_api() {
         assert_eq!(http, StatusCode::OK);
         assert_eq!(verdict["valid"], false, "{verdict}");
         assert_eq!(verdict["code"], code, "{verdict}");
-        // A found but refused key still says whose it is.
+        // A found but refused key still says whose it is; a revoked key's tombstone keeps no
+        // owner (personal data).
         match &entry {
             Some(e) => {
                 assert_eq!(verdict["key_id"], e.key_id.as_str());
                 assert_eq!(verdict["workspace"], "acme");
-                assert_eq!(verdict["owner_id"], "user_1");
+                let owner = if code == "REVOKED" {
+                    Value::Null
+                } else {
+                    json!("user_1")
+                };
+                assert_eq!(verdict["owner_id"], owner, "{verdict}");
             }
             None => assert_eq!(verdict["key_id"], Value::Null),
         }
@@ -414,6 +424,97 @@ async fn a_garbage_key_causes_no_kv_read() {
     assert_eq!(kv_reads(&unknown).as_deref(), Some("1"));
     let again = get_with_key("/v1/items/1", key.expose()).await;
     assert_eq!(kv_reads(&again).as_deref(), Some("0"), "negative cache");
+}
+
+/// A key in another format than Keyward's, as an import keeps it (Stripe-like, 48 characters).
+fn foreign_key() -> String {
+    format!("sk_live_{}", hex_of(&random::<20>()))
+}
+
+#[tokio::test]
+async fn an_imported_key_of_another_format_verifies_at_the_verify_api_and_the_proxy() {
+    let key = foreign_key();
+    // An imported key's entry has no prefix (`EdgeEntry::for_key`).
+    let mut imported = entry(1);
+    imported.prefix = String::new();
+    assert_eq!(
+        put_hash(KeyHash::of(&key), &imported).await,
+        SyncOutcome::Applied
+    );
+
+    let (status, v) = verify(json!({"key": key, "scope": "items.read"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["code"], "VALID", "{v}");
+    assert_eq!(v["key_id"], imported.key_id.as_str());
+
+    let bearer = get_with_key("/v1/items/7", &key).await;
+    assert_eq!(bearer.status(), StatusCode::OK);
+    let echo: Value = bearer.json().await.unwrap();
+    assert_eq!(
+        echo["headers"]["x-keyward-key-id"],
+        imported.key_id.as_str()
+    );
+    assert!(
+        !echo.to_string().contains(&key),
+        "the key never reaches the origin"
+    );
+    let api_key = client()
+        .get(format!("{}/v1/items/7", edge().url()))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_key.status(), StatusCode::OK);
+
+    // A foreign key verifies only against an imported entry: one with Keyward's prefix under
+    // its hash is not its entry.
+    let other = foreign_key();
+    assert_eq!(
+        put_hash(KeyHash::of(&other), &entry(1)).await,
+        SyncOutcome::Applied
+    );
+    let (_, v) = verify(json!({"key": other})).await;
+    assert_eq!(v["code"], "NOT_FOUND", "{v}");
+}
+
+#[tokio::test]
+async fn foreign_garbage_costs_one_kv_read_then_none_and_a_keyward_typo_none() {
+    let kv_reads = |r: &Response| header(r, "x-keyward-kv-reads");
+    let garbage = foreign_key();
+    let first = get_with_key("/v1/items/1", &garbage).await;
+    assert_eq!(kv_reads(&first).as_deref(), Some("1"));
+    assert_refused(first, 401, "NOT_FOUND").await;
+    let again = get_with_key("/v1/items/1", &garbage).await;
+    assert_eq!(kv_reads(&again).as_deref(), Some("0"), "negative cache");
+    let verified = client()
+        .post(format!("{}/v1/keys/verify", edge().url()))
+        .json(&json!({"key": garbage}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kv_reads(&verified).as_deref(), Some("0"));
+    let v: Value = verified.json().await.unwrap();
+    assert_eq!(v["code"], "NOT_FOUND");
+
+    // Keyward's format with a wrong checksum, and one typo away from it: no read, ever.
+    let key = new_key();
+    let mut bad_checksum = key.expose().to_owned();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
+    let mut deleted = key.expose().to_owned();
+    deleted.remove(10);
+    for typo in [bad_checksum, deleted, key.expose().replacen('_', "-", 1)] {
+        let resp = get_with_key("/v1/items/1", &typo).await;
+        assert_eq!(kv_reads(&resp).as_deref(), Some("0"), "{typo}");
+        assert_refused(resp, 401, "MALFORMED").await;
+        let (_, v) = verify(json!({"key": typo})).await;
+        assert_eq!(v["code"], "MALFORMED");
+    }
+    // Too short, or with a space: no key of any format.
+    for text in ["short", "two words and more"] {
+        let resp = get_with_key("/v1/items/1", text).await;
+        assert_eq!(kv_reads(&resp).as_deref(), Some("0"), "{text}");
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,9 @@ use crate::util::{cmd, file_size, gzip_size, human_size, run};
 /// manifest, tuned for size (upload limit, cold start).
 const EDGE_PROFILE: &str = "release-edge";
 
+/// Set (to anything) to keep the WASM name section: stack frames then name their functions.
+const KEEP_NAMES_VAR: &str = "KEYWARD_EDGE_NAMES";
+
 /// What `build-edge` produced.
 #[derive(Debug)]
 pub struct EdgeBuild {
@@ -36,6 +39,11 @@ pub fn build_edge(repo: &Path, env: &[(String, String)]) -> Result<EdgeBuild> {
         );
     }
     wasm.sort();
+    if std::env::var_os(KEEP_NAMES_VAR).is_none() {
+        for w in &wasm {
+            strip_names(w)?;
+        }
+    }
     for w in &wasm {
         println!(
             "edge wasm {}: {} raw, {} gzipped",
@@ -79,4 +87,80 @@ fn collect_wasm(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Drops the `name` custom section from the module at `path`. worker-build always asks wasm-opt
+/// to keep it (`--debuginfo`); it was about 47 KB of the gzipped module. Panics still log their
+/// message and source location; only WASM stack frames lose function names
+/// (`KEYWARD_EDGE_NAMES=1 cargo xtask build-edge` keeps them for debugging).
+fn strip_names(path: &Path) -> Result<()> {
+    let module = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let stripped = without_custom_section(&module, "name")
+        .with_context(|| format!("{} is not a WASM module", path.display()))?;
+    fs::write(path, stripped).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `module` without its custom sections called `name`.
+fn without_custom_section(module: &[u8], name: &str) -> Result<Vec<u8>> {
+    fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *bytes.get(*at).context("a section header is cut short")?;
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+            shift += 7;
+            if shift > 28 {
+                bail!("a section size is not a u32");
+            }
+        }
+    }
+    if module.get(..4) != Some(b"\0asm".as_slice()) || module.len() < 8 {
+        bail!("no WASM header");
+    }
+    let mut out = module[..8].to_vec();
+    let mut at = 8;
+    while at < module.len() {
+        let start = at;
+        let id = module[at];
+        at += 1;
+        let size = leb(module, &mut at)?;
+        let body = module
+            .get(at..at + size)
+            .context("a section runs past the end")?;
+        at += size;
+        let dropped = id == 0 && {
+            let mut i = 0;
+            let len = leb(body, &mut i)?;
+            body.get(i..i + len) == Some(name.as_bytes())
+        };
+        if !dropped {
+            out.extend_from_slice(&module[start..at]);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_named_custom_section_is_dropped() {
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        let type_section = [1u8, 1, 0];
+        let name_section = [0u8, 6, 4, b'n', b'a', b'm', b'e', 9];
+        let other_custom = [0u8, 3, 2, b'x', b'y'];
+        for s in [&type_section[..], &name_section, &other_custom] {
+            module.extend_from_slice(s);
+        }
+        let out = without_custom_section(&module, "name").unwrap();
+        let mut expected = b"\0asm\x01\0\0\0".to_vec();
+        expected.extend_from_slice(&type_section);
+        expected.extend_from_slice(&other_custom);
+        assert_eq!(out, expected);
+        assert!(without_custom_section(b"nope", "name").is_err());
+    }
 }

@@ -15,8 +15,6 @@ type Json = Map<String, Value>;
 
 /// Most keys one import call takes.
 pub const MAX_IMPORT: usize = 1000;
-/// Shortest and longest plaintext key accepted.
-pub const KEY_LEN: std::ops::RangeInclusive<usize> = 16..=256;
 
 /// `POST /keys/import` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,22 +138,23 @@ fn one(
     }
 }
 
-/// The hash and display prefix of a plaintext key. A string in Keyward's own format must
-/// carry a valid checksum (the edge refuses it without a lookup otherwise).
+/// The hash and display prefix of a plaintext key, by the edge's own rule
+/// ([`PresentedKey::parse_any`]): a string in Keyward's format, or one typo away from it, must
+/// be a valid Keyward key (the edge refuses it without a lookup otherwise).
 fn plaintext(key: &str) -> Result<(KeyHash, String), &'static str> {
-    match PresentedKey::parse(key) {
-        Ok(p) => return Ok((p.hash(), p.display_prefix())),
-        Err(KeyFormatError::BadChecksum) => {
-            return Err("has Keyward's format but a wrong checksum: it could never verify");
+    match PresentedKey::parse_any(key) {
+        Ok(p) => Ok((p.hash(), p.display_prefix())),
+        Err(KeyFormatError::NotAKey) => {
+            Err("must be 16-256 printable ASCII characters without spaces")
         }
-        Err(_) => {}
+        Err(KeyFormatError::BadChecksum) => {
+            Err("has Keyward's format but a wrong checksum: it could never verify")
+        }
+        Err(_) => Err(
+            "is one character away from Keyward's format, so the edge takes it for a mistyped \
+             Keyward key: it could never verify",
+        ),
     }
-    if !KEY_LEN.contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("must be 16-256 printable ASCII characters without spaces");
-    }
-    // Enough to recognise the key in a list, never enough to matter: at most a quarter of it.
-    let shown = (key.len() / 4).min(6);
-    Ok((KeyHash::of(key), format!("{}…", &key[..shown])))
 }
 
 #[cfg(test)]
@@ -246,5 +245,22 @@ mod tests {
         assert_eq!(d, "abcd…");
         assert!(plaintext("abc def ghijklmnopq").is_err());
         assert!(plaintext(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn a_key_one_typo_from_keywards_format_is_refused_as_the_edge_would() {
+        let kw = keyward_common::SecretKey::generate("kw", |b: &mut [u8]| b.fill(3)).unwrap();
+        let mut deleted = kw.expose().to_owned();
+        deleted.remove(10);
+        assert!(
+            plaintext(&deleted)
+                .unwrap_err()
+                .contains("one character away")
+        );
+        let (hash, _) = plaintext("ghp_0123456789abcdefghijABCDEFGHIJ012345").unwrap();
+        assert_eq!(
+            hash,
+            KeyHash::of("ghp_0123456789abcdefghijABCDEFGHIJ012345")
+        );
     }
 }
