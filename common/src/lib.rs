@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod id;
 pub mod key;
 pub mod origin;
+pub mod preset;
 pub mod problem;
 pub mod record;
 pub mod route;

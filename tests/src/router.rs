@@ -30,8 +30,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The management functions (binaries) that serve the operation table's rows, without `usage`
-/// (the edge's route, not called by people).
+/// The functions (binaries) that serve the operation table's rows to people: the management
+/// functions and the console, without `usage` (the edge's route).
 #[must_use]
 pub fn management_functions() -> Vec<&'static str> {
     keyward_functions::operation::functions()
@@ -418,6 +418,8 @@ mod tests {
             ),
             ("GET", "/v1/workspaces/acme/audit", "list-audit"),
             ("POST", "/v1/usage", "usage"),
+            ("GET", "/console", "console"),
+            ("GET", "/console/app.js", "console"),
         ];
         for (method, path, function) in cases {
             assert_eq!(
@@ -440,6 +442,8 @@ mod tests {
             "/v1/workspaces/acme/keys/key_1/rotate/now",
             "/v2/workspaces/acme/keys",
             "/lambda-url/create-key/v1/workspaces/acme/keys",
+            "/console/views/keys.js",
+            "/lambda-url/console/console",
         ] {
             assert_eq!(resolve("GET", path), Resolution::NotFound, "{path}");
         }
