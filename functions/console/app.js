@@ -76,6 +76,11 @@ function start() {
     });
   }
   addEventListener('popstate', render);
+  // A sign-in link opened in a tab already showing the console changes only the fragment.
+  addEventListener('hashchange', () => {
+    signInFromFragment();
+    render();
+  });
   render();
 }
 
