@@ -537,37 +537,8 @@ async fn roles(ctx: &Ctx, command: RolesCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The recommended roles (README "CLI"): the split the seeds' products make between people who
-/// run API access, people who hand out keys, and people who only look.
-pub const PRESET_ROLES: &[(&str, &str, &[&str])] = &[
-    (
-        "administrator",
-        "Everything, including revoking keys and changing roles",
-        &["api.*"],
-    ),
-    (
-        "manager",
-        "Creates, views and edits keys; cannot revoke them or change roles",
-        &[
-            "api.key.create",
-            "api.key.view",
-            "api.key.update",
-            "api.role.view",
-            "api.owner.view",
-            "api.usage.view",
-        ],
-    ),
-    (
-        "viewer",
-        "Views keys, roles, owners and usage",
-        &[
-            "api.key.view",
-            "api.role.view",
-            "api.owner.view",
-            "api.usage.view",
-        ],
-    ),
-];
+/// The recommended roles (README "CLI"), the same ones the console's button creates.
+pub use keyward_common::preset::PRESET_ROLES;
 
 async fn preset(ctx: &Ctx) -> Result<(), Failure> {
     let mut t = Table::new(&["role", "result", "permissions"]);

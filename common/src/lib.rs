@@ -10,6 +10,7 @@ pub mod credits;
 pub mod id;
 pub mod key;
 pub mod origin;
+pub mod preset;
 pub mod problem;
 pub mod query;
 pub mod record;

@@ -38,6 +38,10 @@ pub enum Operation {
     UpdateRole,
     /// Delete a role.
     DeleteRole,
+    /// The web console's page (public, no credentials).
+    Console,
+    /// One of the web console's static files (public, no credentials).
+    ConsoleFile,
 }
 
 /// Who may call a row's route.
@@ -47,6 +51,9 @@ pub enum Access {
     Permission(Permission),
     /// The edge, with a signed batch (`keyward_common::sync`).
     SignedBatch,
+    /// Anyone, without credentials: the console's static files, which hold no data (the page
+    /// calls the management API with the token a person signs in with).
+    Public,
 }
 
 /// One row of the table.
@@ -84,6 +91,8 @@ const KEYS: &str = "/v1/workspaces/{workspace}/keys";
 const KEY: &str = "/v1/workspaces/{workspace}/keys/{id}";
 const ROLES: &str = "/v1/workspaces/{workspace}/roles";
 const ROLE: &str = "/v1/workspaces/{workspace}/roles/{name}";
+/// The console's page; API Gateway also routes `/console/` here (a trailing slash is ignored).
+const CONSOLE: &str = "/console";
 
 /// The table: the single source of the HTTP API's routes.
 pub const OPERATIONS: &[Row] = &[
@@ -185,11 +194,25 @@ pub const OPERATIONS: &[Row] = &[
         Access::Permission(Permission::RoleDelete),
         "roles",
     ),
+    row(
+        Operation::Console,
+        "GET",
+        CONSOLE,
+        Access::Public,
+        "console",
+    ),
+    row(
+        Operation::ConsoleFile,
+        "GET",
+        "/console/{file}",
+        Access::Public,
+        "console",
+    ),
 ];
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -204,6 +227,8 @@ impl Operation {
         Self::GetRole,
         Self::UpdateRole,
         Self::DeleteRole,
+        Self::Console,
+        Self::ConsoleFile,
     ];
 
     /// Its row of [`OPERATIONS`].
@@ -221,12 +246,13 @@ impl Operation {
         self.row().function
     }
 
-    /// The management permission it needs (`None` for the signed usage route).
+    /// The management permission it needs (`None` for the signed usage route and the
+    /// console's public files).
     #[must_use]
     pub fn permission(self) -> Option<Permission> {
         match self.row().access {
             Access::Permission(p) => Some(p),
-            Access::SignedBatch => None,
+            Access::SignedBatch | Access::Public => None,
         }
     }
 }
@@ -249,6 +275,8 @@ impl Row {
             Operation::GetRole => "get_role".to_owned(),
             Operation::UpdateRole => "update_role".to_owned(),
             Operation::DeleteRole => "delete_role".to_owned(),
+            Operation::Console => "console".to_owned(),
+            Operation::ConsoleFile => "console_file".to_owned(),
             _ => self.function.replace('-', "_"),
         }
     }
@@ -263,6 +291,8 @@ pub struct PathParams {
     pub id: Option<String>,
     /// `{name}`.
     pub name: Option<String>,
+    /// `{file}`: a console file name.
+    pub file: Option<String>,
 }
 
 /// Matches `path` against a row's template. Anything before the template's first segment is
@@ -279,6 +309,7 @@ pub fn match_path(template: &str, path: &str) -> Option<PathParams> {
             "{workspace}" => params.workspace = Some((*g).to_owned()),
             "{id}" => params.id = Some((*g).to_owned()),
             "{name}" => params.name = Some((*g).to_owned()),
+            "{file}" => params.file = Some((*g).to_owned()),
             literal if literal == *g => {}
             _ => return None,
         }
@@ -370,6 +401,43 @@ mod tests {
                 == "get-key"),
             Resolution::MethodNotAllowed(vec!["GET"])
         );
+    }
+
+    #[test]
+    fn the_console_page_and_its_files_are_public_rows_of_their_own_function() {
+        let console = |r: &Row| r.function == "console";
+        for path in ["/console", "/console/"] {
+            match resolve("GET", path, console) {
+                Resolution::Found(r, _) => assert_eq!(r.op, Operation::Console, "{path}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        match resolve("GET", "/console/keys.js", console) {
+            Resolution::Found(r, p) => {
+                assert_eq!(r.op, Operation::ConsoleFile);
+                assert_eq!(p.file.as_deref(), Some("keys.js"));
+                assert_eq!(r.access, Access::Public);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            resolve("GET", "/console/a/b.js", console),
+            Resolution::NotFound
+        );
+        assert_eq!(
+            resolve("POST", "/console/", console),
+            Resolution::MethodNotAllowed(vec!["GET"])
+        );
+        // The console's files are no management path, and no management path is a file.
+        assert_eq!(
+            resolve("GET", "/console/keys.js", |r| r.function != "console"),
+            Resolution::NotFound
+        );
+        assert_eq!(
+            resolve("GET", "/v1/workspaces/acme/keys", console),
+            Resolution::NotFound
+        );
+        assert_eq!(Operation::ConsoleFile.permission(), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ struct CallerKind {
 fn permission_of(row: &Row) -> &'static str {
     match row.access {
         Access::Permission(p) => p.as_str(),
-        Access::SignedBatch => unreachable!("not a management row"),
+        Access::SignedBatch | Access::Public => unreachable!("not a management row"),
     }
 }
 

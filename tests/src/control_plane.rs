@@ -21,7 +21,7 @@ use crate::paths::repo_root;
 use crate::process::{Managed, free_port, tail, wait_for_port};
 use crate::router::{Router, management_functions};
 use crate::table;
-use keyward_functions::operation::OPERATIONS;
+use keyward_functions::operation::{Access, OPERATIONS};
 
 /// Issuer of the dev/test JWTs.
 pub const DEV_ISSUER: &str = "keyward-dev";
@@ -251,7 +251,7 @@ impl ControlPlane {
     }
 
     /// Asks every management function, through the router, for something that needs a
-    /// credential until each answers 401 itself: compiled, started, configured.
+    /// credential until each answers itself (401; the console 200): compiled, started, configured.
     async fn warm_up(&mut self) -> Result<()> {
         let client = reqwest::Client::builder()
             .timeout(WARM_UP_TIMEOUT)
@@ -260,7 +260,7 @@ impl ControlPlane {
         let base = self.url();
         let probes = management_functions().into_iter().map(|function| {
             let client = client.clone();
-            let (method, path) = probe_route(function);
+            let (method, path, ready) = probe_route(function);
             let url = format!("{base}{path}");
             async move {
                 loop {
@@ -271,11 +271,11 @@ impl ControlPlane {
                         .send()
                         .await;
                     match outcome {
-                        Ok(r) if r.status() == 401 => return Ok(()),
+                        Ok(r) if r.status() == ready => return Ok(()),
                         Ok(r) if Instant::now() > deadline => {
                             let status = r.status();
                             let body = r.text().await.unwrap_or_default();
-                            bail!("{function} answered {status} to warm-up, not 401: {body}");
+                            bail!("{function} answered {status} to warm-up, not {ready}: {body}");
                         }
                         Err(err) if Instant::now() > deadline => {
                             bail!("{function} did not answer warm-up: {err}")
@@ -435,17 +435,24 @@ async fn store_secrets(
 
 /// A route of `function` that needs a credential, for warm-up.
 /// A request for `function`'s first row of the operation table, in a workspace no test uses.
-fn probe_route(function: &str) -> (reqwest::Method, String) {
+/// A request `function` answers once it runs, and the status it answers with: 401 without a
+/// credential for a management function, 200 for the console's public page.
+fn probe_route(function: &str) -> (reqwest::Method, String, u16) {
     let row = OPERATIONS
         .iter()
         .find(|r| r.function == function)
         .unwrap_or(&OPERATIONS[0]);
+    let ready = if row.access == Access::Public {
+        200
+    } else {
+        401
+    };
     let method = reqwest::Method::from_bytes(row.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let path = row
         .path
         .replace("{workspace}", "warmup")
         .replace("{id}", "key_0000000000000000000000000");
-    (method, path)
+    (method, path, ready)
 }
 
 fn function_env(

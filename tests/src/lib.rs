@@ -11,3 +11,4 @@ pub mod router;
 pub mod scenarios;
 pub mod stack;
 pub mod table;
+pub mod webdriver;

@@ -25,13 +25,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_common::Problem;
 use keyward_functions::Operation;
-use keyward_functions::operation::{OPERATIONS, Row};
+use keyward_functions::operation::{Access, OPERATIONS, Row};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The management functions (binaries) that serve the operation table's rows, without `usage`
-/// (the edge's route, not called by people).
+/// The functions (binaries) that serve the operation table's rows to people: the management
+/// functions and the console, without `usage` (the edge's route).
 #[must_use]
 pub fn management_functions() -> Vec<&'static str> {
     keyward_functions::operation::functions()
@@ -60,6 +60,15 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
         .filter(|r| path_matches(r.path, path))
         .collect();
     if matching.is_empty() {
+        // API Gateway routes `/console/` as `/console`; only the console's public page relies on
+        // it (management paths stay exact, so a client's stray slash is caught here).
+        if let Some(trimmed) = path.strip_suffix('/').filter(|t| !t.is_empty())
+            && let Some(r) = OPERATIONS
+                .iter()
+                .find(|r| r.access == Access::Public && r.method == method && r.path == trimmed)
+        {
+            return Resolution::Function(r.function);
+        }
         return Resolution::NotFound;
     }
     match matching.iter().find(|r| r.method == method) {
@@ -418,6 +427,9 @@ mod tests {
             ),
             ("GET", "/v1/workspaces/acme/audit", "list-audit"),
             ("POST", "/v1/usage", "usage"),
+            ("GET", "/console", "console"),
+            ("GET", "/console/", "console"),
+            ("GET", "/console/app.js", "console"),
         ];
         for (method, path, function) in cases {
             assert_eq!(
@@ -440,6 +452,8 @@ mod tests {
             "/v1/workspaces/acme/keys/key_1/rotate/now",
             "/v2/workspaces/acme/keys",
             "/lambda-url/create-key/v1/workspaces/acme/keys",
+            "/console/views/keys.js",
+            "/lambda-url/console/console",
         ] {
             assert_eq!(resolve("GET", path), Resolution::NotFound, "{path}");
         }

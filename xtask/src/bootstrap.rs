@@ -4,12 +4,14 @@
 //! - Rust targets for the edge (wasm32) and the Lambda functions (aarch64), through rustup.
 //! - A Python venv at `<repo>/.venv` with cargo-lambda, ziglang, moto, cfn-lint and schemathesis
 //!   (API fuzzing from `openapi.json`), pinned.
-//! - npm packages pinned by `package-lock.json` (wrangler, binaryen) in `<repo>/node_modules`.
+//! - npm packages pinned by `package-lock.json` (wrangler, binaryen, axe-core for the console's
+//!   accessibility check) in `<repo>/node_modules`.
 //! - `wasm-bindgen-cli` and `worker-build` at the versions `Cargo.lock` resolves, each in its
 //!   own versioned root under the tool directory (`$KEYWARD_TOOLS`, default
 //!   `~/.cache/keyward/tools`), outside the clone so that every clone shares them; cargo-fuzz
 //!   (pinned here) the same way, run on the nightly toolchain when rustup has one.
 //! - `wrk` (for `cargo xtask bench`), with apt-get when it is not on PATH.
+//! - Debian's `chromium` and `chromium-driver` (the console's browser test), the same way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -159,6 +161,7 @@ pub fn bootstrap(repo: &Path) -> Result<()> {
     }
     nightly(repo)?;
     wrk();
+    chromium();
     println!(
         "bootstrap: everything in place ({:.1}s)",
         start.elapsed().as_secs_f64()
@@ -182,11 +185,41 @@ fn nightly(repo: &Path) -> Result<()> {
 /// Installs `wrk` (only `cargo xtask bench` uses it) with apt-get when it is not on PATH. Not
 /// fatal: without root or apt the rest still works, and the bench says what is missing.
 fn wrk() {
-    if has_wrk() {
-        println!("wrk: found");
+    apt_tool("wrk", &["wrk"], has_wrk, "`cargo xtask bench` needs it");
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` (the console's browser test drives them
+/// through WebDriver) with apt-get when either is missing. Not fatal, like [`wrk`]: the browser
+/// test says what is missing.
+fn chromium() {
+    apt_tool(
+        "chromium",
+        &["chromium", "chromium-driver"],
+        has_chromium,
+        "the console's browser test (tests/tests/console.rs) needs them",
+    );
+}
+
+/// Whether `chromium` and `chromedriver` both run.
+pub fn has_chromium() -> bool {
+    ["chromium", "chromedriver"].iter().all(|program| {
+        std::process::Command::new(program)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// `apt-get install -y packages` (after `apt-get update` if the first try fails) unless
+/// `present()` already holds; prints what it found or did, and a warning naming `why` on failure.
+fn apt_tool(label: &str, packages: &[&str], present: fn() -> bool, why: &str) {
+    if present() {
+        println!("{label}: found");
         return;
     }
-    println!("wrk: installing with apt-get");
+    println!("{label}: installing {} with apt-get", packages.join(" "));
     let apt = |args: &[&str]| {
         std::process::Command::new("apt-get")
             .args(args)
@@ -195,13 +228,14 @@ fn wrk() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let installed =
-        apt(&["install", "-y", "wrk"]) || (apt(&["update"]) && apt(&["install", "-y", "wrk"]));
-    if installed && has_wrk() {
-        println!("wrk: installed");
+    let install: Vec<&str> = ["install", "-y"].iter().chain(packages).copied().collect();
+    let installed = apt(&install) || (apt(&["update"]) && apt(&install));
+    if installed && present() {
+        println!("{label}: installed");
     } else {
         println!(
-            "wrk: WARNING could not install it with apt-get; `cargo xtask bench` needs it (`apt-get install -y wrk`)"
+            "{label}: WARNING could not install it with apt-get; {why} (`apt-get install -y {}`)",
+            packages.join(" ")
         );
     }
 }
@@ -298,7 +332,9 @@ fn npm_packages(repo: &Path) -> Result<()> {
     let want = format!("{:016x}\n", fnv1a(&lock_text));
     let modules = repo.join("node_modules");
     let stamp = modules.join(NPM_STAMP);
-    let complete = modules.join(".bin/wrangler").exists() && modules.join(".bin/wasm-opt").exists();
+    let complete = modules.join(".bin/wrangler").exists()
+        && modules.join(".bin/wasm-opt").exists()
+        && modules.join("axe-core/axe.min.js").exists();
 
     let up_to_date = complete
         && match fs::read_to_string(&stamp) {
@@ -312,9 +348,10 @@ fn npm_packages(repo: &Path) -> Result<()> {
     }
     fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
     println!(
-        "npm: found wrangler {}, binaryen {} in node_modules",
+        "npm: found wrangler {}, binaryen {}, axe-core {} in node_modules",
         npm_version(repo, "wrangler"),
-        npm_version(repo, "binaryen")
+        npm_version(repo, "binaryen"),
+        npm_version(repo, "axe-core")
     );
     Ok(())
 }

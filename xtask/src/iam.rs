@@ -13,7 +13,8 @@
 //! - a granted action (on a resource) that the runs never issued: **unused** (least privilege);
 //! - a function of the template that never issued anything: **never invoked**, so unchecked.
 //!
-//! Each is an error. The stream reads that Lambda's event source mapping makes with a
+//! Each is an error, except a function granted no checked action that issued none (the console,
+//! which talks to no AWS service): there is nothing to check. The stream reads that Lambda's event source mapping makes with a
 //! function's role (`DescribeStream`, `GetRecords`, `GetShardIterator`, `ListStreams`) are not
 //! issued by the function's code; they count as used for the target of a stream mapping.
 //!
@@ -120,6 +121,11 @@ fn compare(
     for (name, f) in functions {
         let _ = writeln!(text, "{name} ({}):", f.logical_id);
         let Some(calls) = used.get(name) else {
+            if f.grants.is_empty() && f.implicit.is_empty() {
+                // Nothing granted and nothing issued: least privilege already (the console).
+                let _ = writeln!(text, "  ok      no AWS action granted, none issued");
+                continue;
+            }
             errors += 1;
             let _ = writeln!(
                 text,
@@ -703,6 +709,30 @@ Resources:
         assert!(
             r.text
                 .contains("list-keys (ListKeysFunction):\n  ERROR never invoked"),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn a_function_granted_nothing_that_issued_nothing_passes_but_one_that_issued_fails() {
+        let template = format!(
+            "{TEMPLATE}  ConsoleFunction:\n    Type: AWS::Serverless::Function\n    \
+             Properties:\n      CodeUri: ../target/lambda/console/bootstrap.zip\n"
+        );
+        let r = report(&template, &full_log());
+        assert_eq!(r.errors, 0, "{}", r.text);
+        assert!(
+            r.text
+                .contains("console (ConsoleFunction):\n  ok      no AWS action granted"),
+            "{}",
+            r.text
+        );
+        let log = full_log() + &line("console", "dynamodb:GetItem", "dynamodb:table/t");
+        let r = report(&template, &log);
+        assert_eq!(r.errors, 1, "{}", r.text);
+        assert!(
+            r.text.contains("missing: dynamodb:GetItem on table"),
             "{}",
             r.text
         );

@@ -339,7 +339,10 @@ async fn call(
             let role = ops::roles::delete(app, caller, &name, expected, now).await?;
             Reply::json(StatusCode::OK, &role)
         }
-        Operation::ReportUsage => Err(ApiError::NotFound),
+        // Served by their own functions (`usage`, `console`), never through here.
+        Operation::ReportUsage | Operation::Console | Operation::ConsoleFile => {
+            Err(ApiError::NotFound)
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Once every component answers it writes `target/keyward/dev.json` (`control_plane_url`,
 //! `edge_url`, `origin_url`, `workspace`, `admin_token`, `jwt`, plus `lambda_url`,
-//! `dynamodb_url`, `table`, `sync_secret` for tooling such as `cargo xtask backfill`), and
+//! `dynamodb_url`, `table`, `sync_secret` for tooling such as `cargo xtask backfill`, and
+//! `console_url`, the web console signed in with the admin token), and
 //! removes it on shutdown.
 
 use std::path::{Path, PathBuf};
@@ -121,6 +122,7 @@ async fn run(demo: bool, exit: bool) -> Result<()> {
         "dynamodb_url": stack.moto_url(),
         "table": stack.table(),
         "sync_secret": stack.sync_secret(),
+        "console_url": console_link(&stack.control_plane_url(), &token),
     });
     write_dev_json(&dev_json, &info)?;
     print_banner(&stack, &token, &dev_json, started.elapsed());
@@ -161,6 +163,7 @@ fn print_banner(stack: &Stack, token: &str, dev_json: &Path, took: Duration) {
         took.as_secs_f64()
     );
     println!("  control plane  {cp}/v1/workspaces/{WORKSPACE}/keys");
+    println!("  web console    {}", console_link(&cp, token));
     println!("  edge           {}", stack.edge_url());
     println!("  echo origin    {}", stack.origin_url());
     println!("  workspace      {WORKSPACE}");
@@ -175,6 +178,12 @@ fn print_banner(stack: &Stack, token: &str, dev_json: &Path, took: Duration) {
         "  curl -s {}/hello -H \"Authorization: Bearer <the key from above>\"",
         stack.edge_url()
     );
+}
+
+/// The console, signed in: the token rides in the URL fragment, which the browser never sends
+/// to a server; the page moves it to `sessionStorage` and clears it from the address bar.
+fn console_link(control_plane: &str, token: &str) -> String {
+    format!("{control_plane}/console/#token={token}&workspace={WORKSPACE}")
 }
 
 /// Prints one demo step with the time since the demo began.
