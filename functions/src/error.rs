@@ -145,7 +145,7 @@ impl ApiError {
             ),
             Self::PreconditionFailed => Problem::of(
                 ProblemCode::PreconditionFailed,
-                "The key changed since you read it: fetch it again and retry with its ETag.",
+                "It changed since you read it: fetch it again and retry with its ETag.",
             ),
             Self::RoleExists(name) => Problem::of(
                 ProblemCode::RoleExists,

@@ -134,6 +134,7 @@ fn update_key() {}
     ),
     responses(
         (status = 200, description = "The revoked key", body = KeyRecord),
+        (status = 400, description = "`validation_failed` (`erase`, `If-Match`)", body = Problem, content_type = PROBLEM),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
@@ -162,8 +163,9 @@ fn revoke_key() {}
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "`key_revoked`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_revoked` or `idempotency_in_progress`", body = Problem, content_type = PROBLEM),
         (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]
@@ -297,6 +299,7 @@ fn update_role() {}
     ),
     responses(
         (status = 200, description = "The deleted role", body = RoleRecord),
+        (status = 400, description = "`validation_failed` (`If-Match`)", body = Problem, content_type = PROBLEM),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
@@ -325,8 +328,10 @@ fn delete_role() {}
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`idempotency_in_progress`", body = Problem, content_type = PROBLEM),
         (status = 413, description = "`payload_too_large` (over 2 MiB)", body = Problem, content_type = PROBLEM),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]

@@ -70,20 +70,27 @@ pub fn context(req: &Request) -> Ctx {
 /// 412 for anything else.
 pub fn if_match(value: Option<&HeaderValue>) -> Result<Option<Option<u64>>, ApiError> {
     let Some(v) = value else { return Ok(None) };
-    let text = v.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
+    // A header that is no entity tag is a malformed request, not a precondition that failed.
+    let malformed = || {
+        ApiError::Validation(vec![keyward_common::FieldError::new(
+            "If-Match",
+            "must be an ETag this API sent (\"3\") or *",
+        )])
+    };
+    let text = v.to_str().map_err(|_| malformed())?.trim();
     if text == "*" {
         return Ok(Some(None));
     }
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse::<u64>()
         .map(|n| Some(Some(n)))
-        .map_err(|_| ApiError::PreconditionFailed)
+        .map_err(|_| malformed())
 }
 
 /// The version `If-Match` names, if it names one (`*` and no header: any).
 ///
 /// # Errors
-/// 412 for a malformed header.
+/// 400 naming `If-Match` for a malformed header.
 pub fn expected_version(req: &Request) -> Result<Option<u64>, ApiError> {
     Ok(if_match(req.headers().get(header::IF_MATCH))?.flatten())
 }
