@@ -1036,13 +1036,23 @@ async fn oversized_bodies_are_refused_with_413_and_proxied_bodies_stream_through
 
 #[tokio::test]
 async fn a_bad_route_rule_stops_the_edge_from_starting_naming_the_rule() {
-    let err = EdgeServer::start(EdgeOptions {
-        bundle: EdgeBundle::TestHooks,
-        route_scopes: "GET /ok/** => ok; GET /a/**/b => admin".into(),
-        ..EdgeOptions::default()
-    })
-    .expect_err("a bad rule must not start");
-    let err = format!("{err:#}");
+    // `wrangler dev` itself sometimes exits at start-up on this busy machine (seen once, with
+    // only its bindings in the log): that says nothing about the rule, so it is tried again.
+    let mut err = String::new();
+    for _ in 0..3 {
+        err = format!(
+            "{:#}",
+            EdgeServer::start(EdgeOptions {
+                bundle: EdgeBundle::TestHooks,
+                route_scopes: "GET /ok/** => ok; GET /a/**/b => admin".into(),
+                ..EdgeOptions::default()
+            })
+            .expect_err("a bad rule must not start")
+        );
+        if err.contains("route rule") || !err.contains("wrangler dev exited") {
+            break;
+        }
+    }
     assert!(err.contains("route rule 2"), "{err}");
     assert!(err.contains("GET /a/**/b => admin"), "{err}");
 }
