@@ -126,14 +126,16 @@ impl Query {
 }
 
 impl fmt::Display for Query {
-    /// The query with every compound part in parentheses and single spaces: it parses back to
-    /// the same query. It can be longer than the text it was parsed from (`(a OR b)AND c`
-    /// shows as `(a OR b) AND c`), so near [`MAX_QUERY_LEN`] it may no longer parse.
+    /// The query with single spaces and parentheses around every compound part except an AND
+    /// inside an OR (AND binds tighter, so those were never needed and a query could not nest
+    /// deeper shown than it was written): it parses back to the same query. It can be longer
+    /// than the text it was parsed from (`(a OR b)AND c` shows as `(a OR b) AND c`), so near
+    /// [`MAX_QUERY_LEN`] it may no longer parse.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (parts, op) = match self {
+        let (parts, op, is_any) = match self {
             Self::Name(n) => return f.write_str(n),
-            Self::All(parts) => (parts, " AND "),
-            Self::Any(parts) => (parts, " OR "),
+            Self::All(parts) => (parts, " AND ", false),
+            Self::Any(parts) => (parts, " OR ", true),
         };
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {
@@ -141,6 +143,7 @@ impl fmt::Display for Query {
             }
             match part {
                 Self::Name(n) => f.write_str(n)?,
+                Self::All(_) if is_any => write!(f, "{part}")?,
                 compound => write!(f, "({compound})")?,
             }
         }
@@ -417,8 +420,8 @@ mod tests {
     }
 
     #[test]
-    fn display_parenthesises_compound_parts() {
-        assert_eq!(q("a OR b AND c").to_string(), "a OR (b AND c)");
+    fn display_parenthesises_only_what_precedence_needs() {
+        assert_eq!(q("a OR (b AND c)").to_string(), "a OR b AND c");
         assert_eq!(q("(a OR b) AND c").to_string(), "(a OR b) AND c");
         assert_eq!(q(" a ").to_string(), "a");
     }
