@@ -245,20 +245,16 @@ async fn call(
                 .location(format!("/v1/workspaces/{ws}/keys/{id}")))
         }
         Operation::GetKey => {
-            let mut record = ops::get::get(app, caller, &key_id(params)?).await?;
-            shown(app, &mut record).await?;
-            let v = record.version;
-            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+            let record = ops::get::get(app, caller, &key_id(params)?).await?;
+            key_reply(app, record).await
         }
         Operation::UpdateKey => {
             let id = key_id(params)?;
             let patch = input::key::patch(json_body(req, true)?, policy(app), now.secs())
                 .map_err(ApiError::Validation)?;
             let expected = expected_version(req)?;
-            let mut record = ops::update::update(app, caller, &id, patch, expected, now).await?;
-            shown(app, &mut record).await?;
-            let v = record.version;
-            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+            let record = ops::update::update(app, caller, &id, patch, expected, now).await?;
+            key_reply(app, record).await
         }
         Operation::RevokeKey => {
             let id = key_id(params)?;
@@ -274,10 +270,8 @@ async fn call(
                 }
             };
             let expected = expected_version(req)?;
-            let mut record = ops::revoke::revoke(app, caller, &id, erase, expected, now).await?;
-            shown(app, &mut record).await?;
-            let v = record.version;
-            Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
+            let record = ops::revoke::revoke(app, caller, &id, erase, expected, now).await?;
+            key_reply(app, record).await
         }
         Operation::RotateKey => {
             let id = key_id(params)?;
@@ -344,6 +338,13 @@ async fn call(
             Err(ApiError::NotFound)
         }
     }
+}
+
+/// The 200 answer with one key: its effective permissions filled in, `ETag` its version.
+async fn key_reply(app: &App, mut record: keyward_common::KeyRecord) -> Result<Reply, ApiError> {
+    shown(app, &mut record).await?;
+    let v = record.version;
+    Ok(Reply::json(StatusCode::OK, &record)?.etag(v))
 }
 
 /// Fills in a key's effective permissions for an answer.
