@@ -44,6 +44,8 @@ fn entry() -> EdgeEntry {
             limit: 100,
             period_s: 60,
         }),
+        rate_limits: Vec::new(),
+        credited: false,
     }
 }
 

@@ -82,6 +82,108 @@ impl Refill {
     }
 }
 
+/// A key's or an owner's credits: what remains, and the refill rule if any.
+///
+/// On the control plane `remaining` is the last value the edge reported (or the value an
+/// operation set); the edge's Durable Object is the authority that spends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Credits {
+    /// Units left, 0..=[`MAX_CREDITS`].
+    pub remaining: u64,
+    /// When and to what `remaining` is set again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<Refill>,
+}
+
+/// What a credit operation does to `remaining`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CreditOpKind {
+    /// `remaining = value`.
+    Set,
+    /// `remaining += value` (capped at [`MAX_CREDITS`]).
+    Increment,
+    /// `remaining -= value` (floored at 0).
+    Decrement,
+    /// Only the refill rule changes; `value` is ignored.
+    Configure,
+    /// The target no longer has credits (unlimited); `value` is ignored.
+    Remove,
+}
+
+impl CreditOpKind {
+    /// `remaining` after this operation with `value`.
+    #[must_use]
+    pub fn apply(self, remaining: u64, value: u64) -> u64 {
+        match self {
+            Self::Set => value.min(MAX_CREDITS),
+            Self::Increment => remaining.saturating_add(value).min(MAX_CREDITS),
+            Self::Decrement => remaining.saturating_sub(value),
+            Self::Configure | Self::Remove => remaining,
+        }
+    }
+}
+
+/// Whose credits an operation or a report is about: a key, or an owner of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CreditTarget {
+    /// A key, by id (its Durable Object is `k:{key_id}`).
+    Key {
+        /// Owning workspace.
+        workspace: String,
+        /// The key.
+        key_id: crate::KeyId,
+    },
+    /// An owner (its Durable Object is `o:{workspace}:{owner_id}`).
+    Owner {
+        /// Owning workspace.
+        workspace: String,
+        /// The owner's id.
+        owner_id: String,
+    },
+}
+
+impl CreditTarget {
+    /// The name of the Durable Object that holds this target's allowance (credits and limits).
+    #[must_use]
+    pub fn object_name(&self) -> String {
+        match self {
+            Self::Key { key_id, .. } => format!("k:{}", key_id.as_str()),
+            Self::Owner {
+                workspace,
+                owner_id,
+            } => format!("o:{workspace}:{owner_id}"),
+        }
+    }
+}
+
+/// One credit operation as the control plane ordered it, sent to the edge in a signed sync
+/// batch. `seq` counts the target's operations from 1 (the control plane increments it in the
+/// same write that records the operation); the edge applies each `seq` once, in order, so a
+/// replayed batch changes nothing and an increment is never lost to a concurrent spend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditOp {
+    /// Whose credits.
+    pub target: CreditTarget,
+    /// The target's operation number, from 1.
+    pub seq: u64,
+    /// What it does.
+    pub op: CreditOpKind,
+    /// The operand (0..=[`MAX_CREDITS`]).
+    pub value: u64,
+    /// The refill rule in force after this operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refill: Option<Refill>,
+    /// When the control plane recorded it (Unix seconds): a `set` counts as a refill at that
+    /// time, so the next refill is the first one after it.
+    pub at: i64,
+}
+
 /// Days since the epoch of `day` (clamped to the month's length) in month `m` of year `y`.
 fn refill_day(y: i64, m: u32, day: u32) -> i64 {
     days_from_civil(y, m, day.min(days_in_month(y, m)))

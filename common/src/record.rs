@@ -74,6 +74,128 @@ impl RateLimit {
     }
 }
 
+/// One of several named fixed-window limits (`rate_limits`), on a key or an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NamedRateLimit {
+    /// `[a-z0-9][a-z0-9._-]{0,31}`, unique among the key's (or owner's) limits. The
+    /// `rate_limit` shorthand is the limit named `default`.
+    pub name: String,
+    /// Units allowed per window, at least 1.
+    pub limit: u32,
+    /// Window length in seconds, 1..=2678400 (31 days).
+    pub period_s: u32,
+}
+
+impl NamedRateLimit {
+    /// Longest window allowed: 31 days.
+    pub const MAX_PERIOD_S: u32 = 2_678_400;
+    /// Most limits on one key or owner.
+    pub const MAX_PER_TARGET: usize = 5;
+    /// The name the `rate_limit` shorthand stands for.
+    pub const DEFAULT_NAME: &'static str = "default";
+
+    /// The window this limit counts in, as the one-limit type.
+    #[must_use]
+    pub fn window(&self) -> RateLimit {
+        RateLimit {
+            limit: self.limit,
+            period_s: self.period_s,
+        }
+    }
+
+    /// Checks the documented bounds.
+    ///
+    /// # Errors
+    /// `(field, message)`: the field of the limit object and what is accepted.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let b = self.name.as_bytes();
+        let name_ok = (1..=32).contains(&b.len())
+            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c));
+        if !name_ok {
+            Err(("name", "must match [a-z0-9][a-z0-9._-]{0,31}"))
+        } else if self.limit == 0 {
+            Err(("limit", "must be at least 1"))
+        } else if self.period_s == 0 || self.period_s > Self::MAX_PERIOD_S {
+            Err(("period_s", "must be between 1 and 2678400"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Whether an owner may use its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerStatus {
+    /// Its keys verify (subject to their own status).
+    #[default]
+    Active,
+    /// Every key of the owner answers `DISABLED`.
+    Disabled,
+}
+
+/// An owner (the customer behind keys) as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OwnerRecord {
+    /// Owning workspace.
+    pub workspace: String,
+    /// The id keys name in `owner_id`.
+    pub owner_id: String,
+    /// `active` or `disabled`.
+    pub status: OwnerStatus,
+    /// Free-form JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Limits shared by all the owner's keys.
+    #[serde(default)]
+    pub rate_limits: Vec<NamedRateLimit>,
+    /// Credits shared by all the owner's keys.
+    pub credits: Option<crate::credits::Credits>,
+    /// Non-revoked keys naming this owner.
+    pub key_count: u64,
+    /// First PUT.
+    pub created_at: Timestamp,
+    /// Last PUT or credit change.
+    pub updated_at: Timestamp,
+    /// Optimistic-concurrency version (also the `ETag`).
+    pub version: u64,
+}
+
+/// What the edge stores in KV under `o:{workspace}:{owner_id}` ([`owner_kv_key`]): whether the
+/// owner's keys may verify, and the shared limits and credit rule they all spend from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerEntry {
+    /// The owner's version when this entry was produced; the edge keeps only the newest.
+    pub version: u64,
+    /// `disabled` refuses every key of the owner.
+    pub status: OwnerStatus,
+    /// Shared limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<NamedRateLimit>,
+    /// Whether the owner has credits (their balance lives in the owner's Durable Object).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credited: bool,
+}
+
+/// The KV key of an owner's entry.
+#[must_use]
+pub fn owner_kv_key(workspace: &str, owner_id: &str) -> String {
+    format!("o:{workspace}:{owner_id}")
+}
+
+/// Whether `owner_id` has the shape keys may name: 1–128 characters, none of them a control
+/// character.
+#[must_use]
+pub fn valid_owner_id(owner_id: &str) -> bool {
+    (1..=128).contains(&owner_id.chars().count()) && !owner_id.chars().any(char::is_control)
+}
+
 /// A key as the management API shows it. Never holds the secret or its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -113,8 +235,15 @@ pub struct KeyRecord {
     /// Client networks allowed to use the key; empty means any.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["10.0.0.0/8"])))]
     pub allowed_ips: Vec<IpNet>,
-    /// Request allowance, if limited.
+    /// Request allowance, if limited: the limit named `default` of `rate_limits`, kept as the
+    /// one-limit shorthand.
     pub rate_limit: Option<RateLimit>,
+    /// Every limit of the key (≤ 5), `default` included.
+    #[serde(default)]
+    pub rate_limits: Vec<NamedRateLimit>,
+    /// The key's own credits, if it has any (none: unlimited).
+    #[serde(default)]
+    pub credits: Option<crate::credits::Credits>,
     /// Optimistic-concurrency version, incremented by every change (also the `ETag`).
     pub version: u64,
     /// Whether the key was imported (it keeps its own format until rotated).
@@ -188,8 +317,16 @@ pub struct EdgeEntry {
     pub retires_at: Option<i64>,
     /// Allowed client networks; empty means any.
     pub allowed_ips: Vec<IpNet>,
-    /// Request allowance, if limited.
+    /// Request allowance, if limited: the old one-limit form, applied only when `rate_limits` is
+    /// empty (an entry written by an older control plane). New entries carry it as the limit
+    /// named `default` inside `rate_limits` too, which is what the edge applies.
     pub rate_limit: Option<RateLimit>,
+    /// Every limit of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<NamedRateLimit>,
+    /// Whether the key has its own credits (their balance lives in its Durable Object).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credited: bool,
 }
 
 impl EdgeEntry {
@@ -218,6 +355,8 @@ impl EdgeEntry {
             retires_at: None,
             allowed_ips: record.allowed_ips.clone(),
             rate_limit: record.rate_limit,
+            rate_limits: record.rate_limits.clone(),
+            credited: record.credits.is_some(),
         }
         .scrubbed()
     }
@@ -387,6 +526,8 @@ mod tests {
             retires_at: None,
             allowed_ips: vec![],
             rate_limit: None,
+            rate_limits: vec![],
+            credited: false,
         }
     }
 

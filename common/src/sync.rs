@@ -8,7 +8,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::record::{RoleEntry, role_kv_key, valid_role_name, valid_workspace};
+use crate::credits::CreditOp;
+use crate::record::{
+    OwnerEntry, RoleEntry, owner_kv_key, role_kv_key, valid_owner_id, valid_role_name,
+    valid_workspace,
+};
 use crate::{EdgeEntry, KeyHash, KeyId};
 
 /// Header carrying the signing time (Unix seconds).
@@ -53,6 +57,28 @@ impl RoleSyncItem {
     }
 }
 
+/// One owner to write at the edge under `o:{workspace}:{owner_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerSyncItem {
+    /// Owning workspace.
+    pub workspace: String,
+    /// The owner's id.
+    pub owner_id: String,
+    /// What to store.
+    pub entry: OwnerEntry,
+}
+
+impl OwnerSyncItem {
+    /// The KV key to write, or `None` when the workspace or id could not be the control
+    /// plane's (refused, never written).
+    #[must_use]
+    pub fn kv_key(&self) -> Option<String> {
+        (valid_workspace(&self.workspace) && valid_owner_id(&self.owner_id))
+            .then(|| owner_kv_key(&self.workspace, &self.owner_id))
+    }
+}
+
 /// A batch of KV writes from the `sync` function (or backfill) to the edge.
 ///
 /// Wire form: `{"items": [{"hash", "entry"}], "roles": [{"workspace", "name", "entry":
@@ -66,6 +92,13 @@ pub struct SyncBatch {
     /// The role writes, applied independently of each other and of the key writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleSyncItem>,
+    /// Owners to write (`o:{ws}:{owner_id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerSyncItem>,
+    /// Credit operations for keys' and owners' Durable Objects, in the order they were made
+    /// (per target, ascending `seq`). The edge applies them before the batch's KV writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_ops: Vec<CreditOp>,
 }
 
 impl SyncBatch {
@@ -74,20 +107,20 @@ impl SyncBatch {
     pub fn keys(items: Vec<SyncItem>) -> Self {
         Self {
             items,
-            roles: Vec::new(),
+            ..Self::default()
         }
     }
 
     /// Key and role writes together.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len() + self.roles.len()
+        self.items.len() + self.roles.len() + self.owners.len() + self.credit_ops.len()
     }
 
     /// Whether the batch writes nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.roles.is_empty()
+        self.len() == 0
     }
 }
 
@@ -102,24 +135,89 @@ pub enum SyncOutcome {
 }
 
 /// The edge's answer to a sync batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// One outcome per key item, in order.
     pub outcomes: Vec<SyncOutcome>,
     /// One outcome per role item, in order (left out when the batch had none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub role_outcomes: Vec<SyncOutcome>,
+    /// One per owner of the batch, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_outcomes: Vec<SyncOutcome>,
+    /// One per credit operation of the batch, in order: `stale` when that `seq` was applied
+    /// already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_outcomes: Vec<SyncOutcome>,
 }
 
 impl SyncResponse {
     /// Whether the answer has one outcome per write of `batch`.
     #[must_use]
     pub fn answers(&self, batch: &SyncBatch) -> bool {
-        self.outcomes.len() == batch.items.len() && self.role_outcomes.len() == batch.roles.len()
+        self.outcomes.len() == batch.items.len()
+            && self.role_outcomes.len() == batch.roles.len()
+            && self.owner_outcomes.len() == batch.owners.len()
+            && self.credit_outcomes.len() == batch.credit_ops.len()
     }
 }
 
-/// One key's use in one UTC day, as counted by one edge isolate.
+/// Requests of one key in one UTC hour by outcome, as counted by one edge isolate since its
+/// last report. Every verification the edge answers for a found key counts once, under the
+/// outcome it got; `credits_spent` is what the admitted ones spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct OutcomeCounts {
+    /// Admitted.
+    pub valid: u64,
+    /// Refused by a rate limit (the key's or its owner's).
+    pub rate_limited: u64,
+    /// Refused for lack of credits.
+    pub usage_exceeded: u64,
+    /// Refused for a missing permission or scope, or a client address outside `allowed_ips`.
+    pub forbidden: u64,
+    /// Refused because the key or its owner is disabled.
+    pub disabled: u64,
+    /// Refused because the key expired.
+    pub expired: u64,
+    /// Refused because the key is revoked.
+    pub revoked: u64,
+    /// Credits the admitted requests spent.
+    pub credits_spent: u64,
+}
+
+impl OutcomeCounts {
+    /// Adds `other` to `self`, saturating.
+    pub fn add(&mut self, other: &Self) {
+        self.valid = self.valid.saturating_add(other.valid);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.usage_exceeded = self.usage_exceeded.saturating_add(other.usage_exceeded);
+        self.forbidden = self.forbidden.saturating_add(other.forbidden);
+        self.disabled = self.disabled.saturating_add(other.disabled);
+        self.expired = self.expired.saturating_add(other.expired);
+        self.revoked = self.revoked.saturating_add(other.revoked);
+        self.credits_spent = self.credits_spent.saturating_add(other.credits_spent);
+    }
+
+    /// All requests counted, whatever their outcome.
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        [
+            self.valid,
+            self.rate_limited,
+            self.usage_exceeded,
+            self.forbidden,
+            self.disabled,
+            self.expired,
+            self.revoked,
+        ]
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
+    }
+}
+
+/// One key's use in one UTC hour, as counted by one edge isolate since its last report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {
@@ -127,12 +225,33 @@ pub struct UsageReport {
     pub workspace: String,
     /// The key.
     pub key_id: KeyId,
-    /// UTC day the requests fell in, `yyyy-mm-dd`.
-    pub day: String,
-    /// Requests counted since the last report.
-    pub count: u64,
-    /// Unix seconds of the latest request counted.
-    pub last_used_at: i64,
+    /// The key's owner when the requests were counted (for `group_by=owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// Unix seconds of the start of the UTC hour the requests fell in (a multiple of 3600).
+    pub hour: i64,
+    /// The counts.
+    pub counts: OutcomeCounts,
+    /// Unix seconds of the latest admitted request counted, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+}
+
+/// A target's credit balance as its Durable Object last told an isolate: what the control
+/// plane shows as `credits.remaining`. `seq` is the last credit operation the object had
+/// applied; a report older than the control plane's latest operation says nothing about it and
+/// is ignored, as is one older (`at`) than the balance already stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceReport {
+    /// Whose credits.
+    pub target: crate::credits::CreditTarget,
+    /// Units left (leases handed to isolates count as spent until returned).
+    pub remaining: u64,
+    /// The last credit operation applied.
+    pub seq: u64,
+    /// When the object answered (Unix milliseconds).
+    pub at_ms: i64,
 }
 
 /// Most reports one usage batch may carry; the edge splits larger flushes.
@@ -149,6 +268,10 @@ pub struct UsageBatch {
     pub batch_id: String,
     /// The reports, at most [`MAX_USAGE_REPORTS`].
     pub reports: Vec<UsageReport>,
+    /// Credit balances learnt since the last batch, the latest per target (at most
+    /// [`MAX_USAGE_REPORTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub balances: Vec<BalanceReport>,
 }
 
 /// Whether `id` has the shape of a usage batch id.

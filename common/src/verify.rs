@@ -376,6 +376,8 @@ mod tests {
                 limit: 5,
                 period_s: 60,
             }),
+            rate_limits: vec![],
+            credited: false,
         }
     }
 

@@ -112,6 +112,7 @@ async fn apply(env: &Env, batch: SyncBatch) -> Result<SyncResponse> {
     let mut response = SyncResponse {
         outcomes: vec![SyncOutcome::Stale; keys],
         role_outcomes: vec![SyncOutcome::Stale; roles],
+        ..SyncResponse::default()
     };
     for (key_indexes, role_indexes, outcomes) in try_join_all(writes).await? {
         if outcomes.len() != key_indexes.len() + role_indexes.len() {

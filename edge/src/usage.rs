@@ -12,10 +12,11 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use keyward_common::sync::{
-    MAX_USAGE_REPORTS, SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, sign,
+    MAX_USAGE_REPORTS, OutcomeCounts, SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport,
+    sign,
 };
 use keyward_common::time::unix_seconds;
-use keyward_common::{KeyId, Secret, Timestamp};
+use keyward_common::{KeyId, Secret};
 use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
 
 /// Most batches kept for resending; beyond it the oldest is dropped, with an error log.
@@ -24,7 +25,7 @@ const MAX_UNSENT: usize = 64;
 /// Counts not yet reported, by (key id, day), and batches sent but not confirmed.
 #[derive(Debug, Default)]
 pub struct Pending {
-    reports: HashMap<(String, String), UsageReport>,
+    reports: HashMap<(String, i64), UsageReport>,
     /// Batches to send again unchanged, with their ids: the control plane may have counted
     /// them already, and counts each (batch, report) once.
     unsent: VecDeque<UsageBatch>,
@@ -35,19 +36,20 @@ pub struct Pending {
 impl Pending {
     /// Counts one request of `key_id` at Unix second `now`.
     pub fn record(&mut self, key_id: &KeyId, workspace: &str, now: i64) {
-        let day = Timestamp(now).day();
+        let hour = now - now.rem_euclid(3600);
         let report = self
             .reports
-            .entry((key_id.as_str().to_owned(), day.clone()))
+            .entry((key_id.as_str().to_owned(), hour))
             .or_insert_with(|| UsageReport {
                 workspace: workspace.to_owned(),
                 key_id: key_id.clone(),
-                day,
-                count: 0,
-                last_used_at: now,
+                owner_id: None,
+                hour,
+                counts: OutcomeCounts::default(),
+                last_used_at: None,
             });
-        report.count += 1;
-        report.last_used_at = report.last_used_at.max(now);
+        report.counts.valid += 1;
+        report.last_used_at = Some(report.last_used_at.map_or(now, |t| t.max(now)));
     }
 
     /// When the last flush is at least `interval_ms` ago: the batches to send, resends first,
@@ -71,6 +73,7 @@ impl Pending {
             out.push(UsageBatch {
                 batch_id: format!("{now_ms:x}-{:x}-{random:016x}", self.batches),
                 reports,
+                balances: Vec::new(),
             });
             reports = rest;
         }
@@ -196,13 +199,13 @@ mod tests {
         let mut p = Pending::default();
         p.record(&id(), "acme", 1_800_000_000);
         let first = p.take_due(1_000, 5_000, 7);
-        assert_eq!(first[0].reports[0].count, 1);
+        assert_eq!(first[0].reports[0].counts.valid, 1);
         p.record(&id(), "acme", 1_800_000_001);
         p.record(&id(), "acme", 1_800_000_002);
         assert!(p.take_due(3_000, 5_000, 7).is_empty());
         let second = p.take_due(6_000, 5_000, 7);
-        assert_eq!(second[0].reports[0].count, 2);
-        assert_eq!(second[0].reports[0].last_used_at, 1_800_000_002);
+        assert_eq!(second[0].reports[0].counts.valid, 2);
+        assert_eq!(second[0].reports[0].last_used_at, Some(1_800_000_002));
         assert_ne!(first[0].batch_id, second[0].batch_id);
         assert!(keyward_common::sync::valid_batch_id(&first[0].batch_id));
     }
@@ -217,7 +220,7 @@ mod tests {
         let again = p.take_due(10_000, 5_000, 2);
         assert_eq!(again.len(), 2);
         assert_eq!(again[0], batch, "same id, same reports");
-        assert_eq!(again[1].reports[0].count, 1);
+        assert_eq!(again[1].reports[0].counts.valid, 1);
         assert_ne!(again[1].batch_id, batch.batch_id);
     }
 
@@ -242,6 +245,7 @@ mod tests {
             p.resend(UsageBatch {
                 batch_id: format!("batch-{i:04}"),
                 reports: Vec::new(),
+                balances: Vec::new(),
             });
         }
         assert_eq!(p.unsent.len(), MAX_UNSENT);

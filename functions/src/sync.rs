@@ -326,8 +326,8 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
         .find_map(|image| image.string(SK));
     if sk.is_some_and(|sk| sk.starts_with(ROLE_SK_PREFIX)) {
         return Ok(plan_role(record)?.map(|role| SyncBatch {
-            items: Vec::new(),
             roles: vec![role],
+            ..SyncBatch::default()
         }));
     }
     if !sk.is_some_and(|sk| sk.starts_with(KEY_SK_PREFIX)) {
@@ -454,6 +454,7 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
                 .iter()
                 .flat_map(|p| p.batch.roles.iter().cloned())
                 .collect(),
+            ..SyncBatch::default()
         };
         match edge.send(&batch).await {
             Ok(answer) => {

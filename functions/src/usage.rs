@@ -81,28 +81,9 @@ impl UsageStore for DynamoUsage {
         r: &UsageReport,
         now: i64,
     ) -> anyhow::Result<Recorded> {
-        let key_update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
-            .key(SK, AttributeValue::S(item::key_sk(&r.key_id)))
-            .update_expression("SET #lu = :t")
-            .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(#lu) OR #lu < :t)",
-            )
-            .expression_attribute_names("#lu", item::key::LAST_USED_AT)
-            .expression_attribute_values(":t", AttributeValue::N(r.last_used_at.to_string()))
-            .send()
-            .await;
-        match key_update {
-            Ok(_) => {}
-            // Already as recent (or the key is gone): monotonic, nothing to do.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
-            Err(e) => {
-                return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                    .with_context(|| format!("setting last_used_at of key {}", r.key_id));
-            }
+        let day = Timestamp(r.hour).day();
+        if let Some(last_used_at) = r.last_used_at {
+            self.touch(r, last_used_at).await?;
         }
         // The count and the (batch, report) marker in one transaction: a resent batch finds its
         // markers and adds nothing, so a retried flush never counts twice.
@@ -120,16 +101,16 @@ impl UsageStore for DynamoUsage {
         let count = Update::builder()
             .table_name(&self.table)
             .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
-            .key(SK, AttributeValue::S(item::usage_sk(&r.key_id, &r.day)))
+            .key(SK, AttributeValue::S(item::usage_sk(&r.key_id, &day)))
             .update_expression("ADD #n :n SET #ws = :ws, #k = :k, #d = :d")
             .expression_attribute_names("#n", item::usage::REQUESTS)
             .expression_attribute_names("#ws", item::usage::WORKSPACE)
             .expression_attribute_names("#k", item::usage::KEY_ID)
             .expression_attribute_names("#d", item::usage::DAY)
-            .expression_attribute_values(":n", AttributeValue::N(r.count.to_string()))
+            .expression_attribute_values(":n", AttributeValue::N(r.counts.requests().to_string()))
             .expression_attribute_values(":ws", AttributeValue::S(r.workspace.clone()))
             .expression_attribute_values(":k", AttributeValue::S(r.key_id.to_string()))
-            .expression_attribute_values(":d", AttributeValue::S(r.day.clone()))
+            .expression_attribute_values(":d", AttributeValue::S(day.clone()))
             .build()
             .context("building the usage count update")?;
         let written = self
@@ -147,8 +128,38 @@ impl UsageStore for DynamoUsage {
                 Ok(Recorded::Duplicate)
             }
             Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                .with_context(|| format!("counting usage of key {} on {}", r.key_id, r.day)),
+                .with_context(|| format!("counting usage of key {} on {}", r.key_id, day)),
         }
+    }
+}
+
+impl DynamoUsage {
+    /// Moves the key's `last_used_at` forward to `t` (never back; nothing when the key is gone).
+    async fn touch(&self, r: &UsageReport, t: i64) -> anyhow::Result<()> {
+        let key_update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
+            .key(SK, AttributeValue::S(item::key_sk(&r.key_id)))
+            .update_expression("SET #lu = :t")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(#lu) OR #lu < :t)",
+            )
+            .expression_attribute_names("#lu", item::key::LAST_USED_AT)
+            .expression_attribute_values(":t", AttributeValue::N(t.to_string()))
+            .send()
+            .await;
+        match key_update {
+            Ok(_) => {}
+            // Already as recent (or the key is gone): monotonic, nothing to do.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => {
+                return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                    .with_context(|| format!("setting last_used_at of key {}", r.key_id));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -192,11 +203,6 @@ fn problem(p: Problem, request_id: &str) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-fn valid_day(day: &str) -> bool {
-    day.len() == 10
-        && Timestamp::parse_rfc3339(&format!("{day}T00:00:00Z")).is_ok_and(|t| t.day() == day)
-}
-
 /// The field errors of `batch`, empty when it is acceptable.
 #[must_use]
 pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
@@ -215,16 +221,16 @@ pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
         return errors;
     }
     for (i, r) in batch.reports.iter().enumerate() {
-        if r.count == 0 {
+        if r.counts.requests() == 0 {
             errors.push(FieldError::new(
-                format!("reports[{i}].count"),
-                "must be at least 1",
+                format!("reports[{i}].counts"),
+                "must count at least one request",
             ));
         }
-        if !valid_day(&r.day) {
+        if r.hour.rem_euclid(3600) != 0 || Timestamp::from_unix(r.hour).is_err() {
             errors.push(FieldError::new(
-                format!("reports[{i}].day"),
-                "must be a UTC day, yyyy-mm-dd",
+                format!("reports[{i}].hour"),
+                "must be the Unix second an UTC hour starts",
             ));
         }
         if r.workspace.is_empty() || r.workspace.len() > 128 {
@@ -233,7 +239,9 @@ pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
                 "must be 1-128 characters",
             ));
         }
-        if Timestamp::from_unix(r.last_used_at).is_err() {
+        if r.last_used_at
+            .is_some_and(|t| Timestamp::from_unix(t).is_err())
+        {
             errors.push(FieldError::new(
                 format!("reports[{i}].last_used_at"),
                 "must be Unix seconds",
@@ -400,10 +408,15 @@ mod tests {
             reports: vec![UsageReport {
                 workspace: "acme".into(),
                 key_id: KeyId::new(1, [3; 10]),
-                day: "2027-01-15".into(),
-                count,
-                last_used_at: NOW,
+                owner_id: None,
+                hour: 1_800_000_000 - 1_800_000_000 % 3600,
+                counts: keyward_common::sync::OutcomeCounts {
+                    valid: count,
+                    ..Default::default()
+                },
+                last_used_at: Some(NOW),
             }],
+            balances: vec![],
         })
         .unwrap()
     }
@@ -433,7 +446,7 @@ mod tests {
         let resp = handle(&app, request(batch(3), b"sync-secret"), NOW).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.body().as_ref(), br#"{"accepted":1}"#);
-        assert_eq!(store.0.lock().unwrap()[0].2.count, 3);
+        assert_eq!(store.0.lock().unwrap()[0].2.counts.valid, 3);
     }
 
     #[tokio::test]
@@ -454,13 +467,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_zero_count_or_a_bad_day_is_400() {
+    async fn a_zero_count_or_a_bad_hour_is_400() {
         let (app, store) = app();
         let resp = handle(&app, request(batch(0), b"sync-secret"), NOW).await;
         assert_eq!(resp.status(), 400);
         let text = String::from_utf8(batch(1))
             .unwrap()
-            .replace("2027-01-15", "2027-13-45");
+            .replace("\"hour\":1800000000", "\"hour\":1800000001");
         let resp = handle(&app, request(text.into_bytes(), b"sync-secret"), NOW).await;
         assert_eq!(resp.status(), 400);
         assert!(store.0.lock().unwrap().is_empty());

@@ -93,6 +93,8 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
             last_used_at: None,
             allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
             rate_limit: None,
+            rate_limits: Vec::new(),
+            credits: None,
             version: 1,
             imported: false,
         },

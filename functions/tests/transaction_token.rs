@@ -120,6 +120,8 @@ fn new_key() -> StoredKey {
             last_used_at: None,
             allowed_ips: vec![],
             rate_limit: None,
+            rate_limits: Vec::new(),
+            credits: None,
             version: 1,
             imported: false,
         },

@@ -83,6 +83,8 @@ fn entry(version: u64) -> EdgeEntry {
         retires_at: None,
         allowed_ips: Vec::new(),
         rate_limit: None,
+        rate_limits: Vec::new(),
+        credited: false,
     }
 }
 
@@ -773,8 +775,8 @@ async fn usage_is_reported_in_signed_batches() {
             let batch: UsageBatch = serde_json::from_str(body).unwrap();
             for r in batch.reports.iter().filter(|r| r.key_id == e.key_id) {
                 assert_eq!(r.workspace, "acme");
-                counted += r.count;
-                last_used = last_used.max(r.last_used_at);
+                counted += r.counts.valid;
+                last_used = last_used.max(r.last_used_at.unwrap_or_default());
             }
         }
         if counted >= 3 {

@@ -40,6 +40,8 @@ pub async fn create(
         permissions: Vec::new(),
         allowed_ips: new.allowed_ips,
         rate_limit: new.rate_limit,
+        rate_limits: Vec::new(),
+        credits: None,
         version: 1,
         imported: false,
     };

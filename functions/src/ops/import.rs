@@ -145,6 +145,8 @@ fn record(caller: &Caller, new: &NewImport, id: KeyId, now: Now) -> KeyRecord {
         last_used_at: None,
         allowed_ips: k.allowed_ips.clone(),
         rate_limit: k.rate_limit,
+        rate_limits: Vec::new(),
+        credits: None,
         version: 1,
         imported: true,
     }

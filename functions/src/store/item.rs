@@ -377,6 +377,8 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         last_used_at: opt_time(item, LAST_USED_AT)?,
         allowed_ips,
         rate_limit,
+        rate_limits: Vec::new(),
+        credits: None,
         version: num(item, VERSION)?,
         imported: item.has(IMPORTED),
     };
@@ -618,6 +620,8 @@ mod tests {
                     limit: 5,
                     period_s: 60,
                 }),
+                rate_limits: vec![],
+                credits: None,
                 version: 4,
                 imported: false,
             },
