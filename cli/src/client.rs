@@ -26,6 +26,8 @@ pub const DEV_JSON: &str = "target/keyward/dev.json";
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How many times a replayable request is sent again after a transport error or a 5xx.
+const RETRIES: u32 = 3;
 
 /// Why a call did not give the answer asked for.
 #[derive(Debug, thiserror::Error)]
@@ -1009,7 +1011,7 @@ impl Client {
 
     /// Sends `req`; a success answer's URL and body, or the API's problem.
     async fn call(&self, req: RequestBuilder) -> Result<(String, String), ClientError> {
-        let req = req.build().map_err(|source| ClientError::Http {
+        let mut req = req.build().map_err(|source| ClientError::Http {
             url: self.connection.url.clone(),
             source,
         })?;
@@ -1019,19 +1021,43 @@ impl Client {
             req.method(),
             req.url().as_str().split('?').next().unwrap_or_default()
         );
-        let response = self
-            .http
-            .execute(req)
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response.text().await.map_err(|source| ClientError::Http {
-            url: url.clone(),
-            source,
-        })?;
+        // A request the API answers the same however often it arrives (a read, or a write with
+        // an `Idempotency-Key`, whose replay returns the first answer) is sent again after a
+        // transport error, a 5xx or a 409 `idempotency_in_progress`, as Stripe's clients do.
+        let replayable =
+            req.method() == Method::GET || req.headers().contains_key("idempotency-key");
+        let mut attempt = 0u32;
+        let (status, text) = loop {
+            let again = req.try_clone().filter(|_| replayable && attempt < RETRIES);
+            let outcome = match self.http.execute(req).await {
+                Ok(response) => {
+                    let status = response.status();
+                    response.text().await.map(|text| (status, text))
+                }
+                Err(e) => Err(e),
+            };
+            let retry = match &outcome {
+                Err(_) => true,
+                Ok((status, text)) => {
+                    status.is_server_error()
+                        || (*status == StatusCode::CONFLICT
+                            && text.contains("idempotency_in_progress"))
+                }
+            };
+            match again {
+                Some(next) if retry => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    req = next;
+                }
+                _ => {
+                    break outcome.map_err(|source| ClientError::Http {
+                        url: url.clone(),
+                        source,
+                    })?;
+                }
+            }
+        };
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             Ok((url, text))
         } else {

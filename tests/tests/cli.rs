@@ -31,6 +31,20 @@ struct World {
     edge: String,
     jwt: JwtSettings,
     app: TestApp,
+    /// The control plane's log directory, quoted when a function fails.
+    logs: PathBuf,
+}
+
+impl World {
+    /// The functions' panics and errors so far (the last 20 lines), for a failure message.
+    fn function_trouble(&self) -> String {
+        let log = std::fs::read_to_string(self.logs.join("functions.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("\"level\":\"ERROR\""))
+            .collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
 }
 
 /// What one run of the binary did.
@@ -165,6 +179,7 @@ fn main() {
             edge: stack.edge_url(),
             jwt: stack.control_plane().jwt().clone(),
             app: TestApp::new(stack.control_plane(), None),
+            logs: stack.control_plane().log_dir().to_path_buf(),
         };
         let failed = keyward_tests::scenarios::run_each(&selected, &world).await;
         drop(world);
@@ -570,7 +585,12 @@ async fn a_five_thousand_row_csv_imports_with_progress_and_a_summary(w: World) {
         took.as_secs_f64(),
         5000.0 / took.as_secs_f64()
     );
-    assert_eq!(run.code, 1, "refused rows make the exit code 1: {run:?}");
+    assert_eq!(
+        run.code,
+        1,
+        "refused rows make the exit code 1: {run:?}\nfunction errors:\n{}",
+        w.function_trouble()
+    );
     assert!(
         run.stdout.contains("Imported 5000 keys; refused 3."),
         "{run:?}"
