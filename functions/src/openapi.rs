@@ -16,6 +16,7 @@ use crate::input::import::{ImportItem, ImportRequest};
 use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
 use crate::ops::import::{ImportResult, Imported};
+use crate::ops::usage::{KeyUsage, UsageList, UsagePeriod, UsageRow};
 use crate::store::AuditEvent;
 
 const PROBLEM: &str = "application/problem+json";
@@ -195,6 +196,61 @@ fn rotate_key() {}
 fn list_audit() {}
 
 #[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/keys/{id}/usage",
+    tag = "usage",
+    operation_id = "get_key_usage",
+    summary = "One key's usage by hour or day",
+    description = "Every period of the range in order, zeros included: requests by outcome as the edge counted them, and credits spent. The range is widened to whole periods; at most 31 days by the hour, 366 by the day. Needs `api.usage.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day `YYYY-MM-DD`, inclusive; default 30 days before `to`"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or UTC day, exclusive; default the end of the current period"),
+        ("granularity" = Option<String>, Query, description = "`hour` or `day` (default)"),
+    ),
+    responses(
+        (status = 200, description = "The key's usage", body = KeyUsage),
+        (status = 400, description = "`validation_failed` naming the parameter", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_key_usage() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/usage",
+    tag = "usage",
+    operation_id = "get_usage",
+    summary = "The workspace's usage by period and key or owner, for billing",
+    description = "Rows with requests only, by period then key id (or owner id). JSON pages, or every row as CSV with `Accept: text/csv` (text cells a spreadsheet would run as a formula are prefixed with `'`). A range holding more than 100,000 key-hours is refused: ask for a shorter one. Needs `api.usage.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day, inclusive; default 30 days before `to`"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or UTC day, exclusive; default the end of the current period"),
+        ("granularity" = Option<String>, Query, description = "`hour` or `day` (default)"),
+        ("group_by" = Option<String>, Query, description = "`key` (default) or `owner`"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20 (JSON only)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (same query)"),
+    ),
+    responses(
+        (status = 200, description = "One page of rows (JSON) or every row (CSV)", content(
+            (UsageList = "application/json"),
+            (String = "text/csv")
+        )),
+        (status = 400, description = "`validation_failed` naming the parameter, or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_usage() {}
+
+#[utoipa::path(
     post,
     path = "/v1/workspaces/{workspace}/roles",
     tag = "roles",
@@ -358,19 +414,20 @@ impl Modify for BearerAuth {
     ),
     paths(
         create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit, import_keys,
-        create_role, list_roles, get_role, update_role, delete_role
+        create_role, list_roles, get_role, update_role, delete_role, get_key_usage, get_usage
     ),
     components(schemas(
         KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
         KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
         RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest, ImportRequest, ImportItem,
-        Imported, ImportResult
+        Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "keys", description = "API keys"),
         (name = "roles", description = "Named permission sets keys hold"),
-        (name = "audit", description = "Audit trail")
+        (name = "audit", description = "Audit trail"),
+        (name = "usage", description = "Requests by outcome and credits spent, as the edge counted them")
     )
 )]
 struct ApiDoc;
@@ -419,7 +476,7 @@ mod tests {
             .filter(|r| matches!(r.access, crate::operation::Access::Permission(_)))
             .count();
         assert_eq!(ops, management);
-        assert_eq!(ops, 13);
+        assert_eq!(ops, 15);
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

@@ -42,6 +42,10 @@ pub enum Operation {
     Console,
     /// One of the web console's static files (public, no credentials).
     ConsoleFile,
+    /// One key's usage by period.
+    GetKeyUsage,
+    /// The workspace's usage by period and key or owner.
+    GetUsage,
 }
 
 /// Who may call a row's route.
@@ -208,11 +212,25 @@ pub const OPERATIONS: &[Row] = &[
         Access::Public,
         "console",
     ),
+    row(
+        Operation::GetKeyUsage,
+        "GET",
+        "/v1/workspaces/{workspace}/keys/{id}/usage",
+        Access::Permission(Permission::UsageView),
+        "read-usage",
+    ),
+    row(
+        Operation::GetUsage,
+        "GET",
+        "/v1/workspaces/{workspace}/usage",
+        Access::Permission(Permission::UsageView),
+        "read-usage",
+    ),
 ];
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -229,6 +247,8 @@ impl Operation {
         Self::DeleteRole,
         Self::Console,
         Self::ConsoleFile,
+        Self::GetKeyUsage,
+        Self::GetUsage,
     ];
 
     /// Its row of [`OPERATIONS`].
@@ -277,6 +297,8 @@ impl Row {
             Operation::DeleteRole => "delete_role".to_owned(),
             Operation::Console => "console".to_owned(),
             Operation::ConsoleFile => "console_file".to_owned(),
+            Operation::GetKeyUsage => "get_key_usage".to_owned(),
+            Operation::GetUsage => "get_usage".to_owned(),
             _ => self.function.replace('-', "_"),
         }
     }

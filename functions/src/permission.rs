@@ -22,6 +22,8 @@ pub enum Permission {
     RoleUpdate,
     /// `api.role.delete`.
     RoleDelete,
+    /// `api.usage.view`.
+    UsageView,
 }
 
 impl Permission {
@@ -37,6 +39,7 @@ impl Permission {
             Self::RoleView => "api.role.view",
             Self::RoleUpdate => "api.role.update",
             Self::RoleDelete => "api.role.delete",
+            Self::UsageView => "api.usage.view",
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Per report: the key item's `last_used_at` becomes the max of stored and reported (a
 //! conditional update, so an old or replayed report never moves it back; `version` is untouched,
-//! as last use is not a settings change), and `requests` of the usage item
-//! `WS#{ws}`/`USAGE#{key_id}#{day}` grows by the count (ADD). Signed with the usage secret
+//! as last use is not a settings change), and the key's counts of that UTC hour grow by the
+//! report's (ADD on both usage items, `store::usage`), in one transaction with the (batch,
+//! report) marker so a resent batch adds nothing. Signed with the usage secret
 //! (`KEYWARD_USAGE_SECRET`, not the sync secret: each direction has its own), not a JWT: a missing or bad signature is a 401 and nothing is written.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use keyward_common::sync::{
     SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport, valid_batch_id, verify_signature,
 };
@@ -31,28 +32,7 @@ pub const MAX_REPORTS: usize = keyward_common::sync::MAX_USAGE_REPORTS;
 /// Largest body accepted (1000 reports fit comfortably).
 pub const MAX_BODY: usize = 512 * 1024;
 
-/// What recording one report did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// Counted now.
-    Counted,
-    /// This (batch, report) was counted before: a resent batch.
-    Duplicate,
-}
-
-/// Where reports are written.
-#[async_trait]
-pub trait UsageStore: Send + Sync + std::fmt::Debug {
-    /// Applies report `index` of batch `batch_id` at Unix time `now`: `last_used_at` only moves
-    /// forward, and the count is added once per (batch, report) however often it is sent.
-    async fn record(
-        &self,
-        batch_id: &str,
-        index: usize,
-        report: &UsageReport,
-        now: i64,
-    ) -> anyhow::Result<Recorded>;
-}
+pub use crate::store::usage::{Recorded, UsageStore};
 
 /// The DynamoDB [`UsageStore`].
 #[derive(Debug, Clone)]
@@ -81,7 +61,6 @@ impl UsageStore for DynamoUsage {
         r: &UsageReport,
         now: i64,
     ) -> anyhow::Result<Recorded> {
-        let day = Timestamp(r.hour).day();
         if let Some(last_used_at) = r.last_used_at {
             self.touch(r, last_used_at).await?;
         }
@@ -98,26 +77,13 @@ impl UsageStore for DynamoUsage {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .context("building the usage batch marker")?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
-            .key(SK, AttributeValue::S(item::usage_sk(&r.key_id, &day)))
-            .update_expression("ADD #n :n SET #ws = :ws, #k = :k, #d = :d")
-            .expression_attribute_names("#n", item::usage::REQUESTS)
-            .expression_attribute_names("#ws", item::usage::WORKSPACE)
-            .expression_attribute_names("#k", item::usage::KEY_ID)
-            .expression_attribute_names("#d", item::usage::DAY)
-            .expression_attribute_values(":n", AttributeValue::N(r.counts.requests().to_string()))
-            .expression_attribute_values(":ws", AttributeValue::S(r.workspace.clone()))
-            .expression_attribute_values(":k", AttributeValue::S(r.key_id.to_string()))
-            .expression_attribute_values(":d", AttributeValue::S(day.clone()))
-            .build()
-            .context("building the usage count update")?;
+        let [by_key, by_hour] = crate::store::usage::count_updates(&self.table, r)?;
         let written = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(marker).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
+            .transact_items(TransactWriteItem::builder().update(by_key).build())
+            .transact_items(TransactWriteItem::builder().update(by_hour).build())
             .send()
             .await;
         match written {
@@ -128,7 +94,7 @@ impl UsageStore for DynamoUsage {
                 Ok(Recorded::Duplicate)
             }
             Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                .with_context(|| format!("counting usage of key {} on {}", r.key_id, day)),
+                .with_context(|| format!("counting usage of key {} at {}", r.key_id, r.hour)),
         }
     }
 }
@@ -409,7 +375,7 @@ mod tests {
                 workspace: "acme".into(),
                 key_id: KeyId::new(1, [3; 10]),
                 owner_id: None,
-                hour: 1_800_000_000 - 1_800_000_000 % 3600,
+                hour: 1_800_000_000, // a whole UTC hour
                 counts: keyward_common::sync::OutcomeCounts {
                     valid: count,
                     ..Default::default()

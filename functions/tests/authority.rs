@@ -210,7 +210,7 @@ async fn every_operation_answers_every_kind_of_caller_as_the_matrix_says() {
         .iter()
         .filter(|r| matches!(r.access, Access::Permission(_)))
         .collect();
-    assert_eq!(rows.len(), 13, "every management row is in the matrix");
+    assert_eq!(rows.len(), 15, "every management row is in the matrix");
     let mut failures = Vec::new();
     let mut cells = 0;
     for row in &rows {

@@ -111,6 +111,7 @@ impl Kept {
             etag: self.etag,
             location: self.location,
             replayed: true,
+            content_type: super::reply::JSON,
         })
     }
 }

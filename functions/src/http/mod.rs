@@ -333,11 +333,65 @@ async fn call(
             let role = ops::roles::delete(app, caller, &name, expected, now).await?;
             Reply::json(StatusCode::OK, &role)
         }
+        Operation::GetKeyUsage => {
+            let q = Query::parse_str(
+                req.uri().query().unwrap_or(""),
+                &["from", "to", "granularity"],
+            )?;
+            let range = input::usage::range(&q, now.secs())?;
+            let usage = ops::usage::key_usage(app, caller, &key_id(params)?, range).await?;
+            Reply::json(StatusCode::OK, &usage)
+        }
+        Operation::GetUsage => {
+            let raw = req.uri().query().unwrap_or("");
+            let q = Query::parse_str(
+                raw,
+                &["from", "to", "granularity", "group_by", "limit", "cursor"],
+            )?;
+            let range = input::usage::range(&q, now.secs())?;
+            let group = input::usage::group_by(&q)?;
+            let rows = ops::usage::workspace_rows(app, caller, range, group).await?;
+            if wants_csv(req) {
+                return Ok(Reply::csv(ops::usage::csv(&rows)));
+            }
+            // A cursor continues only the query it came from (same range and grouping).
+            let filters = format!(
+                "usage:{}:{}:{}:{}",
+                range.from,
+                range.to,
+                range.granularity.as_str(),
+                group.as_str()
+            );
+            let page = ops::usage::page(
+                app,
+                caller,
+                rows,
+                &filters,
+                q.limit()?,
+                q.cursor().as_deref(),
+            )?;
+            Reply::json(StatusCode::OK, &page)
+        }
         // Served by their own functions (`usage`, `console`), never through here.
         Operation::ReportUsage | Operation::Console | Operation::ConsoleFile => {
             Err(ApiError::NotFound)
         }
     }
+}
+
+/// Whether the caller asked for CSV (`Accept: text/csv`).
+fn wants_csv(req: &Request) -> bool {
+    req.headers()
+        .get_all(lambda_http::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.trim()
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+        })
 }
 
 /// The 200 answer with one key: its effective permissions filled in, `ETag` its version.

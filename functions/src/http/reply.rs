@@ -7,6 +7,11 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
+/// The `Content-Type` of JSON answers.
+pub const JSON: &str = "application/json";
+/// The `Content-Type` of CSV answers.
+pub const CSV: &str = "text/csv; charset=utf-8";
+
 /// A successful answer before it becomes a response.
 #[derive(Debug)]
 pub struct Reply {
@@ -20,6 +25,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// Whether this is a kept answer replayed to an `Idempotency-Key`.
     pub replayed: bool,
+    /// `Content-Type` of the body.
+    pub content_type: &'static str,
 }
 
 impl Reply {
@@ -34,7 +41,21 @@ impl Reply {
             etag: None,
             location: None,
             replayed: false,
+            content_type: JSON,
         })
+    }
+
+    /// A CSV document (`text/csv`, downloaded as `filename`).
+    #[must_use]
+    pub fn csv(body: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body,
+            etag: None,
+            location: None,
+            replayed: false,
+            content_type: CSV,
+        }
     }
 
     /// With `ETag: "{version}"`.
@@ -58,7 +79,7 @@ impl Reply {
     pub fn into_response(self, request_id: &str) -> Result<Response<Body>, ApiError> {
         let mut b = Response::builder()
             .status(self.status)
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, self.content_type)
             .header("x-request-id", request_id)
             .header(header::CACHE_CONTROL, "no-store");
         if let Some(v) = self.etag {

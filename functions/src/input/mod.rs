@@ -17,6 +17,7 @@ pub mod import;
 pub mod key;
 pub mod query;
 pub mod role;
+pub mod usage;
 
 pub use checks::{ScopePolicy, valid_scope, valid_workspace};
 

@@ -10,6 +10,7 @@ pub mod revoke;
 pub mod roles;
 pub mod rotate;
 pub mod update;
+pub mod usage;
 
 use keyward_common::{KeyId, KeyRecord, SecretKey, Timestamp};
 

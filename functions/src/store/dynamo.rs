@@ -19,7 +19,7 @@ use super::item::{
 };
 use super::{
     AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
-    StoreError, StoredKey, hash_changes, role_changes,
+    StoreError, StoredKey, UsageHour, hash_changes, role_changes,
 };
 
 /// A [`KeyStore`] on one DynamoDB table.
@@ -1034,5 +1034,32 @@ impl KeyStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .context("decoding audit events")?;
         Ok(Page { items, next })
+    }
+
+    async fn key_usage(
+        &self,
+        workspace: &str,
+        key_id: &KeyId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageHour>, StoreError> {
+        let (low, high) = super::usage::key_range(key_id, from, to);
+        // One key has at most one item per hour of the range: the range bounds the read.
+        let max = usize::try_from((to - from).max(0) / 3600 + 1).unwrap_or(usize::MAX);
+        Ok(self
+            .usage_range(workspace, low, high, max)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn workspace_usage(
+        &self,
+        workspace: &str,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Result<Option<Vec<UsageHour>>, StoreError> {
+        let (low, high) = super::usage::hour_range(from, to);
+        Ok(self.usage_range(workspace, low, high, max).await?)
     }
 }

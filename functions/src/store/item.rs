@@ -122,6 +122,34 @@ pub mod usage {
     pub const DAY: &str = "day";
     /// Requests counted that day.
     pub const REQUESTS: &str = "requests";
+    /// Hourly items: the key's owner when counted.
+    pub const OWNER_ID: &str = "owner_id";
+    /// Hourly items: Unix seconds the UTC hour starts.
+    pub const HOUR: &str = "hour";
+    /// Hourly items: one Number per outcome, plus `credits_spent`, in this order.
+    pub const COUNTS: [&str; 8] = [
+        "valid",
+        "rate_limited",
+        "usage_exceeded",
+        "forbidden",
+        "disabled",
+        "expired",
+        "revoked",
+        "credits_spent",
+    ];
+}
+
+/// `USAGE#K#{key_id}#{hour:010}`: a key's counts in one UTC hour, for one key's usage.
+#[must_use]
+pub fn usage_key_hour_sk(key_id: &KeyId, hour: i64) -> String {
+    format!("{USAGE_SK_PREFIX}K#{key_id}#{hour:010}")
+}
+
+/// `USAGE#H#{hour:010}#{key_id}`: the same counts again, ordered by hour, for the workspace's
+/// usage over a time range (billing) without reading every key's history.
+#[must_use]
+pub fn usage_hour_key_sk(hour: i64, key_id: &KeyId) -> String {
+    format!("{USAGE_SK_PREFIX}H#{hour:010}#{key_id}")
 }
 
 /// Counter item attribute: keys of the workspace that are not revoked.

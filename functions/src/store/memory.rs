@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
+use keyward_common::sync::{OutcomeCounts, UsageReport};
+use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord, Timestamp};
 
 use super::item::{self, SK};
 use super::{
     AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
-    StoreError, StoredKey, hash_changes, role_changes,
+    StoreError, StoredKey, UsageHour, hash_changes, role_changes,
 };
 
 #[derive(Debug, Default)]
@@ -22,6 +23,9 @@ struct State {
     roles: BTreeMap<(String, String), (RoleRecord, u64)>,
     /// Idempotency slots by (workspace, slot), with their expiry.
     idem: HashMap<(String, String), (IdemRecord, i64)>,
+    /// Usage by (workspace, hour, key id), with the (batch, report) markers counted.
+    usage: BTreeMap<(String, i64, KeyId), UsageHour>,
+    usage_marks: std::collections::HashSet<(String, usize)>,
 }
 
 impl State {
@@ -382,5 +386,78 @@ impl KeyStore for MemoryStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn key_usage(
+        &self,
+        workspace: &str,
+        key_id: &KeyId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageHour>, StoreError> {
+        Ok(self
+            .lock()
+            .usage
+            .range((workspace.to_owned(), from, KeyId::new(0, [0; 10]))..)
+            .take_while(|((ws, hour, _), _)| ws == workspace && *hour < to)
+            .filter(|((.., k), _)| k == key_id)
+            .map(|(_, u)| u.clone())
+            .collect())
+    }
+
+    async fn workspace_usage(
+        &self,
+        workspace: &str,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Result<Option<Vec<UsageHour>>, StoreError> {
+        let state = self.lock();
+        let found: Vec<UsageHour> = state
+            .usage
+            .range((workspace.to_owned(), from, KeyId::new(0, [0; 10]))..)
+            .take_while(|((ws, hour, _), _)| ws == workspace && *hour < to)
+            .map(|(_, u)| u.clone())
+            .collect();
+        Ok((found.len() <= max).then_some(found))
+    }
+}
+
+#[async_trait]
+impl super::usage::UsageStore for MemoryStore {
+    async fn record(
+        &self,
+        batch_id: &str,
+        index: usize,
+        report: &UsageReport,
+        _now: i64,
+    ) -> anyhow::Result<super::usage::Recorded> {
+        let mut state = self.lock();
+        if !state.usage_marks.insert((batch_id.to_owned(), index)) {
+            return Ok(super::usage::Recorded::Duplicate);
+        }
+        let slot = state
+            .usage
+            .entry((report.workspace.clone(), report.hour, report.key_id.clone()))
+            .or_insert_with(|| UsageHour {
+                key_id: report.key_id.clone(),
+                owner_id: None,
+                hour: report.hour,
+                counts: OutcomeCounts::default(),
+            });
+        slot.counts.add(&report.counts);
+        if report.owner_id.is_some() {
+            slot.owner_id.clone_from(&report.owner_id);
+        }
+        if let Some(t) = report.last_used_at {
+            let ws = report.workspace.clone();
+            if let Some(key) = state.keys.get_mut(&(ws, report.key_id.clone())) {
+                let last = key.record.last_used_at.map_or(i64::MIN, Timestamp::unix);
+                if t > last {
+                    key.record.last_used_at = Some(Timestamp(t));
+                }
+            }
+        }
+        Ok(super::usage::Recorded::Counted)
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 pub mod dynamo;
 pub mod item;
 pub mod memory;
+pub mod usage;
 
 pub use item::StoredKey;
 
@@ -73,6 +74,19 @@ pub enum IdemClaim {
     Claimed,
     /// Another request holds or answered it.
     Existing(IdemRecord),
+}
+
+/// One key's counts in one UTC hour, as the usage items hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageHour {
+    /// The key.
+    pub key_id: KeyId,
+    /// The key's owner when the requests were counted.
+    pub owner_id: Option<String>,
+    /// Unix seconds the UTC hour starts.
+    pub hour: i64,
+    /// The counts.
+    pub counts: keyward_common::sync::OutcomeCounts,
 }
 
 /// An opaque position in a listing: the sort/index key attributes of the last item returned.
@@ -218,6 +232,23 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
         limit: usize,
         after: Option<&Position>,
     ) -> Result<Page<AuditEvent>, StoreError>;
+    /// Key `key_id`'s hourly counts with `from <= hour < to`, by hour.
+    async fn key_usage(
+        &self,
+        workspace: &str,
+        key_id: &KeyId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageHour>, StoreError>;
+    /// Every key's hourly counts with `from <= hour < to`, by hour then key; `None` when there
+    /// are more than `max` (the caller asks for a shorter range).
+    async fn workspace_usage(
+        &self,
+        workspace: &str,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Result<Option<Vec<UsageHour>>, StoreError>;
 }
 
 /// The roles a key counts as holding: none once it is revoked (a revoked key never stops a

@@ -68,7 +68,7 @@ pub fn world() -> World {
     world_with(config(&[], "HS256", SECRET))
 }
 
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "api.key.create",
     "api.key.view",
     "api.key.update",
@@ -77,6 +77,7 @@ pub const ALL: [&str; 8] = [
     "api.role.view",
     "api.role.update",
     "api.role.delete",
+    "api.usage.view",
 ];
 
 pub fn claims(ws: &str, perms: &[&str]) -> Value {
