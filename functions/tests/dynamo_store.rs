@@ -536,3 +536,91 @@ async fn the_dynamodb_store_imports_in_chunks_and_refuses_only_the_bad_keys() {
         .unwrap();
     assert!(matches!(out[0], Err(StoreError::LimitReached)));
 }
+
+#[tokio::test]
+async fn usage_is_counted_per_hour_once_per_report_and_read_by_key_and_by_range() {
+    use keyward_common::sync::{OutcomeCounts, UsageReport};
+    use keyward_functions::usage::{DynamoUsage, Recorded, UsageStore};
+    let moto = start_moto();
+    let store = store(&moto).await;
+    let usage = DynamoUsage::new(moto.dynamodb(), "keyward-test");
+    let hour = 1_800_000_000;
+    let (a, b) = (KeyId::new(1, [1; 10]), KeyId::new(2, [2; 10]));
+    let report = |key: &KeyId, owner: Option<&str>, at: i64, counts: OutcomeCounts| UsageReport {
+        workspace: "acme".into(),
+        key_id: key.clone(),
+        owner_id: owner.map(Into::into),
+        hour: at,
+        counts,
+        last_used_at: None,
+    };
+    let some = OutcomeCounts {
+        valid: 4,
+        rate_limited: 1,
+        usage_exceeded: 2,
+        credits_spent: 40,
+        ..OutcomeCounts::default()
+    };
+    let reports = [
+        report(&a, Some("cust"), hour, some),
+        report(&a, Some("cust"), hour + 3600, some),
+        report(&b, None, hour, some),
+    ];
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(
+            usage.record("batch-0001", i, r, hour).await.unwrap(),
+            Recorded::Counted
+        );
+    }
+    // A resent batch adds nothing; another batch with the same hour adds up.
+    assert_eq!(
+        usage
+            .record("batch-0001", 0, &reports[0], hour)
+            .await
+            .unwrap(),
+        Recorded::Duplicate
+    );
+    usage
+        .record("batch-0002", 0, &reports[0], hour)
+        .await
+        .unwrap();
+
+    let of_a = store
+        .key_usage("acme", &a, hour, hour + 7200)
+        .await
+        .unwrap();
+    assert_eq!(of_a.len(), 2);
+    assert_eq!(of_a[0].counts.valid, 8, "two batches of 4");
+    assert_eq!(of_a[0].counts.credits_spent, 80);
+    assert_eq!(of_a[0].owner_id.as_deref(), Some("cust"));
+    assert_eq!(of_a[1].counts, some);
+    let first_hour = store
+        .key_usage("acme", &a, hour, hour + 3600)
+        .await
+        .unwrap();
+    assert_eq!(first_hour.len(), 1, "the range's end is exclusive");
+
+    let all = store
+        .workspace_usage("acme", hour, hour + 7200, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].hour <= w[1].hour), "by hour");
+    assert!(
+        store
+            .workspace_usage("acme", hour, hour + 7200, 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "more than the cap is refused, not cut"
+    );
+    assert!(
+        store
+            .workspace_usage("other", hour, hour + 7200, 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+}
