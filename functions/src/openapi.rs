@@ -233,6 +233,7 @@ fn get_key_usage() {}
         ("to" = Option<String>, Query, description = "RFC 3339 time or UTC day, exclusive; default the end of the current period"),
         ("granularity" = Option<String>, Query, description = "`hour` or `day` (default)"),
         ("group_by" = Option<String>, Query, description = "`key` (default) or `owner`"),
+        ("owner_id" = Option<String>, Query, description = "Only keys of this owner"),
         ("limit" = Option<u32>, Query, description = "1-100, default 20 (JSON only)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (same query)"),
     ),

@@ -144,6 +144,15 @@ async fn the_workspace_usage_groups_by_key_or_owner_and_pages() {
         rows.iter()
             .any(|r| r["owner_id"].is_null() && r["valid"] == 1)
     );
+    let of_cust = w
+        .call("GET", &format!("{base}?owner_id=cust_1"), &admin(WS), None)
+        .await;
+    assert_eq!(
+        of_cust.body["data"].as_array().unwrap().len(),
+        2,
+        "{}",
+        of_cust.text
+    );
 
     // Pages of one row, bound to their query.
     let first = w

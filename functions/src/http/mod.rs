@@ -346,21 +346,31 @@ async fn call(
             let raw = req.uri().query().unwrap_or("");
             let q = Query::parse_str(
                 raw,
-                &["from", "to", "granularity", "group_by", "limit", "cursor"],
+                &[
+                    "from",
+                    "to",
+                    "granularity",
+                    "group_by",
+                    "owner_id",
+                    "limit",
+                    "cursor",
+                ],
             )?;
             let range = input::usage::range(&q, now.secs())?;
             let group = input::usage::group_by(&q)?;
-            let rows = ops::usage::workspace_rows(app, caller, range, group).await?;
+            let owner = input::usage::owner_filter(&q)?;
+            let rows = ops::usage::workspace_rows(app, caller, range, group, owner).await?;
             if wants_csv(req) {
                 return Ok(Reply::csv(ops::usage::csv(&rows)));
             }
             // A cursor continues only the query it came from (same range and grouping).
             let filters = format!(
-                "usage:{}:{}:{}:{}",
+                "usage:{}:{}:{}:{}:{}",
                 range.from,
                 range.to,
                 range.granularity.as_str(),
-                group.as_str()
+                group.as_str(),
+                owner.unwrap_or_default()
             );
             let page = ops::usage::page(
                 app,

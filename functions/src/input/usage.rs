@@ -178,6 +178,22 @@ pub fn group_by(q: &Query) -> Result<GroupBy, ApiError> {
     }
 }
 
+/// The `owner_id` filter of `q`: 1–128 characters.
+///
+/// # Errors
+/// 400 naming `owner_id`.
+pub fn owner_filter(q: &Query) -> Result<Option<&str>, ApiError> {
+    match q.get("owner_id") {
+        Some(o) if !keyward_common::record::valid_owner_id(o) => {
+            Err(ApiError::Validation(vec![FieldError::new(
+                "owner_id",
+                "must be 1-128 characters without control characters",
+            )]))
+        }
+        other => Ok(other),
+    }
+}
+
 /// RFC 3339, or `YYYY-MM-DD` as that day's 00:00 UTC; within years 1970–9999.
 fn parse_time(v: &str) -> Option<i64> {
     let t = if v.len() == 10 {

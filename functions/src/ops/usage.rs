@@ -117,7 +117,8 @@ pub async fn key_usage(
     })
 }
 
-/// Every row of the workspace's usage over `range`, grouped by `group`.
+/// Every row of the workspace's usage over `range`, grouped by `group`, only of keys of
+/// `owner` when given.
 ///
 /// # Errors
 /// 400 naming `from` when the range holds more than [`MAX_ITEMS`] hourly items; storage
@@ -127,8 +128,9 @@ pub async fn workspace_rows(
     caller: &Caller,
     range: UsageRange,
     group: GroupBy,
+    owner: Option<&str>,
 ) -> Result<Vec<UsageRow>, ApiError> {
-    let hours = app
+    let mut hours = app
         .store
         .workspace_usage(&caller.workspace, range.from, range.to, MAX_ITEMS)
         .await?
@@ -140,6 +142,9 @@ pub async fn workspace_rows(
                 ),
             )])
         })?;
+    if let Some(owner) = owner {
+        hours.retain(|h| h.owner_id.as_deref() == Some(owner));
+    }
     Ok(group_rows(&hours, range, group))
 }
 
