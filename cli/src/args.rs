@@ -395,6 +395,9 @@ pub enum UsageCommand {
         /// One row per key or per owner.
         #[arg(long, value_enum)]
         group_by: Option<GroupBy>,
+        /// Only the keys of this owner.
+        #[arg(long)]
+        owner: Option<String>,
         /// Print the API's CSV (instead of a table or `--json`).
         #[arg(long)]
         csv: bool,

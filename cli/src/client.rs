@@ -569,6 +569,15 @@ pub struct UsageQuery {
     /// `key` or `owner` (the report only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
+    /// Only this owner's keys (the report only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    /// Rows per page (the report as JSON only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (the report as JSON only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// A usage answer: rows of counts by outcome. Rows are kept as JSON objects so that outcomes
@@ -577,6 +586,9 @@ pub struct UsageQuery {
 pub struct Usage {
     /// The buckets (`start`, `valid`, `rate_limited`, …, `credits_spent`).
     pub data: Vec<Map<String, Value>>,
+    /// The report's next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One key of an import: plaintext `key` or SHA-256 `hash`, plus create fields.

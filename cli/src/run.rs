@@ -679,6 +679,7 @@ fn window(w: Window, group_by: Option<GroupBy>) -> UsageQuery {
             }
             .to_owned()
         }),
+        ..UsageQuery::default()
     }
 }
 
@@ -733,14 +734,35 @@ async fn usage(ctx: &Ctx, command: UsageCommand) -> Result<(), Failure> {
         UsageCommand::Report {
             window: w,
             group_by,
+            owner,
             csv,
         } => {
-            let q = window(w, group_by);
+            let q = UsageQuery {
+                owner_id: owner,
+                ..window(w, group_by)
+            };
             if csv {
                 print!("{}", c.usage_report_csv(&q).await?);
             } else {
-                let u = c.usage_report(&q).await?;
-                ctx.table(&u.json, &usage_table(&u.value), "No usage in this window.");
+                // Every page: a report is read whole.
+                let mut q = UsageQuery {
+                    limit: Some(100),
+                    ..q
+                };
+                let mut all = Usage {
+                    data: Vec::new(),
+                    next_cursor: None,
+                };
+                loop {
+                    let page = c.usage_report(&q).await?.value;
+                    all.data.extend(page.data);
+                    match page.next_cursor {
+                        Some(next) => q.cursor = Some(next),
+                        None => break,
+                    }
+                }
+                let json = serde_json::json!({ "data": all.data });
+                ctx.table(&json, &usage_table(&all), "No usage in this window.");
             }
         }
     }

@@ -90,6 +90,18 @@ export const roles = {
   remove: (name) => call('DELETE', `/roles/${encodeURIComponent(name)}`),
 };
 
+export const owners = {
+  list: (query) => call('GET', '/owners', { query }),
+  get: (id) => call('GET', `/owners/${encodeURIComponent(id)}`),
+  put: (id, body, version) => call('PUT', `/owners/${encodeURIComponent(id)}`, { body, ifMatch: version }),
+  credits: (id, body) => call('POST', `/owners/${encodeURIComponent(id)}/credits`, { body }),
+};
+
+export const usage = {
+  ofKey: (id, query) => call('GET', `/keys/${encodeURIComponent(id)}/usage`, { query }),
+  rows: (query) => call('GET', '/usage', { query }),
+};
+
 export const audit = {
   list: (query) => call('GET', '/audit', { query }),
 };

@@ -113,6 +113,7 @@ function keyRow(k, nav, roleNames) {
       h('button', { type: 'button', class: 'link', text: 'Rotate', 'aria-label': label('Rotate'), onclick: () => rotateKey(k, nav, rowError) }),
       h('button', { type: 'button', class: 'link', text: 'Revoke', 'aria-label': label('Revoke'), onclick: () => revokeKey(k, nav, rowError) }));
   }
+  actions.append(h('button', { type: 'button', class: 'link', text: 'Usage', 'aria-label': label('Usage of'), onclick: () => nav({ view: 'usage', key: k.id }) }));
   const tr = h('tr', { 'data-key-id': k.id },
     h('td', { text: k.name }),
     h('td', {}, h('code', { text: k.id })),

@@ -385,6 +385,43 @@ async fn a_person_manages_a_key_through_the_console(w: World) {
     assert_ne!(rotated, secret);
     edge_says(&w.edge, &rotated, "VALID").await;
 
+    // Its usage: the verifications above, drawn per day by the page. Counts leave the edge's
+    // isolate at most once per second, with a later request.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge_says(&w.edge, &rotated, "VALID").await;
+    s.click(&format!(
+        "tr[data-key-id={id}] button[aria-label^='Usage of']"
+    ))
+    .await;
+    s.find("#usage-form").await;
+    s.b.wait_until(
+        "the usage chart to show valid requests",
+        "if (document.querySelectorAll('#usage-chart rect.bar.valid').length > 0) return true;
+         // Ask again once the last answer is drawn (the counts may not have arrived yet).
+         const show = document.querySelector('#usage-form button[type=submit]');
+         const out = document.querySelector('#usage-out');
+         if (show && out && out.children.length) show.click();
+         return false;",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    let today_valid =
+        s.b.execute(
+            "const rows = document.querySelectorAll('#usage-table tbody tr');
+             return Number(rows[rows.length - 1].cells[1].textContent);",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        today_valid.as_u64().is_some_and(|n| n >= 2),
+        "today's valid requests: {today_valid}"
+    );
+    s.step("key-usage-chart").await;
+    s.click("#nav a[data-view=keys]").await;
+    s.key_row("billing service (prod)").await;
+
     // Revoke it, through the warning.
     s.click(&format!("tr[data-key-id={id}] button[aria-label^=Revoke]"))
         .await;
