@@ -1,6 +1,7 @@
 //! A small WebDriver client over HTTP (reqwest), driving Debian's headless `chromium` through
-//! `chromedriver`: enough for the console's browser test (navigate, find, click, type, run
-//! scripts, screenshots, the browser's console log). No browser download, no heavy crate.
+//! `chromedriver`, or Debian's `firefox-esr` through `geckodriver` (built from crates.io by
+//! `cargo xtask bootstrap`): enough for the console's browser test (navigate, find, click, type,
+//! run scripts, screenshots, the page's errors). No browser download, no heavy crate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,13 +19,45 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's key code for Escape.
 pub const ESCAPE: &str = "\u{E00C}";
 
-/// A chromedriver process and one browser session, both ended on drop.
+/// Which browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Debian's `chromium` through `chromedriver`.
+    Chromium,
+    /// Debian's `firefox-esr` through `geckodriver`.
+    Firefox,
+}
+
+impl Engine {
+    /// Lowercase name (directories, messages).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chromium => "chromium",
+            Self::Firefox => "firefox",
+        }
+    }
+}
+
+/// Collects the page's uncaught errors, rejections and CSP violations from the moment it runs
+/// (Firefox's driver has no console-log endpoint), and returns those seen so far.
+const ERROR_HOOK: &str = "if (!window.__keywardErrors) {
+  window.__keywardErrors = [];
+  const keep = (m) => window.__keywardErrors.push(String(m));
+  addEventListener('error', (e) => keep(e.message || e.type));
+  addEventListener('unhandledrejection', (e) => keep(`unhandled rejection: ${e.reason}`));
+  addEventListener('securitypolicyviolation', (e) => keep(`CSP: ${e.violatedDirective} ${e.blockedURI}`));
+}
+return window.__keywardErrors;";
+
+/// A driver process and one browser session, both ended on drop.
 #[derive(Debug)]
 pub struct Browser {
     base: String,
     session: String,
     http: reqwest::Client,
     driver: Managed,
+    engine: Engine,
 }
 
 /// An element of the page.
@@ -47,22 +80,20 @@ pub struct LogEntry {
 }
 
 impl Browser {
-    /// Starts `chromedriver` (logging to `log`) and a headless Chromium session.
+    /// Starts the driver of `engine` (logging to `log`) and a headless session of 1280×900.
     ///
     /// # Errors
-    /// When chromedriver or chromium is missing (`cargo xtask bootstrap` installs them) or the
+    /// When the browser or its driver is missing (`cargo xtask bootstrap` installs them) or the
     /// session cannot be created.
-    pub async fn start(log: &Path) -> Result<Self> {
-        let chromium = which("chromium").or_else(|| which("chromium-browser")).context(
-            "no `chromium` on PATH: run `cargo xtask bootstrap` (apt-get install chromium chromium-driver)",
-        )?;
-        let driver_bin = which("chromedriver").context(
-            "no `chromedriver` on PATH: run `cargo xtask bootstrap` (apt-get install chromium-driver)",
-        )?;
+    pub async fn start(engine: Engine, log: &Path) -> Result<Self> {
+        let (driver_bin, caps) = match engine {
+            Engine::Chromium => chromium_caps()?,
+            Engine::Firefox => firefox_caps()?,
+        };
         let port = free_port()?;
         let mut cmd = Command::new(driver_bin);
         cmd.arg(format!("--port={port}"));
-        let mut driver = Managed::spawn("chromedriver", cmd, log)?;
+        let mut driver = Managed::spawn(engine.name(), cmd, log)?;
         let mut driver = tokio::task::spawn_blocking(move || {
             wait_for_port(&mut driver, port, Duration::from_secs(20)).map(|()| driver)
         })
@@ -71,16 +102,6 @@ impl Browser {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,900", "--no-first-run", "--disable-extensions",
-                         "--disable-background-networking", "--disable-sync", "--lang=en-US"],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
         let answer: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
@@ -91,16 +112,20 @@ impl Browser {
             .await?;
         let Some(session) = answer["value"]["sessionId"].as_str() else {
             driver.check_running()?;
-            bail!("chromedriver refused the session: {answer}");
+            bail!("{} refused the session: {answer}", engine.name());
         };
         let browser = Self {
             base,
             session: session.to_owned(),
             http,
             driver,
+            engine,
         };
         browser
             .cmd("POST", "timeouts", json!({"script": 60_000, "implicit": 0}))
+            .await?;
+        browser
+            .cmd("POST", "window/rect", json!({"width": 1280, "height": 900}))
             .await?;
         Ok(browser)
     }
@@ -340,6 +365,18 @@ impl Browser {
     /// # Errors
     /// When the driver fails.
     pub async fn console_log(&self) -> Result<Vec<LogEntry>> {
+        if self.engine == Engine::Firefox {
+            let seen = self.execute(ERROR_HOOK, json!([])).await?;
+            return Ok(seen
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| LogEntry {
+                    level: "SEVERE".to_owned(),
+                    message: m.as_str().unwrap_or_default().to_owned(),
+                })
+                .collect());
+        }
         let entries = self
             .cmd("POST", "se/log", json!({"type": "browser"}))
             .await?;
@@ -367,4 +404,60 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
+}
+
+/// chromedriver and the capabilities of a headless Chromium session.
+fn chromium_caps() -> Result<(PathBuf, Value)> {
+    let chromium = which("chromium").or_else(|| which("chromium-browser")).context(
+        "no `chromium` on PATH: run `cargo xtask bootstrap` (apt-get install chromium chromium-driver)",
+    )?;
+    let driver = which("chromedriver").context(
+        "no `chromedriver` on PATH: run `cargo xtask bootstrap` (apt-get install chromium-driver)",
+    )?;
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+                     "--disable-background-networking", "--disable-sync", "--lang=en-US"],
+        },
+        "goog:loggingPrefs": {"browser": "ALL"},
+    }}});
+    Ok((driver, caps))
+}
+
+/// geckodriver (from the bootstrap's tools directory, else PATH) and the capabilities of a
+/// headless Firefox session that stays off the network (no updates, telemetry or studies).
+fn firefox_caps() -> Result<(PathBuf, Value)> {
+    let firefox = which("firefox-esr").or_else(|| which("firefox")).context(
+        "no `firefox-esr` on PATH: run `cargo xtask bootstrap` (apt-get install firefox-esr)",
+    )?;
+    let driver = crate::paths::tools_dir()
+        .ok()
+        .and_then(|tools| std::fs::read_dir(tools).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("geckodriver-"))
+        .map(|e| e.path().join("bin/geckodriver"))
+        .find(|p| p.is_file())
+        .or_else(|| which("geckodriver"))
+        .context("no `geckodriver`: run `cargo xtask bootstrap` (it builds it from crates.io)")?;
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "firefox",
+        "moz:firefoxOptions": {
+            "binary": firefox,
+            "args": ["-headless"],
+            "prefs": {
+                "intl.accept_languages": "en-US",
+                "app.update.enabled": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "toolkit.telemetry.enabled": false,
+                "app.normandy.enabled": false,
+                "browser.shell.checkDefaultBrowser": false,
+            },
+        },
+    }}});
+    Ok((driver, caps))
 }

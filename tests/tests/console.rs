@@ -1,4 +1,4 @@
-//! The web console in a real headless Chromium, driven through WebDriver, against the real local
+//! The web console in real headless Chromium and Firefox, driven through WebDriver, against the real local
 //! stack: a person signs in, makes a role and a key holding it, copies the secret (shown once;
 //! the dialog will not close before "I have copied it"), sees the key in the table, and the
 //! secret verifies at the edge; then renames, rotates and revokes it (with the warning), and the
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use keyward_tests::control_plane::random_hex;
 use keyward_tests::paths::workspace_root;
 use keyward_tests::stack::{Stack, StackOptions};
-use keyward_tests::webdriver::{Browser, ESCAPE};
+use keyward_tests::webdriver::{Browser, ESCAPE, Engine};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -33,8 +33,10 @@ struct World {
 
 type Scenario = keyward_tests::scenarios::Scenario<World>;
 
-const SCENARIOS: &[(&str, Scenario)] =
-    keyward_tests::scenarios![a_person_manages_a_key_through_the_console];
+const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
+    a_person_manages_a_key_through_the_console,
+    the_same_person_in_firefox
+];
 
 fn main() {
     keyward_tests::scenarios::main(SCENARIOS, |selected| async move {
@@ -288,10 +290,29 @@ async fn edge_says(edge: &str, key: &str, want: &str) {
 }
 
 async fn a_person_manages_a_key_through_the_console(w: World) {
+    person(w, Engine::Chromium).await;
+}
+
+/// The whole walk again in Firefox (its own role; screenshots under `firefox/`). Firefox's
+/// driver has no console-log endpoint: the page's errors and CSP violations are collected by a
+/// listener the test installs, from the first check on.
+async fn the_same_person_in_firefox(w: World) {
+    person(w, Engine::Firefox).await;
+}
+
+async fn person(w: World, engine: Engine) {
+    let w = World {
+        shots: w.shots.join(engine.name()),
+        role: format!("{}-{}", w.role, engine.name()),
+        ..w
+    };
+    std::fs::create_dir_all(&w.shots).expect("the screenshot directory");
     let axe = std::fs::read_to_string(workspace_root().join("node_modules/axe-core/axe.min.js"))
         .expect("node_modules/axe-core: run `cargo xtask bootstrap`");
-    let log = workspace_root().join("target/keyward/console/chromedriver.log");
-    let b = Browser::start(&log).await.expect("starting chromium");
+    let log = w.shots.join("driver.log");
+    let b = Browser::start(engine, &log)
+        .await
+        .unwrap_or_else(|e| panic!("starting {}: {e:#}", engine.name()));
     let mut s = Session {
         b,
         w: &w,

@@ -9,9 +9,11 @@
 //! - `wasm-bindgen-cli` and `worker-build` at the versions `Cargo.lock` resolves, each in its
 //!   own versioned root under the tool directory (`$KEYWARD_TOOLS`, default
 //!   `~/.cache/keyward/tools`), outside the clone so that every clone shares them; cargo-fuzz
-//!   (pinned here) the same way, run on the nightly toolchain when rustup has one.
+//!   (pinned here) the same way, run on the nightly toolchain when rustup has one; geckodriver
+//!   (pinned here, Firefox's WebDriver, not packaged by Debian) too.
 //! - `wrk` (for `cargo xtask bench`), with apt-get when it is not on PATH.
-//! - Debian's `chromium` and `chromium-driver` (the console's browser test), the same way.
+//! - Debian's `chromium`, `chromium-driver` and `firefox-esr` (the console's browser test), the
+//!   same way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,9 @@ const PYTHON_PINS: &[&str] = &[
 const CARGO_FUZZ_VERSION: &str = "0.13.1";
 /// The release line to fall back to when [`CARGO_FUZZ_VERSION`] cannot be installed.
 const CARGO_FUZZ_LINE: &str = "0.13";
+/// geckodriver, the console's browser test's driver for Firefox (Debian does not package it;
+/// crates.io has it).
+const GECKODRIVER_VERSION: &str = "0.37.1";
 
 /// Written into the venv once the pins above are installed.
 const VENV_STAMP: &str = "keyward-pins.txt";
@@ -78,6 +83,12 @@ impl CargoTool {
                 bin: "cargo-fuzz",
                 version: CARGO_FUZZ_VERSION.to_owned(),
                 fallback: Some(CARGO_FUZZ_LINE.to_owned()),
+            },
+            CargoTool {
+                krate: "geckodriver",
+                bin: "geckodriver",
+                version: GECKODRIVER_VERSION.to_owned(),
+                fallback: Some("0.37".to_owned()),
             },
         ])
     }
@@ -162,6 +173,7 @@ pub fn bootstrap(repo: &Path) -> Result<()> {
     nightly(repo)?;
     wrk();
     chromium();
+    firefox();
     println!(
         "bootstrap: everything in place ({:.1}s)",
         start.elapsed().as_secs_f64()
@@ -198,6 +210,27 @@ fn chromium() {
         has_chromium,
         "the console's browser test (tests/tests/console.rs) needs them",
     );
+}
+
+/// Installs Debian's `firefox-esr` (the console's browser test runs in it too, through the
+/// geckodriver above) with apt-get when it is missing. Not fatal, like [`chromium`].
+fn firefox() {
+    apt_tool(
+        "firefox",
+        &["firefox-esr"],
+        has_firefox,
+        "the console's browser test (tests/tests/console.rs) needs it",
+    );
+}
+
+/// Whether `firefox-esr` runs.
+pub fn has_firefox() -> bool {
+    std::process::Command::new("firefox-esr")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Whether `chromium` and `chromedriver` both run.
