@@ -463,6 +463,36 @@ async fn person(w: World, engine: Engine) {
     s.step("key-revoked").await;
     edge_says(&w.edge, &rotated, "REVOKED").await;
 
+    // The key's owner, with shared credits: added, then topped up.
+    s.click("#nav a[data-view=owners]").await;
+    s.click("#put-owner").await;
+    s.fill("dialog[open] input[data-field=owner_id]", "acme-corp")
+        .await;
+    s.fill("dialog[open] input[data-field=credits]", "100")
+        .await;
+    s.step("add-owner").await;
+    s.click("dialog[open] button[type=submit]").await;
+    let credits_cell = "return (document.querySelector('#owners-table tr[data-owner-id=\"acme-corp\"]') || {cells: []}).cells[3]?.textContent || null;";
+    let shown =
+        s.b.wait_until("the owner's row", credits_cell, json!([]))
+            .await
+            .unwrap();
+    assert_eq!(shown, "100", "the owner's credits");
+    s.click("#owners-table tr[data-owner-id=acme-corp] button[aria-label^='Change credits']")
+        .await;
+    s.fill("dialog[open] input[data-field=value]", "5").await;
+    s.step("owner-credits").await;
+    s.click("dialog[open] button[type=submit]").await;
+    s.b.wait_until(
+        "the owner's credits to show the increment",
+        "const row = document.querySelector('#owners-table tr[data-owner-id=\"acme-corp\"]');
+         return row !== null && row.cells[3].textContent === '105';",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    s.step("owners").await;
+
     // The audit log tells the story.
     s.click("#nav a[data-view=audit]").await;
     s.find("#audit-table tbody tr").await;
