@@ -29,6 +29,11 @@ pub struct Config {
     pub default_prefix: String,
     /// HMAC key of list cursors.
     pub cursor_secret: Vec<u8>,
+    /// Whether webhook endpoints may be plain `http` to a loopback address
+    /// (`KEYWARD_WEBHOOK_ALLOW_LOOPBACK=true`: the local stack only).
+    pub webhook_allow_loopback: bool,
+    /// Cap on a workspace's webhook endpoints (`KEYWARD_MAX_WEBHOOKS`, default 20).
+    pub max_webhooks: usize,
 }
 
 impl fmt::Debug for Config {
@@ -41,6 +46,8 @@ impl fmt::Debug for Config {
             .field("max_active_keys", &self.max_active_keys)
             .field("default_prefix", &self.default_prefix)
             .field("cursor_secret", &"<redacted>")
+            .field("webhook_allow_loopback", &self.webhook_allow_loopback)
+            .field("max_webhooks", &self.max_webhooks)
             .finish()
     }
 }
@@ -160,6 +167,27 @@ impl Config {
             }
             (None, _) => return Err(ConfigError::Missing("KEYWARD_CURSOR_SECRET")),
         };
+        let max_webhooks = match get("KEYWARD_MAX_WEBHOOKS") {
+            None => crate::webhook::MAX_PER_WORKSPACE,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name: "KEYWARD_MAX_WEBHOOKS",
+                    why: "must be a whole number from 1 to 100000".into(),
+                })?,
+        };
+        let webhook_allow_loopback = match get("KEYWARD_WEBHOOK_ALLOW_LOOPBACK").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "KEYWARD_WEBHOOK_ALLOW_LOOPBACK",
+                    why: "must be true or false".into(),
+                });
+            }
+        };
         Ok(Self {
             table,
             jwt: JwtConfig {
@@ -173,6 +201,8 @@ impl Config {
             max_active_keys,
             default_prefix,
             cursor_secret,
+            webhook_allow_loopback,
+            max_webhooks,
         })
     }
 }

@@ -17,7 +17,9 @@ pub mod operation;
 pub mod ops;
 pub mod permission;
 pub mod runtime;
+pub mod seal;
 pub mod store;
+pub mod webhook;
 
 pub mod backfill;
 pub mod sync;

@@ -15,9 +15,12 @@ use crate::api::{AuditList, KeyList, KeyWithSecret, RoleList};
 use crate::input::import::{ImportItem, ImportRequest};
 use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
+use crate::input::webhook::{CreateWebhookRequest, UpdateWebhookRequest};
 use crate::ops::import::{ImportResult, Imported};
 use crate::ops::usage::{KeyUsage, UsageList, UsagePeriod, UsageRow};
+use crate::ops::webhooks::{DeliveryList, WebhookList, WebhookWithSecret};
 use crate::store::AuditEvent;
+use crate::webhook::{Delivery, WebhookRecord};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -407,6 +410,160 @@ impl Modify for BearerAuth {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/webhooks",
+    tag = "webhooks",
+    operation_id = "create_webhook",
+    summary = "Create a webhook endpoint",
+    description = "`url` must be https and resolve only to public addresses (checked again before every delivery; redirects are not followed). The answer carries `secret` (`whsec_…`, Standard Webhooks) this once. At most 20 per workspace. Needs `api.webhook.manage`.",
+    params(("workspace" = String, Path)),
+    request_body(content = CreateWebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The endpoint and its secret, shown once", body = WebhookWithSecret),
+        (status = 400, description = "`validation_failed` naming the field, or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn create_webhook() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/webhooks",
+    tag = "webhooks",
+    operation_id = "list_webhooks",
+    summary = "List webhook endpoints",
+    description = "Never their secrets. Needs `api.webhook.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = WebhookList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_webhooks() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "get_webhook",
+    summary = "Get a webhook endpoint",
+    description = "Needs `api.webhook.view`.",
+    params(("workspace" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, description = "The endpoint (`ETag` = version)", body = WebhookRecord),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_webhook() {}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace}/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "update_webhook",
+    summary = "Change a webhook endpoint",
+    description = "`url`, `events`, `description` (`null` clears), `enabled`. `If-Match` honoured. Needs `api.webhook.manage`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The version read (`ETag`)"),
+    ),
+    request_body(content = UpdateWebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The endpoint", body = WebhookRecord),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn update_webhook() {}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace}/webhooks/{id}",
+    tag = "webhooks",
+    operation_id = "delete_webhook",
+    summary = "Delete a webhook endpoint",
+    description = "Needs `api.webhook.manage`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("If-Match" = Option<String>, Header, description = "The version read (`ETag`)"),
+    ),
+    responses(
+        (status = 200, description = "The deleted endpoint", body = WebhookRecord),
+        (status = 400, description = "`validation_failed` (a malformed `If-Match`)", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn delete_webhook() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    operation_id = "list_webhook_deliveries",
+    summary = "An endpoint's delivery attempts, newest first",
+    description = "Event, attempt, status, latency, the receiver's response code (never its body); kept 30 days. Needs `api.webhook.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = DeliveryList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_webhook_deliveries() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/webhooks/{id}/test",
+    tag = "webhooks",
+    operation_id = "test_webhook",
+    summary = "Send a `webhook.test` event now",
+    description = "Whatever the endpoint subscribes to, enabled or not; answers the attempt (a failed delivery is a 200 with `status: failed`). Needs `api.webhook.manage`.",
+    params(("workspace" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, description = "The attempt", body = Delivery),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn test_webhook() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -415,20 +572,23 @@ impl Modify for BearerAuth {
     ),
     paths(
         create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit, import_keys,
-        create_role, list_roles, get_role, update_role, delete_role, get_key_usage, get_usage
+        create_role, list_roles, get_role, update_role, delete_role, get_key_usage, get_usage, create_webhook, list_webhooks, get_webhook, update_webhook,
+        delete_webhook, list_webhook_deliveries, test_webhook
     ),
     components(schemas(
         KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
         KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
         RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest, ImportRequest, ImportItem,
-        Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow
+        Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow, WebhookRecord, WebhookWithSecret, WebhookList,
+        Delivery, DeliveryList, CreateWebhookRequest, UpdateWebhookRequest
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "keys", description = "API keys"),
         (name = "roles", description = "Named permission sets keys hold"),
         (name = "audit", description = "Audit trail"),
-        (name = "usage", description = "Requests by outcome and credits spent, as the edge counted them")
+        (name = "usage", description = "Requests by outcome and credits spent, as the edge counted them"),
+        (name = "webhooks", description = "Signed event deliveries (Standard Webhooks)")
     )
 )]
 struct ApiDoc;
@@ -477,7 +637,7 @@ mod tests {
             .filter(|r| matches!(r.access, crate::operation::Access::Permission(_)))
             .count();
         assert_eq!(ops, management);
-        assert_eq!(ops, 15);
+        assert_eq!(ops, 22);
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

@@ -46,6 +46,20 @@ pub enum Operation {
     GetKeyUsage,
     /// The workspace's usage by period and key or owner.
     GetUsage,
+    /// Create a webhook endpoint.
+    CreateWebhook,
+    /// List webhook endpoints.
+    ListWebhooks,
+    /// Get a webhook endpoint.
+    GetWebhook,
+    /// Update a webhook endpoint.
+    UpdateWebhook,
+    /// Delete a webhook endpoint.
+    DeleteWebhook,
+    /// A webhook endpoint's deliveries.
+    ListDeliveries,
+    /// Send a test event.
+    TestWebhook,
 }
 
 /// Who may call a row's route.
@@ -97,6 +111,8 @@ const ROLES: &str = "/v1/workspaces/{workspace}/roles";
 const ROLE: &str = "/v1/workspaces/{workspace}/roles/{name}";
 /// The console's page; API Gateway also routes `/console/` here (a trailing slash is ignored).
 const CONSOLE: &str = "/console";
+const HOOKS: &str = "/v1/workspaces/{workspace}/webhooks";
+const HOOK: &str = "/v1/workspaces/{workspace}/webhooks/{id}";
 
 /// The table: the single source of the HTTP API's routes.
 pub const OPERATIONS: &[Row] = &[
@@ -226,11 +242,60 @@ pub const OPERATIONS: &[Row] = &[
         Access::Permission(Permission::UsageView),
         "read-usage",
     ),
+    row(
+        Operation::CreateWebhook,
+        "POST",
+        HOOKS,
+        Access::Permission(Permission::WebhookManage),
+        "webhooks",
+    ),
+    row(
+        Operation::ListWebhooks,
+        "GET",
+        HOOKS,
+        Access::Permission(Permission::WebhookView),
+        "webhooks",
+    ),
+    row(
+        Operation::GetWebhook,
+        "GET",
+        HOOK,
+        Access::Permission(Permission::WebhookView),
+        "webhooks",
+    ),
+    row(
+        Operation::UpdateWebhook,
+        "PATCH",
+        HOOK,
+        Access::Permission(Permission::WebhookManage),
+        "webhooks",
+    ),
+    row(
+        Operation::DeleteWebhook,
+        "DELETE",
+        HOOK,
+        Access::Permission(Permission::WebhookManage),
+        "webhooks",
+    ),
+    row(
+        Operation::ListDeliveries,
+        "GET",
+        "/v1/workspaces/{workspace}/webhooks/{id}/deliveries",
+        Access::Permission(Permission::WebhookView),
+        "webhooks",
+    ),
+    row(
+        Operation::TestWebhook,
+        "POST",
+        "/v1/workspaces/{workspace}/webhooks/{id}/test",
+        Access::Permission(Permission::WebhookManage),
+        "webhooks",
+    ),
 ];
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 25] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -249,6 +314,13 @@ impl Operation {
         Self::ConsoleFile,
         Self::GetKeyUsage,
         Self::GetUsage,
+        Self::CreateWebhook,
+        Self::ListWebhooks,
+        Self::GetWebhook,
+        Self::UpdateWebhook,
+        Self::DeleteWebhook,
+        Self::ListDeliveries,
+        Self::TestWebhook,
     ];
 
     /// Its row of [`OPERATIONS`].
@@ -299,6 +371,13 @@ impl Row {
             Operation::ConsoleFile => "console_file".to_owned(),
             Operation::GetKeyUsage => "get_key_usage".to_owned(),
             Operation::GetUsage => "get_usage".to_owned(),
+            Operation::CreateWebhook => "create_webhook".to_owned(),
+            Operation::ListWebhooks => "list_webhooks".to_owned(),
+            Operation::GetWebhook => "get_webhook".to_owned(),
+            Operation::UpdateWebhook => "update_webhook".to_owned(),
+            Operation::DeleteWebhook => "delete_webhook".to_owned(),
+            Operation::ListDeliveries => "list_webhook_deliveries".to_owned(),
+            Operation::TestWebhook => "test_webhook".to_owned(),
             _ => self.function.replace('-', "_"),
         }
     }

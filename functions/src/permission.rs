@@ -24,6 +24,10 @@ pub enum Permission {
     RoleDelete,
     /// `api.usage.view`.
     UsageView,
+    /// `api.webhook.view`.
+    WebhookView,
+    /// `api.webhook.manage`.
+    WebhookManage,
 }
 
 impl Permission {
@@ -40,6 +44,8 @@ impl Permission {
             Self::RoleUpdate => "api.role.update",
             Self::RoleDelete => "api.role.delete",
             Self::UsageView => "api.usage.view",
+            Self::WebhookView => "api.webhook.view",
+            Self::WebhookManage => "api.webhook.manage",
         }
     }
 }

@@ -139,6 +139,7 @@ fn audit(request_id: &str, id: &str) -> AuditEvent {
         action: "key.create".into(),
         key_id: Some("key".into()),
         role: None,
+        webhook_id: None,
         changed: vec![],
         request_id: request_id.into(),
         source_ip: None,

@@ -280,7 +280,8 @@ impl TestApp {
         self.json(method, path, body, &[]).await
     }
 
-    async fn json(
+    /// A JSON call with extra headers (`If-Match`, `Accept`, …).
+    pub async fn json(
         &self,
         method: Method,
         path: &str,
@@ -337,6 +338,13 @@ impl TestApp {
                 .lock()
                 .expect("secrets lock")
                 .push(key.to_owned());
+        }
+        // A webhook endpoint's signing secret, shown once like a key.
+        if let Some(secret) = body.get("secret").and_then(Value::as_str) {
+            self.secrets
+                .lock()
+                .expect("secrets lock")
+                .push(secret.to_owned());
         }
         Ok(ApiResponse {
             status,

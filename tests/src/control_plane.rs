@@ -474,6 +474,8 @@ fn function_env(
         ("KEYWARD_JWT_ISSUER", &jwt.issuer),
         ("KEYWARD_JWT_AUDIENCE", &jwt.audience),
         ("KEYWARD_DEFAULT_PREFIX", "kw"),
+        // The local stack's webhooks may go to plain http on loopback (test receivers).
+        ("KEYWARD_WEBHOOK_ALLOW_LOOPBACK", "true"),
         ("RUST_LOG", "info"),
     ]
     .into_iter()

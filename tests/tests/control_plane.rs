@@ -71,6 +71,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     ten_concurrent_patches_with_the_same_if_match_let_exactly_one_through,
     a_root_key_manages_keys_of_its_own_workspace_only,
     roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held,
+    a_webhook_endpoint_receives_a_signed_test_event_over_http,
     // Last: it checks every secret the scenarios above created.
     no_secret_created_during_the_run_appears_in_a_function_log_line,
 ];
@@ -1232,6 +1233,97 @@ async fn roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held(w: Wor
         )
         .await
         .expect_problem(403, "forbidden");
+}
+
+async fn a_webhook_endpoint_receives_a_signed_test_event_over_http(w: World) {
+    use keyward_functions::webhook::signature;
+    let ws = w.workspace("hooks");
+    let admin = w.admin(&ws);
+    let hooks = format!("/v1/workspaces/{ws}/webhooks");
+    let (url, seen) = keyward_tests::receiver::receiver("204 No Content", "").await;
+    // The metadata service is refused, naming the field.
+    let refused = admin
+        .call(
+            Method::POST,
+            &hooks,
+            Some(&json!({"url": "https://169.254.169.254/latest/", "events": ["key.created"]})),
+        )
+        .await;
+    refused.expect_problem(400, "validation_failed");
+    assert_eq!(refused.body["errors"][0]["field"], "url");
+    let made = admin
+        .call(
+            Method::POST,
+            &hooks,
+            Some(&json!({"url": url, "events": ["key.created", "key.revoked"]})),
+        )
+        .await;
+    made.expect_status(201);
+    let id = made.body["id"].as_str().expect("an id").to_owned();
+    let secret = made.body["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    let hook = format!("{hooks}/{id}");
+    let got = admin.call(Method::GET, &hook, None).await;
+    got.expect_status(200);
+    assert!(got.body.get("secret").is_none(), "{}", got.body);
+    let list = admin.call(Method::GET, &hooks, None).await;
+    list.expect_status(200);
+    assert_eq!(list.body["data"][0]["id"], json!(id));
+    let etag = got.etag().expect("an ETag").to_owned();
+    let changed = admin
+        .json(
+            Method::PATCH,
+            &hook,
+            Some(&json!({"description": "billing system"})),
+            &[("if-match", etag.as_str())],
+        )
+        .await;
+    changed.expect_status(200);
+
+    let t = admin
+        .call(Method::POST, &format!("{hook}/test"), None)
+        .await;
+    t.expect_status(200);
+    assert_eq!(t.body["status"], "delivered", "{}", t.body);
+    assert_eq!(t.body["response_code"], 204);
+    let (headers, body) = seen
+        .lock()
+        .expect("the receiver")
+        .first()
+        .cloned()
+        .expect("a delivery");
+    let h = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let key = signature::key_of(&secret).expect("a whsec_ secret");
+    let ts: i64 = h("webhook-timestamp").parse().expect("a timestamp");
+    assert_eq!(
+        h("webhook-signature"),
+        signature::sign(&key, &h("webhook-id"), ts, &body),
+        "Standard Webhooks signature"
+    );
+    let deliveries = admin
+        .call(Method::GET, &format!("{hook}/deliveries"), None)
+        .await;
+    deliveries.expect_status(200);
+    assert_eq!(
+        deliveries.body["data"][0]["message_id"],
+        json!(h("webhook-id"))
+    );
+    admin
+        .call(Method::DELETE, &hook, None)
+        .await
+        .expect_status(200);
+    admin
+        .call(Method::GET, &hook, None)
+        .await
+        .expect_status(404);
 }
 
 async fn no_secret_created_during_the_run_appears_in_a_function_log_line(w: World) {

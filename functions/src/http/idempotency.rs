@@ -5,8 +5,6 @@
 //! The sealing key is derived from the deployment's cursor secret (a Secrets Manager secret in
 //! production) with HMAC-SHA256 under its own label, so neither key can stand in for the other.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use hmac::{Hmac, KeyInit, Mac};
 use keyward_common::FieldError;
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
@@ -14,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::reply::Reply;
 use crate::error::ApiError;
+use crate::seal::Seal;
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -118,7 +117,7 @@ impl Kept {
 
 /// Seals and opens kept answers.
 pub struct Sealer {
-    key: LessSafeKey,
+    seal: Seal,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -129,19 +128,10 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// The sealer derived from `root` (the cursor secret).
-    ///
-    /// # Panics
-    /// Never: HMAC takes any key length and AES-256 any 32 bytes.
     #[must_use]
     pub fn derive(root: &[u8]) -> Self {
-        #[allow(clippy::expect_used)]
-        let mut mac = Hmac::<Sha256>::new_from_slice(root).expect("HMAC takes any key length");
-        mac.update(b"keyward idempotency seal v1");
-        let bytes = mac.finalize().into_bytes();
-        #[allow(clippy::expect_used)]
-        let key = UnboundKey::new(&AES_256_GCM, &bytes).expect("32 bytes is an AES-256 key");
         Self {
-            key: LessSafeKey::new(key),
+            seal: Seal::derive(root, "keyward idempotency seal v1"),
         }
     }
 
@@ -150,19 +140,10 @@ impl Sealer {
     /// # Errors
     /// When the OS random source or the cipher fails.
     pub fn seal(&self, workspace: &str, slot: &str, kept: &Kept) -> Result<Vec<u8>, ApiError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-        let mut data = serde_json::to_vec(kept).map_err(anyhow::Error::from)?;
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(workspace, slot)),
-                &mut data,
-            )
-            .map_err(|_| anyhow::anyhow!("sealing a kept answer failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend(data);
-        Ok(out)
+        let data = serde_json::to_vec(kept).map_err(anyhow::Error::from)?;
+        self.seal
+            .seal(&aad(workspace, slot), &data)
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("sealing a kept answer failed")))
     }
 
     /// The answer sealed in `sealed` for `slot` in `workspace`.
@@ -171,17 +152,11 @@ impl Sealer {
     /// When it was not sealed by this key for this slot (tampered, moved, or the secret rotated).
     pub fn open(&self, workspace: &str, slot: &str, sealed: &[u8]) -> Result<Kept, ApiError> {
         let fail = || ApiError::Internal(anyhow::anyhow!("a kept answer does not open"));
-        if sealed.len() < NONCE_LEN {
-            return Err(fail());
-        }
-        let (nonce, data) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
-        let mut data = data.to_vec();
         let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad(workspace, slot)), &mut data)
+            .seal
+            .open(&aad(workspace, slot), sealed)
             .map_err(|_| fail())?;
-        serde_json::from_slice(plain).map_err(|_| fail())
+        serde_json::from_slice(&plain).map_err(|_| fail())
     }
 }
 

@@ -382,11 +382,72 @@ async fn call(
             )?;
             Reply::json(StatusCode::OK, &page)
         }
+        Operation::CreateWebhook => {
+            let new =
+                input::webhook::create(json_body(req, true)?, app.config.webhook_allow_loopback)
+                    .map_err(ApiError::Validation)?;
+            let made = ops::webhooks::create(app, caller, new, now).await?;
+            let location = format!("/v1/workspaces/{ws}/webhooks/{}", made.webhook.id);
+            let v = made.webhook.version;
+            Ok(Reply::json(StatusCode::CREATED, &made)?
+                .etag(v)
+                .location(location))
+        }
+        Operation::ListWebhooks => {
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), &["limit", "cursor"])?;
+            let page = ops::webhooks::list(app, caller, q.limit()?, q.cursor()).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::GetWebhook => {
+            let hook = ops::webhooks::get(app, caller, &webhook_id(params)?).await?;
+            Ok(Reply::json(StatusCode::OK, &hook)?.etag(hook.version))
+        }
+        Operation::UpdateWebhook => {
+            let id = webhook_id(params)?;
+            let patch =
+                input::webhook::patch(json_body(req, true)?, app.config.webhook_allow_loopback)
+                    .map_err(ApiError::Validation)?;
+            let expected = expected_version(req)?;
+            let hook = ops::webhooks::update(app, caller, &id, patch, expected, now).await?;
+            Ok(Reply::json(StatusCode::OK, &hook)?.etag(hook.version))
+        }
+        Operation::DeleteWebhook => {
+            let id = webhook_id(params)?;
+            let expected = expected_version(req)?;
+            let hook = ops::webhooks::delete(app, caller, &id, expected, now).await?;
+            Reply::json(StatusCode::OK, &hook)
+        }
+        Operation::ListDeliveries => {
+            let id = webhook_id(params)?;
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), &["limit", "cursor"])?;
+            let page = ops::webhooks::deliveries(app, caller, &id, q.limit()?, q.cursor()).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::TestWebhook => {
+            let id = webhook_id(params)?;
+            let delivery = ops::webhooks::test(app, caller, &id, now).await?;
+            Reply::json(StatusCode::OK, &delivery)
+        }
         // Served by their own functions (`usage`, `console`), never through here.
         Operation::ReportUsage | Operation::Console | Operation::ConsoleFile => {
             Err(ApiError::NotFound)
         }
     }
+}
+
+/// The `{id}` of a webhook path; an id that cannot exist is simply not found.
+fn webhook_id(params: &PathParams) -> Result<String, ApiError> {
+    params
+        .id
+        .clone()
+        .filter(|id| {
+            id.len() == 27
+                && id.starts_with("wh_")
+                && id[3..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .ok_or(ApiError::NotFound)
 }
 
 /// Whether the caller asked for CSV (`Accept: text/csv`).

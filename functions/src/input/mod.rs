@@ -18,6 +18,7 @@ pub mod key;
 pub mod query;
 pub mod role;
 pub mod usage;
+pub mod webhook;
 
 pub use checks::{ScopePolicy, valid_scope, valid_workspace};
 

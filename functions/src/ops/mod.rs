@@ -11,6 +11,7 @@ pub mod roles;
 pub mod rotate;
 pub mod update;
 pub mod usage;
+pub mod webhooks;
 
 use keyward_common::{KeyId, KeyRecord, SecretKey, Timestamp};
 
@@ -69,6 +70,7 @@ fn new_secret(prefix: &str) -> Result<SecretKey, ApiError> {
 enum Target<'a> {
     Key(&'a KeyId),
     Role(&'a str),
+    Webhook(&'a str),
     /// The workspace as a whole (an import call).
     Workspace,
 }
@@ -93,6 +95,10 @@ fn audit_event(
         },
         role: match target {
             Target::Role(name) => Some(name.to_owned()),
+            _ => None,
+        },
+        webhook_id: match target {
+            Target::Webhook(id) => Some(id.to_owned()),
             _ => None,
         },
         changed,

@@ -109,6 +109,7 @@ pub mod audit {
     pub const ACTION: &str = "action";
     pub const KEY_ID: &str = "key_id";
     pub const ROLE: &str = "role";
+    pub const WEBHOOK_ID: &str = "webhook_id";
     pub const CHANGED: &str = "changed";
     pub const REQUEST_ID: &str = "request_id";
     pub const SOURCE_IP: &str = "source_ip";
@@ -559,6 +560,9 @@ pub fn audit_to_item(event: &AuditEvent) -> HashMap<String, AttributeValue> {
     if let Some(role) = &event.role {
         item.insert(ROLE.to_owned(), s(role));
     }
+    if let Some(hook) = &event.webhook_id {
+        item.insert(WEBHOOK_ID.to_owned(), s(hook));
+    }
     item
 }
 
@@ -613,6 +617,7 @@ pub fn audit_from_item(item: &impl ItemRead, workspace: &str) -> Result<AuditEve
         action: req_str(item, ACTION)?.to_owned(),
         key_id: item.string(KEY_ID).map(str::to_owned),
         role: item.string(ROLE).map(str::to_owned),
+        webhook_id: item.string(WEBHOOK_ID).map(str::to_owned),
         changed: item.string_list(CHANGED).unwrap_or_default(),
         request_id: req_str(item, REQUEST_ID)?.to_owned(),
         source_ip: item.string(SOURCE_IP).map(str::to_owned),

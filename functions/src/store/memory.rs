@@ -63,6 +63,7 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    hooks: Mutex<super::webhook::MemoryHooks>,
 }
 
 impl MemoryStore {
@@ -70,6 +71,20 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The webhook endpoints and deliveries.
+    pub(super) fn hooks(&self) -> std::sync::MutexGuard<'_, super::webhook::MemoryHooks> {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps an audit event written with a change outside the key state.
+    pub(super) fn keep_audit(&self, audit: &AuditEvent) {
+        self.lock()
+            .audit
+            .insert((audit.workspace.clone(), audit.id.clone()), audit.clone());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

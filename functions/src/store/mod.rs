@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod item;
 pub mod memory;
 pub mod usage;
+pub mod webhook;
 
 pub use item::StoredKey;
 
@@ -48,6 +49,9 @@ pub struct AuditEvent {
     /// The role acted on (role actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The webhook endpoint acted on (webhook actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
     /// Names of the fields that changed.
     pub changed: Vec<String>,
     /// The request that did it.
@@ -159,7 +163,7 @@ pub enum StoreError {
 
 /// The control plane's storage. Every mutation is atomic: all of its items or none.
 #[async_trait]
-pub trait KeyStore: Send + Sync + std::fmt::Debug {
+pub trait KeyStore: webhook::WebhookStore + Send + Sync + std::fmt::Debug {
     /// Writes a new key, its hash item, the audit event, and counts it against `cap`.
     async fn create(&self, key: &StoredKey, audit: &AuditEvent, cap: u64)
     -> Result<(), StoreError>;

@@ -68,7 +68,7 @@ pub fn world() -> World {
     world_with(config(&[], "HS256", SECRET))
 }
 
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 11] = [
     "api.key.create",
     "api.key.view",
     "api.key.update",
@@ -78,6 +78,8 @@ pub const ALL: [&str; 9] = [
     "api.role.update",
     "api.role.delete",
     "api.usage.view",
+    "api.webhook.view",
+    "api.webhook.manage",
 ];
 
 pub fn claims(ws: &str, perms: &[&str]) -> Value {
