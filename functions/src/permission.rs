@@ -22,6 +22,10 @@ pub enum Permission {
     RoleUpdate,
     /// `api.role.delete`.
     RoleDelete,
+    /// `api.owner.view` (get, list).
+    OwnerView,
+    /// `api.owner.update` (put, credit operations).
+    OwnerUpdate,
 }
 
 impl Permission {
@@ -37,6 +41,8 @@ impl Permission {
             Self::RoleView => "api.role.view",
             Self::RoleUpdate => "api.role.update",
             Self::RoleDelete => "api.role.delete",
+            Self::OwnerView => "api.owner.view",
+            Self::OwnerUpdate => "api.owner.update",
         }
     }
 }

@@ -30,11 +30,13 @@ fn permission_of(row: &Row) -> &'static str {
 
 /// The status a successful call of `row` answers.
 fn success(row: &Row) -> u16 {
-    if row.method == "POST" && !row.path.ends_with("/rotate") && !row.path.ends_with("/import") {
-        201
-    } else {
-        200
-    }
+    let creates = (row.method == "POST"
+        && !row.path.ends_with("/rotate")
+        && !row.path.ends_with("/import")
+        && !row.path.ends_with("/credits"))
+        // A PUT of an owner that does not exist yet.
+        || row.method == "PUT";
+    if creates { 201 } else { 200 }
 }
 
 fn token(claims: &Value, alg: Algorithm, secret: &str) -> String {
@@ -167,7 +169,10 @@ async fn caller_kinds(w: &World) -> Vec<CallerKind> {
 /// one).
 async fn request_for(w: &World, row: &Row, n: usize) -> (String, Option<Value>) {
     let target = w
-        .create(WS, json!({"name": "target", "scopes": ["read"]}))
+        .create(
+            WS,
+            json!({"name": "target", "scopes": ["read"], "credits": {"remaining": 10}}),
+        )
         .await;
     let role = format!("role-{n}");
     let made = w
@@ -179,12 +184,36 @@ async fn request_for(w: &World, row: &Row, n: usize) -> (String, Option<Value>) 
         )
         .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let owner = format!("owner-{n}");
+    let made = w
+        .call(
+            "PUT",
+            &format!("/v1/workspaces/{WS}/owners/{owner}"),
+            &admin(WS),
+            Some(json!({"credits": {"remaining": 10}})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
     let path = row
         .path
         .replace("{workspace}", WS)
         .replace("{id}", &id(&target))
-        .replace("{name}", &role);
+        .replace("{name}", &role)
+        .replace(
+            "{owner_id}",
+            &if row.method == "PUT" {
+                format!("fresh-{n}")
+            } else {
+                owner
+            },
+        );
     let roles = row.path.contains("/roles");
+    if path.ends_with("/credits") {
+        return (path, Some(json!({"op": "increment", "value": 5})));
+    }
+    if row.method == "PUT" {
+        return (path, Some(json!({"status": "active"})));
+    }
     let body = match (row.method, path.ends_with("/rotate"), roles) {
         ("POST", false, false) if path.ends_with("/import") => Some(
             json!({"keys": [{"key": format!("legacy-key-{n:012}-abcdef"), "name": "imported"}]}),
@@ -210,7 +239,7 @@ async fn every_operation_answers_every_kind_of_caller_as_the_matrix_says() {
         .iter()
         .filter(|r| matches!(r.access, Access::Permission(_)))
         .collect();
-    assert_eq!(rows.len(), 13, "every management row is in the matrix");
+    assert_eq!(rows.len(), 18, "every management row is in the matrix");
     let mut failures = Vec::new();
     let mut cells = 0;
     for row in &rows {

@@ -100,6 +100,7 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
         },
         hash: s.hash(),
         previous: None,
+        credit: Default::default(),
     };
     (key, s)
 }
@@ -113,6 +114,7 @@ fn audit(ws: &str, id: &KeyId, action: &str, ms: u64) -> AuditEvent {
         action: action.into(),
         key_id: Some(id.to_string()),
         role: None,
+        owner_id: None,
         changed: vec![],
         request_id: "req".into(),
         source_ip: None,
@@ -351,6 +353,7 @@ fn role_audit(ws: &str, name: &str, ms: u64) -> AuditEvent {
         action: "role.test".into(),
         key_id: None,
         role: Some(name.into()),
+        owner_id: None,
         changed: vec![],
         request_id: "req".into(),
         source_ip: None,

@@ -127,6 +127,7 @@ fn new_key() -> StoredKey {
         },
         hash: s.hash(),
         previous: None,
+        credit: Default::default(),
     }
 }
 
@@ -139,6 +140,7 @@ fn audit(request_id: &str, id: &str) -> AuditEvent {
         action: "key.create".into(),
         key_id: Some("key".into()),
         role: None,
+        owner_id: None,
         changed: vec![],
         request_id: request_id.into(),
         source_ip: None,

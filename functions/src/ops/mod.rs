@@ -2,10 +2,12 @@
 //! domain values. HTTP maps to and from them in [`crate::http`], one place.
 
 pub mod create;
+pub mod credits;
 pub mod get;
 pub mod import;
 pub mod list_audit;
 pub mod list_keys;
+pub mod owners;
 pub mod revoke;
 pub mod roles;
 pub mod rotate;
@@ -68,6 +70,7 @@ fn new_secret(prefix: &str) -> Result<SecretKey, ApiError> {
 enum Target<'a> {
     Key(&'a KeyId),
     Role(&'a str),
+    Owner(&'a str),
     /// The workspace as a whole (an import call).
     Workspace,
 }
@@ -92,6 +95,10 @@ fn audit_event(
         },
         role: match target {
             Target::Role(name) => Some(name.to_owned()),
+            _ => None,
+        },
+        owner_id: match target {
+            Target::Owner(id) => Some(id.to_owned()),
             _ => None,
         },
         changed,

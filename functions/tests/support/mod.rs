@@ -68,7 +68,7 @@ pub fn world() -> World {
     world_with(config(&[], "HS256", SECRET))
 }
 
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 10] = [
     "api.key.create",
     "api.key.view",
     "api.key.update",
@@ -77,6 +77,8 @@ pub const ALL: [&str; 8] = [
     "api.role.view",
     "api.role.update",
     "api.role.delete",
+    "api.owner.view",
+    "api.owner.update",
 ];
 
 pub fn claims(ws: &str, perms: &[&str]) -> Value {
