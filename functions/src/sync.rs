@@ -648,6 +648,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyward_common::credits::CreditOpKind;
     use serde_json::json;
 
     const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -845,6 +846,127 @@ mod tests {
         other.change.keys =
             serde_json::from_value(json!({"PK": {"S": "HASH#x"}, "SK": {"S": "HASH"}})).unwrap();
         assert!(plan_record(&other, 0).unwrap().is_none());
+    }
+
+    /// `img` with credits (`remaining`, at operation `seq` of kind `op`) and a balance time.
+    fn credited(mut img: Value, remaining: u64, seq: u64, op: &str, balance_at_ms: i64) -> Value {
+        let id = keyward_common::KeyId::new(1, [0; 10]).to_string();
+        let target = if img["SK"]["S"].as_str().unwrap().starts_with("OWNER#") {
+            json!({"kind": "owner", "workspace": "acme", "owner_id": "cus_1"})
+        } else {
+            json!({"kind": "key", "workspace": "acme", "key_id": id})
+        };
+        let op = json!({"target": target, "seq": seq, "op": op, "value": remaining,
+                        "refill": {"amount": 100, "interval": "daily"}, "at": 1_800_000_000});
+        img["credits_remaining"] = json!({"N": remaining.to_string()});
+        img["credits_refill"] = json!({"S": r#"{"amount":100,"interval":"daily"}"#});
+        img["credit_seq"] = json!({"N": seq.to_string()});
+        img["credit_op"] = json!({"S": op.to_string()});
+        img["balance_at_ms"] = json!({"N": balance_at_ms.to_string()});
+        img
+    }
+
+    fn owner_image(version: u64, status: &str) -> Value {
+        json!({
+            "PK": {"S": "WS#acme"}, "SK": {"S": "OWNER#cus_1"},
+            "workspace": {"S": "acme"}, "owner_id": {"S": "cus_1"}, "status": {"S": status},
+            "rate_limits": {"S": r#"[{"name":"minute","limit":3,"period_s":60}]"#},
+            "created_at": {"N": "1800000000"}, "updated_at": {"N": "1800000000"},
+            "version": {"N": version.to_string()},
+        })
+    }
+
+    fn owner_record(name: &str, old: Option<Value>, new: Option<Value>) -> EventRecord {
+        let mut r = record(name, old, new);
+        r.change.keys =
+            serde_json::from_value(json!({"PK": {"S": "WS#acme"}, "SK": {"S": "OWNER#cus_1"}}))
+                .unwrap();
+        r
+    }
+
+    #[test]
+    fn a_key_created_with_credits_sends_its_set_operation_and_a_credited_entry() {
+        let new = credited(image(1, "active", H1, None), 50, 1, "set", 0);
+        let batch = plan_record(&record("INSERT", None, Some(new)), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.items[0].entry.credited);
+        assert_eq!(batch.credit_ops.len(), 1);
+        let op = &batch.credit_ops[0];
+        assert_eq!((op.seq, op.op, op.value), (1, CreditOpKind::Set, 50));
+        assert_eq!(
+            op.target.object_name(),
+            format!("k:{}", keyward_common::KeyId::new(1, [0; 10]))
+        );
+        assert_eq!(op.refill.unwrap().amount, 100);
+    }
+
+    #[test]
+    fn a_credit_operation_is_sent_once_and_a_balance_report_sends_nothing() {
+        let old = credited(image(1, "active", H1, None), 50, 1, "set", 0);
+        let new = credited(image(2, "active", H1, None), 10, 2, "increment", 0);
+        let batch = plan_record(&record("MODIFY", Some(old), Some(new.clone())), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.credit_ops.len(), 1);
+        assert_eq!(batch.credit_ops[0].seq, 2);
+        assert_eq!(batch.credit_ops[0].op, CreditOpKind::Increment);
+        // The usage function's write: a newer balance at the same operation.
+        let mut reported = new.clone();
+        reported["credits_remaining"] = json!({"N": "7"});
+        reported["balance_at_ms"] = json!({"N": "1800000000500"});
+        let r = record("MODIFY", Some(new.clone()), Some(reported));
+        assert!(plan_record(&r, 0).unwrap().is_none());
+        // A settings change that records no operation sends no operation.
+        let mut renamed = new.clone();
+        renamed["name"] = json!({"S": "renamed"});
+        renamed["version"] = json!({"N": "3"});
+        let batch = plan_record(&record("MODIFY", Some(new), Some(renamed)), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.credit_ops.is_empty());
+        assert_eq!(batch.items.len(), 1);
+    }
+
+    #[test]
+    fn an_owner_write_sends_its_entry_and_operation_but_a_balance_report_nothing() {
+        let new = credited(owner_image(1, "disabled"), 20, 1, "set", 0);
+        let batch = plan_record(&owner_record("INSERT", None, Some(new.clone())), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.items.is_empty());
+        assert_eq!(batch.owners.len(), 1);
+        let o = &batch.owners[0];
+        assert_eq!(o.kv_key().unwrap(), "o:acme:cus_1");
+        assert_eq!(o.entry.version, 1);
+        assert_eq!(o.entry.status, OwnerStatus::Disabled);
+        assert_eq!(o.entry.rate_limits[0].name, "minute");
+        assert!(o.entry.credited);
+        assert_eq!(batch.credit_ops.len(), 1);
+        assert_eq!(batch.credit_ops[0].target.object_name(), "o:acme:cus_1");
+
+        let mut reported = new.clone();
+        reported["credits_remaining"] = json!({"N": "3"});
+        reported["balance_at_ms"] = json!({"N": "1800000000500"});
+        let r = owner_record("MODIFY", Some(new.clone()), Some(reported));
+        assert!(plan_record(&r, 0).unwrap().unwrap().is_empty());
+
+        let decremented = credited(owner_image(2, "disabled"), 15, 2, "decrement", 0);
+        let batch = plan_record(
+            &owner_record("MODIFY", Some(new.clone()), Some(decremented)),
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(batch.owners[0].entry.version, 2);
+        assert_eq!(batch.credit_ops[0].seq, 2);
+
+        let gone = plan_record(&owner_record("REMOVE", Some(new), None), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.owners[0].entry.version, 2);
+        assert_eq!(gone.owners[0].entry.status, OwnerStatus::Active);
+        assert!(!gone.owners[0].entry.credited);
     }
 
     #[test]
