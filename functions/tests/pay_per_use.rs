@@ -538,7 +538,7 @@ async fn owner_input_ids_credits_and_workspaces_are_checked() {
     let other = w
         .call(
             "GET",
-            &format!("/v1/workspaces/other/owners/cus_1"),
+            "/v1/workspaces/other/owners/cus_1",
             &admin("other"),
             None,
         )
