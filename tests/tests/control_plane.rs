@@ -31,6 +31,8 @@ const ALL: &[&str] = &[
     "api.role.view",
     "api.role.update",
     "api.role.delete",
+    "api.owner.view",
+    "api.owner.update",
 ];
 
 /// What every scenario gets.
@@ -71,6 +73,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     ten_concurrent_patches_with_the_same_if_match_let_exactly_one_through,
     a_root_key_manages_keys_of_its_own_workspace_only,
     roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held,
+    owners_share_limits_and_credits_and_count_their_live_keys,
     // Last: it checks every secret the scenarios above created.
     no_secret_created_during_the_run_appears_in_a_function_log_line,
 ];
@@ -1232,6 +1235,164 @@ async fn roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held(w: Wor
         )
         .await
         .expect_problem(403, "forbidden");
+}
+
+async fn owners_share_limits_and_credits_and_count_their_live_keys(w: World) {
+    let ws = w.workspace("owners");
+    let admin = w.admin(&ws);
+    let owners = format!("/v1/workspaces/{ws}/owners");
+    // An id with a slash and a space travels percent-encoded.
+    let owner = format!("{owners}/cus%2F1%20a");
+    let created = admin
+        .call(
+            Method::PUT,
+            &owner,
+            Some(&json!({"meta": {"plan": "pro"},
+                "rate_limits": [{"name": "minute", "limit": 3, "period_s": 60},
+                                {"name": "month", "limit": 1000, "period_s": 2_678_400}],
+                "credits": {"remaining": 100,
+                            "refill": {"amount": 100, "interval": "monthly", "day": 31}}})),
+        )
+        .await;
+    created.expect_status(201);
+    assert_eq!(created.body["owner_id"], "cus/1 a");
+    assert_eq!(created.body["status"], "active");
+    assert_eq!(created.body["credits"]["refill"]["day"], 31);
+    assert_eq!(created.body["key_count"], 0);
+
+    // Keys name it; a revoked one no longer counts.
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let k = admin
+            .create_key(
+                &ws,
+                &json!({"name": name, "owner_id": "cus/1 a",
+                        "rate_limits": [{"name": "second", "limit": 5, "period_s": 1}],
+                        "credits": {"remaining": 10}}),
+            )
+            .await;
+        k.expect_status(201);
+        assert_eq!(k.body["credits"], json!({"remaining": 10}));
+        assert_eq!(k.body["rate_limits"][0]["name"], "second");
+        ids.push(k.id().to_owned());
+    }
+    admin.revoke_key(&ws, &ids[0]).await.expect_status(200);
+    let got = admin.call(Method::GET, &owner, None).await;
+    got.expect_status(200);
+    assert_eq!(got.body["key_count"], 2);
+    assert_eq!(got.body["rate_limits"][1]["period_s"], 2_678_400);
+
+    // Credit operations on the owner and on a key.
+    let spent = admin
+        .call(
+            Method::POST,
+            &format!("{owner}/credits"),
+            Some(&json!({"op": "decrement", "value": 30})),
+        )
+        .await;
+    spent.expect_status(200);
+    assert_eq!(spent.body, json!({"remaining": 70}));
+    let key_credits = format!("/v1/workspaces/{ws}/keys/{}/credits", ids[1]);
+    let r = admin
+        .call(
+            Method::POST,
+            &key_credits,
+            Some(&json!({"op": "increment", "value": 5})),
+        )
+        .await;
+    r.expect_status(200);
+    assert_eq!(r.body["remaining"], 15);
+    assert_eq!(
+        admin.get_key(&ws, &ids[1]).await.body["credits"]["remaining"],
+        15
+    );
+    admin
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{ws}/keys/{}/credits", ids[0]),
+            Some(&json!({"op": "set", "value": 1})),
+        )
+        .await
+        .expect_problem(409, "key_revoked");
+    admin
+        .call(
+            Method::POST,
+            &key_credits,
+            Some(&json!({"op": "increment", "value": -1})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+
+    // Replaced as a whole: what the PUT leaves out is reset.
+    let replaced = admin
+        .call(Method::PUT, &owner, Some(&json!({"status": "disabled"})))
+        .await;
+    replaced.expect_status(200);
+    assert_eq!(replaced.body["status"], "disabled");
+    assert_eq!(replaced.body["credits"], Value::Null);
+    assert_eq!(replaced.body["version"], 3);
+    admin
+        .call(
+            Method::POST,
+            &format!("{owner}/credits"),
+            Some(&json!({"op": "increment", "value": 1})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+    admin
+        .call(
+            Method::PUT,
+            &owner,
+            Some(&json!({"credits": {"remaining": 1, "refill": {"amount": 1, "interval": "monthly", "day": 32}}})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+
+    // The list, paged by id.
+    admin
+        .call(Method::PUT, &format!("{owners}/cus_2"), Some(&json!({})))
+        .await
+        .expect_status(201);
+    let page = admin
+        .call(Method::GET, &format!("{owners}?limit=1"), None)
+        .await;
+    page.expect_status(200);
+    assert_eq!(page.body["data"][0]["owner_id"], "cus/1 a");
+    assert_eq!(page.body["has_more"], true);
+    let next = admin
+        .call(
+            Method::GET,
+            &format!(
+                "{owners}?limit=1&cursor={}",
+                page.body["next_cursor"].as_str().expect("cursor")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(next.body["data"][0]["owner_id"], "cus_2");
+
+    // Who may: a key manager without owner rights, a viewer, another workspace.
+    let keys_only = w
+        .app
+        .with_token(Some(w.token(&ws, &["api.key.create", "api.key.view"])));
+    keys_only
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_problem(403, "forbidden");
+    let viewer = w.app.with_token(Some(w.token(&ws, &["api.owner.view"])));
+    viewer
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_status(200);
+    viewer
+        .call(Method::PUT, &owner, Some(&json!({})))
+        .await
+        .expect_problem(403, "forbidden");
+    let stranger = w.admin("elsewhere");
+    stranger
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_problem(404, "not_found");
 }
 
 async fn no_secret_created_during_the_run_appears_in_a_function_log_line(w: World) {
