@@ -252,7 +252,7 @@ pub struct CreditOpRequest {
     pub op: Field<String>,
     /// 0 to 1000000000000.
     #[serde(default)]
-    #[schema(value_type = u64, required = true, example = 10)]
+    #[schema(value_type = u64, required = true, example = 10, maximum = 1_000_000_000_000_u64)]
     pub value: Field<Value>,
 }
 
