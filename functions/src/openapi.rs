@@ -348,7 +348,11 @@ fn import_keys() {}
     operation_id = "change_key_credits",
     summary = "Change a key's credits",
     description = "`set` makes `remaining` the value (and gives credits to a key without any); `increment` adds (capped at 1000000000000); `decrement` subtracts (floored at 0). `increment` and `decrement` of a key without credits are a 400 on `op`. The edge applies the operation within seconds, on top of what it has spent meanwhile. Audited as `key.credits`. Needs `api.key.update`.",
-    params(("workspace" = String, Path), ("id" = String, Path)),
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters: a retry with the same key and body within 24 h gets the first answer again, and the operation is applied once"),
+    ),
     request_body(content = CreditOpRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The remaining credits, from the last balance the edge reported", body = CreditsLeft),
@@ -356,8 +360,9 @@ fn import_keys() {}
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "`key_revoked`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_revoked` or `idempotency_in_progress`", body = Problem, content_type = PROBLEM),
         (status = 412, description = "`precondition_failed` (concurrent changes kept winning)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
     ),
@@ -442,7 +447,11 @@ fn list_owners() {}
     operation_id = "change_owner_credits",
     summary = "Change an owner's credits",
     description = "As for a key's credits, on the balance all the owner's keys share. Audited as `owner.credits`. Needs `api.owner.update`.",
-    params(("workspace" = String, Path), ("owner_id" = String, Path)),
+    params(
+        ("workspace" = String, Path),
+        ("owner_id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters: a retry with the same key and body within 24 h gets the first answer again, and the operation is applied once"),
+    ),
     request_body(content = CreditOpRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The remaining credits", body = CreditsLeft),
@@ -450,9 +459,11 @@ fn list_owners() {}
         (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
         (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
         (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`idempotency_in_progress`", body = Problem, content_type = PROBLEM),
         (status = 412, description = "`precondition_failed` (concurrent changes kept winning)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
     ),
     security(("bearer" = []))
 )]

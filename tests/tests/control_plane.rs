@@ -1306,6 +1306,65 @@ async fn owners_share_limits_and_credits_and_count_their_live_keys(w: World) {
         admin.get_key(&ws, &ids[1]).await.body["credits"]["remaining"],
         15
     );
+    // With an Idempotency-Key a retried grant is applied once; a refused one keeps nothing.
+    let grant = |key: &'static str, body: Value| {
+        let admin = admin.clone();
+        let path = key_credits.clone();
+        async move {
+            admin
+                .send(
+                    Method::POST,
+                    &path,
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", key),
+                    ],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+                .expect("sending a grant")
+        }
+    };
+    let inc = json!({"op": "increment", "value": 10});
+    assert_eq!(grant("grant-1", inc.clone()).await.body["remaining"], 25);
+    let again = grant("grant-1", inc).await;
+    again.expect_status(200);
+    assert_eq!(again.body["remaining"], 25, "applied once");
+    grant("grant-2", json!({"op": "add", "value": 1}))
+        .await
+        .expect_problem(400, "validation_failed");
+    let owner_grant = admin
+        .send(
+            Method::POST,
+            &format!("{owner}/credits"),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "owner-grant-1"),
+            ],
+            Some(
+                json!({"op": "increment", "value": 5})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await
+        .expect("sending an owner grant");
+    owner_grant.expect_status(200);
+    assert_eq!(owner_grant.body["remaining"], 75);
+    let refused = admin
+        .send(
+            Method::POST,
+            &format!("{owners}/nobody/credits"),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "owner-grant-2"),
+            ],
+            Some(json!({"op": "set", "value": 5}).to_string().into_bytes()),
+        )
+        .await
+        .expect("sending an owner grant");
+    refused.expect_problem(404, "not_found");
+
     admin
         .call(
             Method::POST,
@@ -1330,7 +1389,7 @@ async fn owners_share_limits_and_credits_and_count_their_live_keys(w: World) {
     replaced.expect_status(200);
     assert_eq!(replaced.body["status"], "disabled");
     assert_eq!(replaced.body["credits"], Value::Null);
-    assert_eq!(replaced.body["version"], 3);
+    assert_eq!(replaced.body["version"], 4, "create, two credit operations, this");
     admin
         .call(
             Method::POST,

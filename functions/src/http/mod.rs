@@ -158,7 +158,8 @@ fn policy(app: &App) -> ScopePolicy<'_> {
     }
 }
 
-/// [`call`], answered once per `Idempotency-Key` for create, rotate and import: a retry of the
+/// [`call`], answered once per `Idempotency-Key` for create, rotate, import and credit
+/// operations (a retried `increment` is applied once): a retry of the
 /// same request by the same caller within a day gets the first answer again (secret included),
 /// another request with the key a 422, a retry while the first still runs waits for it (then
 /// 409 `idempotency_in_progress`). A failed request keeps nothing: it can be retried.
@@ -177,7 +178,11 @@ async fn idempotent(
     };
     if !matches!(
         op,
-        Operation::CreateKey | Operation::RotateKey | Operation::ImportKeys
+        Operation::CreateKey
+            | Operation::RotateKey
+            | Operation::ImportKeys
+            | Operation::KeyCredits
+            | Operation::OwnerCredits
     ) {
         return call(app, op, caller, params, req, now).await;
     }
