@@ -738,13 +738,73 @@ async fn bad_input_is_refused_with_problem_json_naming_the_cause(w: World) {
         )
         .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 0}})),
         case(
-            "rate_limit.period_s over a day",
+            "rate_limit.period_s over 31 days",
             Method::POST,
             &keys,
             400,
             "validation_failed",
         )
-        .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 86_401}})),
+        .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 2_678_401}})),
+        case(
+            "six rate_limits",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "rate_limits": (0..6)
+            .map(|i| json!({"name": format!("l{i}"), "limit": 1, "period_s": 1}))
+            .collect::<Vec<_>>()})),
+        case(
+            "two rate_limits with one name",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "rate_limits": [
+            {"name": "a", "limit": 1, "period_s": 1}, {"name": "a", "limit": 2, "period_s": 1}]})),
+        case(
+            "negative credits",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "credits": {"remaining": -1}})),
+        case(
+            "a refill on day 32",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "credits": {"remaining": 1,
+            "refill": {"amount": 1, "interval": "monthly", "day": 32}}})),
+        case(
+            "a fractional credit operation",
+            Method::POST,
+            &format!("{one}/credits"),
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"op": "set", "value": 1.5})),
+        case(
+            "a credit operation without JSON",
+            Method::POST,
+            &format!("{one}/credits"),
+            415,
+            "unsupported_media_type",
+        )
+        .raw("text/plain", b"op=set"),
+        case(
+            "an owner id with a control character",
+            Method::PUT,
+            &format!("/v1/workspaces/{ws}/owners/a%07b"),
+            400,
+            "validation_failed",
+        )
+        .json(&json!({})),
         case(
             "an upper-case prefix",
             Method::POST,
@@ -1389,7 +1449,10 @@ async fn owners_share_limits_and_credits_and_count_their_live_keys(w: World) {
     replaced.expect_status(200);
     assert_eq!(replaced.body["status"], "disabled");
     assert_eq!(replaced.body["credits"], Value::Null);
-    assert_eq!(replaced.body["version"], 4, "create, two credit operations, this");
+    assert_eq!(
+        replaced.body["version"], 4,
+        "create, two credit operations, this"
+    );
     admin
         .call(
             Method::POST,
