@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use keyward_common::RateLimit;
 
-use crate::client::{CreditsOp, NamedRateLimit};
+use crate::client::{CreditsOp, NamedRateLimit, Refill};
 
 /// Manage Keyward API keys, roles, owners and usage from the terminal.
 ///
@@ -115,6 +115,9 @@ pub struct CreateArgs {
     /// A starting credits balance.
     #[arg(long, value_name = "N")]
     pub credits: Option<u64>,
+    /// Refill the credits: `AMOUNT/daily` or `AMOUNT/monthly[:DAY]` (needs `--credits`).
+    #[arg(long, value_name = "AMOUNT/INTERVAL", value_parser = parse_refill, requires = "credits")]
+    pub refill: Option<Refill>,
     /// Create the key switched off.
     #[arg(long)]
     pub disabled: bool,
@@ -184,6 +187,15 @@ pub struct UpdateArgs {
     /// Remove the rate limit.
     #[arg(long, conflicts_with = "rate_limits")]
     pub no_rate_limit: bool,
+    /// Replace the credits with a balance of N.
+    #[arg(long, value_name = "N")]
+    pub credits: Option<u64>,
+    /// With `--credits`: refill them, `AMOUNT/daily` or `AMOUNT/monthly[:DAY]`.
+    #[arg(long, value_name = "AMOUNT/INTERVAL", value_parser = parse_refill, requires = "credits")]
+    pub refill: Option<Refill>,
+    /// Remove the credits (the key is no longer limited by them).
+    #[arg(long, conflicts_with = "credits")]
+    pub no_credits: bool,
     /// Switch the key on or off.
     #[arg(long, value_enum)]
     pub status: Option<Switch>,
@@ -192,12 +204,19 @@ pub struct UpdateArgs {
     pub force: bool,
 }
 
-/// `keyward keys credits`.
+/// `keyward keys credits` and `keyward owners credits`: `ID set|increment|decrement N`, or
+/// one of `--set N`, `--increment N`, `--decrement N`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("op").required(true).multiple(false))]
 pub struct CreditsArgs {
-    /// The key's id.
+    /// The key's (or owner's) id.
     pub id: String,
+    /// What to do: `set`, `increment` or `decrement` (then N).
+    #[arg(value_enum, group = "op", requires = "value")]
+    pub action: Option<CreditsAction>,
+    /// By or to how much.
+    #[arg(requires = "action")]
+    pub value: Option<u64>,
     /// Set the balance to N.
     #[arg(long, value_name = "N", group = "op")]
     pub set: Option<u64>,
@@ -209,16 +228,67 @@ pub struct CreditsArgs {
     pub decrement: Option<u64>,
 }
 
+/// A credit operation given as a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CreditsAction {
+    /// The balance becomes N.
+    Set,
+    /// N more.
+    Increment,
+    /// N fewer (not below 0).
+    Decrement,
+}
+
 impl CreditsArgs {
     /// The operation and its value.
     #[must_use]
     pub fn change(&self) -> (CreditsOp, u64) {
-        match (self.set, self.increment, self.decrement) {
-            (Some(n), _, _) => (CreditsOp::Set, n),
-            (_, Some(n), _) => (CreditsOp::Increment, n),
-            (_, _, n) => (CreditsOp::Decrement, n.unwrap_or(0)),
+        let word = self.action.map(|a| match a {
+            CreditsAction::Set => CreditsOp::Set,
+            CreditsAction::Increment => CreditsOp::Increment,
+            CreditsAction::Decrement => CreditsOp::Decrement,
+        });
+        match (word, self.set, self.increment, self.decrement) {
+            (Some(op), ..) => (op, self.value.unwrap_or(0)),
+            (_, Some(n), _, _) => (CreditsOp::Set, n),
+            (_, _, Some(n), _) => (CreditsOp::Increment, n),
+            (_, _, _, n) => (CreditsOp::Decrement, n.unwrap_or(0)),
         }
     }
+}
+
+/// Parses `AMOUNT/daily` or `AMOUNT/monthly[:DAY]`.
+///
+/// # Errors
+/// A message saying what the accepted form is.
+pub fn parse_refill(s: &str) -> Result<Refill, String> {
+    const FORM: &str = "expected AMOUNT/daily or AMOUNT/monthly[:DAY], e.g. 1000/monthly:1";
+    let (amount, rule) = s.split_once('/').ok_or_else(|| FORM.to_owned())?;
+    let amount: u64 = amount
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{amount}` is not a whole number of credits"))?;
+    let (interval, day) = match rule.split_once(':') {
+        Some((i, d)) => (i, Some(d)),
+        None => (rule, None),
+    };
+    let day = day
+        .map(|d| match d.trim().parse::<u8>() {
+            Ok(n) if (1..=31).contains(&n) => Ok(n),
+            _ => Err(format!("the day `{d}` must be 1 to 31")),
+        })
+        .transpose()?;
+    match (interval.trim(), day) {
+        ("daily", None) => {}
+        ("daily", Some(_)) => return Err("a daily refill takes no day".to_owned()),
+        ("monthly", _) => {}
+        _ => return Err(FORM.to_owned()),
+    }
+    Ok(Refill {
+        amount,
+        interval: interval.trim().to_owned(),
+        day,
+    })
 }
 
 /// A key status a list can filter by.
@@ -375,7 +445,15 @@ pub enum OwnersCommand {
         /// Credits shared by the owner's keys.
         #[arg(long, value_name = "N")]
         credits: Option<u64>,
+        /// Refill the credits: `AMOUNT/daily` or `AMOUNT/monthly[:DAY]` (needs `--credits`).
+        #[arg(long, value_name = "AMOUNT/INTERVAL", value_parser = parse_refill, requires = "credits")]
+        refill: Option<Refill>,
+        /// Free-form metadata, a JSON object (`{"plan": "pro"}`).
+        #[arg(long, value_name = "JSON")]
+        meta: Option<String>,
     },
+    /// Set, increase or decrease the credits the owner's keys share.
+    Credits(CreditsArgs),
 }
 
 /// `keyward usage …`.
@@ -514,6 +592,30 @@ mod tests {
             &["keys", "list", "--status", "gone"],
             &["keys", "credits", "key_x"],
             &["keys", "credits", "key_x", "--set", "1", "--increment", "2"],
+            &["keys", "credits", "key_x", "set"],
+            &["keys", "credits", "key_x", "add", "3"],
+            &["keys", "credits", "key_x", "set", "3", "--increment", "2"],
+            &["keys", "credits", "key_x", "set", "-1"],
+            &["keys", "create", "--name", "n", "--refill", "5/daily"],
+            &[
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--credits",
+                "5",
+                "--refill",
+                "5/weekly",
+            ],
+            &[
+                "owners",
+                "put",
+                "o",
+                "--credits",
+                "5",
+                "--refill",
+                "5/monthly:32",
+            ],
             &["keys", "update", "key_x", "--owner", "a", "--no-owner"],
             &["nope"],
         ] {
@@ -560,5 +662,38 @@ mod tests {
             panic!("not credits")
         };
         assert_eq!(c.change(), (CreditsOp::Decrement, 3));
+        let cli = parse(&["owners", "credits", "cus/1", "increment", "10"]).unwrap();
+        let Command::Owners(OwnersCommand::Credits(c)) = cli.command else {
+            panic!("not owner credits")
+        };
+        assert_eq!(c.id, "cus/1");
+        assert_eq!(c.change(), (CreditsOp::Increment, 10));
+        let cli = parse(&["keys", "credits", "key_x", "set", "0"]).unwrap();
+        let Command::Keys(KeysCommand::Credits(c)) = cli.command else {
+            panic!("not credits")
+        };
+        assert_eq!(c.change(), (CreditsOp::Set, 0));
+    }
+
+    #[test]
+    fn refills_parse_daily_and_monthly_with_a_day() {
+        let daily = parse_refill("100/daily").unwrap();
+        assert_eq!(
+            (daily.amount, daily.interval.as_str(), daily.day),
+            (100, "daily", None)
+        );
+        let monthly = parse_refill("5000/monthly:31").unwrap();
+        assert_eq!(monthly.day, Some(31));
+        assert_eq!(parse_refill("5/monthly").unwrap().day, None);
+        for bad in [
+            "100",
+            "x/daily",
+            "5/daily:3",
+            "5/monthly:0",
+            "5/monthly:32",
+            "5/yearly",
+        ] {
+            assert!(parse_refill(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -343,6 +343,9 @@ pub struct UpdateKey {
     /// Several named limits (replaces them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<Vec<NamedRateLimit>>,
+    /// Credits; `Some(None)` removes them (unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Option<Credits>>,
     /// `Active` or `Disabled`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<KeyStatus>,
@@ -854,6 +857,21 @@ impl Client {
     ) -> Result<Answer<Remaining>, ClientError> {
         let req = self
             .request(Method::POST, &format!("/keys/{}/credits", segment(id)))
+            .json(change);
+        self.send(req).await
+    }
+
+    /// `POST /owners/{id}/credits`: the balance all the owner's keys share.
+    ///
+    /// # Errors
+    /// As [`Client::create_key`].
+    pub async fn change_owner_credits(
+        &self,
+        id: &str,
+        change: &ChangeCredits,
+    ) -> Result<Answer<Remaining>, ClientError> {
+        let req = self
+            .request(Method::POST, &format!("/owners/{}/credits", segment(id)))
             .json(change);
         self.send(req).await
     }

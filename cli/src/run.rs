@@ -206,7 +206,7 @@ fn create_body(args: CreateArgs) -> CreateKey {
         rate_limits,
         credits: args.credits.map(|remaining| Credits {
             remaining,
-            refill: None,
+            refill: args.refill,
         }),
         status: args.disabled.then_some(KeyStatus::Disabled),
         ..CreateKey::default()
@@ -259,6 +259,16 @@ pub fn update_body(args: UpdateArgs) -> Result<UpdateKey, Failure> {
         },
         rate_limit,
         rate_limits,
+        credits: if args.no_credits {
+            Some(None)
+        } else {
+            args.credits.map(|remaining| {
+                Some(Credits {
+                    remaining,
+                    refill: args.refill,
+                })
+            })
+        },
         status: args.status.map(|s| match s {
             Switch::Active => KeyStatus::Active,
             Switch::Disabled => KeyStatus::Disabled,
@@ -351,7 +361,8 @@ fn key_fields(k: &KeyRecord, json: &Value, style: Style) -> String {
         ("rate limit", limits),
     ];
     if let Some(n) = json["credits"]["remaining"].as_u64() {
-        pairs.push(("credits", n.to_string()));
+        let refill = serde_json::from_value::<client::Refill>(json["credits"]["refill"].clone());
+        pairs.push(("credits", credits_text(n, refill.ok().as_ref())));
     }
     pairs.extend([
         ("created", style.time(Some(k.created_at))),
@@ -587,9 +598,10 @@ async fn owners(ctx: &Ctx, command: OwnersCommand) -> Result<(), Failure> {
                 ("rate limits", list(&limits)),
                 (
                     "credits",
-                    o.credits
-                        .as_ref()
-                        .map_or_else(|| "-".to_owned(), |cr| cr.remaining.to_string()),
+                    o.credits.as_ref().map_or_else(
+                        || "-".to_owned(),
+                        |cr| credits_text(cr.remaining, cr.refill.as_ref()),
+                    ),
                 ),
                 (
                     "keys",
@@ -633,7 +645,17 @@ async fn owners(ctx: &Ctx, command: OwnersCommand) -> Result<(), Failure> {
             status,
             rate_limits,
             credits,
+            refill,
+            meta,
         } => {
+            let meta = meta
+                .map(|m| match serde_json::from_str::<serde_json::Value>(&m) {
+                    Ok(serde_json::Value::Object(o)) => Ok(o),
+                    _ => Err(Failure::Usage(format!(
+                        "--meta `{m}` is not a JSON object (e.g. '{{\"plan\": \"pro\"}}')"
+                    ))),
+                })
+                .transpose()?;
             let (single, mut named) = rate_limits_on_the_wire(&rate_limits);
             if let Some(r) = single {
                 named.push(client::NamedRateLimit {
@@ -647,18 +669,35 @@ async fn owners(ctx: &Ctx, command: OwnersCommand) -> Result<(), Failure> {
                     Switch::Active => "active".to_owned(),
                     Switch::Disabled => "disabled".to_owned(),
                 }),
-                meta: None,
+                meta,
                 rate_limits: (!named.is_empty()).then_some(named),
-                credits: credits.map(|remaining| Credits {
-                    remaining,
-                    refill: None,
-                }),
+                credits: credits.map(|remaining| Credits { remaining, refill }),
             };
             let o = c.put_owner(&id, &body).await?;
             ctx.print(&o.json, || one(&o.value));
         }
+        OwnersCommand::Credits(args) => {
+            let (op, value) = args.change();
+            let left = c
+                .change_owner_credits(&args.id, &ChangeCredits { op, value })
+                .await?;
+            ctx.print(&left.json, || format!("{}\n", left.value.remaining));
+        }
     }
     Ok(())
+}
+
+/// `N`, or `N (refill AMOUNT/INTERVAL[:DAY])`.
+fn credits_text(remaining: u64, refill: Option<&client::Refill>) -> String {
+    match refill {
+        None => remaining.to_string(),
+        Some(r) => format!(
+            "{remaining} (refill {}/{}{})",
+            r.amount,
+            r.interval,
+            r.day.map(|d| format!(":{d}")).unwrap_or_default()
+        ),
+    }
 }
 
 fn window(w: Window, group_by: Option<GroupBy>) -> UsageQuery {

@@ -1,5 +1,6 @@
 //! Response bodies of the management API (records come from `keyward_common`).
 
+use keyward_common::record::OwnerRecord;
 use keyward_common::{KeyRecord, RoleRecord, SecretKey};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -51,4 +52,23 @@ pub struct RoleList {
     pub has_more: bool,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// One page of owners, by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnerList {
+    /// The owners.
+    pub data: Vec<OwnerRecord>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A credit operation's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditsLeft {
+    /// Credits remaining after the operation, computed from the last balance the edge
+    /// reported (requests the edge admits meanwhile are not in it yet).
+    pub remaining: u64,
 }

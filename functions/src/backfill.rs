@@ -3,6 +3,11 @@
 //! namespace. (A deleted role has no item left: its tombstone is not rebuilt, and an empty
 //! namespace simply has no entry for it, which grants nothing either.)
 //!
+//! Owners are pushed too, and for every key and owner with credit operations the latest one is
+//! sent again as recorded: the edge applies each `seq` once, so it changes nothing where the
+//! edge has it already, and only ever the latest operation is re-sent (never an older one, and
+//! never a balance made up from the control plane's last report, which could undo spending).
+//!
 //! Safe to run at any time: the edge keeps the newest version of each entry and never replaces
 //! a tombstone, so a backfill racing the stream cannot move anything back.
 
@@ -20,8 +25,10 @@ use serde_json::Value;
 use crate::config::ConfigError;
 use crate::config::required;
 use crate::runtime::exit_on_config_error;
-use crate::store::item::{KEY_SK_PREFIX, ROLE_SK_PREFIX, SK, stored_key_from_item};
-use crate::sync::{EdgeClient, role_sync_item};
+use crate::store::item::{
+    KEY_SK_PREFIX, OWNER_SK_PREFIX, ROLE_SK_PREFIX, SK, owner_from_item, stored_key_from_item,
+};
+use crate::sync::{EdgeClient, owner_sync_item, role_sync_item};
 
 /// Most entries per signed batch.
 pub const BATCH_ENTRIES: usize = 500;
@@ -40,6 +47,12 @@ pub struct BackfillReport {
     /// Role items pushed.
     #[serde(default)]
     pub roles: u64,
+    /// Owner items pushed.
+    #[serde(default)]
+    pub owners: u64,
+    /// Latest credit operations re-sent.
+    #[serde(default)]
+    pub credit_ops: u64,
 }
 
 async fn flush(
@@ -75,10 +88,13 @@ pub async fn backfill(
         let page = client
             .scan()
             .table_name(table)
-            .filter_expression("begins_with(#sk, :k) OR begins_with(#sk, :r)")
+            .filter_expression(
+                "begins_with(#sk, :k) OR begins_with(#sk, :r) OR begins_with(#sk, :o)",
+            )
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":k", AttributeValue::S(KEY_SK_PREFIX.to_owned()))
             .expression_attribute_values(":r", AttributeValue::S(ROLE_SK_PREFIX.to_owned()))
+            .expression_attribute_values(":o", AttributeValue::S(OWNER_SK_PREFIX.to_owned()))
             .consistent_read(true)
             .set_exclusive_start_key(start.take())
             .send()
@@ -103,6 +119,26 @@ pub async fn backfill(
                 }
                 continue;
             }
+            if sk.is_some_and(|sk| sk.starts_with(OWNER_SK_PREFIX)) {
+                match owner_from_item(item) {
+                    Ok(owner) => {
+                        if pending.len() + 2 > BATCH_ENTRIES {
+                            flush(edge, &mut pending, &mut report).await?;
+                        }
+                        report.owners += 1;
+                        pending.owners.push(owner_sync_item(&owner));
+                        if let Some(op) = owner.credit.op {
+                            report.credit_ops += 1;
+                            pending.credit_ops.push(op);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(sk, error = %e, "owner item does not decode; skipped");
+                        report.skipped += 1;
+                    }
+                }
+                continue;
+            }
             let key = match stored_key_from_item(item) {
                 Ok(k) => k,
                 Err(e) => {
@@ -112,8 +148,12 @@ pub async fn backfill(
                 }
             };
             let entries = key.edge_entries();
-            if pending.len() + entries.len() > BATCH_ENTRIES {
+            if pending.len() + entries.len() + 1 > BATCH_ENTRIES {
                 flush(edge, &mut pending, &mut report).await?;
+            }
+            if let Some(op) = key.credit.op.clone() {
+                report.credit_ops += 1;
+                pending.credit_ops.push(op);
             }
             report.keys += 1;
             report.entries += entries.len() as u64;
@@ -132,6 +172,8 @@ pub async fn backfill(
     tracing::info!(
         keys = report.keys,
         roles = report.roles,
+        owners = report.owners,
+        credit_ops = report.credit_ops,
         entries = report.entries,
         batches = report.batches,
         skipped = report.skipped,

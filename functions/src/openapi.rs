@@ -11,7 +11,11 @@ use keyward_common::{
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{AuditList, KeyList, KeyWithSecret, RoleList};
+use keyward_common::credits::{Credits, Interval, Refill};
+use keyward_common::record::{NamedRateLimit, OwnerRecord, OwnerStatus};
+
+use crate::api::{AuditList, CreditsLeft, KeyList, KeyWithSecret, OwnerList, RoleList};
+use crate::input::credits::{CreditOpRequest, PutOwnerRequest};
 use crate::input::import::{ImportItem, ImportRequest};
 use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
@@ -397,6 +401,134 @@ fn delete_role() {}
 )]
 fn import_keys() {}
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/keys/{id}/credits",
+    tag = "keys",
+    operation_id = "change_key_credits",
+    summary = "Change a key's credits",
+    description = "`set` makes `remaining` the value (and gives credits to a key without any); `increment` adds (capped at 1000000000000); `decrement` subtracts (floored at 0). `increment` and `decrement` of a key without credits are a 400 on `op`. The edge applies the operation within seconds, on top of what it has spent meanwhile. Audited as `key.credits`. Needs `api.key.update`.",
+    params(
+        ("workspace" = String, Path),
+        ("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters: a retry with the same key and body within 24 h gets the first answer again, and the operation is applied once"),
+    ),
+    request_body(content = CreditOpRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The remaining credits, from the last balance the edge reported", body = CreditsLeft),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`key_revoked` or `idempotency_in_progress`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed` (concurrent changes kept winning)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn change_key_credits() {}
+
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{workspace}/owners/{owner_id}",
+    tag = "owners",
+    operation_id = "put_owner",
+    summary = "Create or replace an owner",
+    description = "Replaces the owner's settings: an absent field is reset (`active`, no meta, no limits, no credits). `credits` with a `remaining` other than the stored balance sets the balance; the same `remaining` with another `refill` changes only the rule. The limits and credits are shared by every key naming the owner in `owner_id`; a disabled owner's keys answer `DISABLED`. Needs `api.owner.update`.",
+    params(
+        ("workspace" = String, Path),
+        ("owner_id" = String, Path, description = "1-128 characters without control characters, percent-encoded"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` of the version to replace (fails when the owner does not exist)"),
+    ),
+    request_body(content = PutOwnerRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced; `ETag` is the version", body = OwnerRecord),
+        (status = 201, description = "Created; `ETag` is the version", body = OwnerRecord),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed`", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn put_owner() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/owners/{owner_id}",
+    tag = "owners",
+    operation_id = "get_owner",
+    summary = "Get an owner",
+    description = "With `key_count`, the keys naming it that are not revoked. Needs `api.owner.view`. `ETag` is the version.",
+    params(("workspace" = String, Path), ("owner_id" = String, Path)),
+    responses(
+        (status = 200, description = "The owner", body = OwnerRecord),
+        (status = 400, description = "`validation_failed` (`owner_id`)", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn get_owner() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace}/owners",
+    tag = "owners",
+    operation_id = "list_owners",
+    summary = "List owners by id",
+    description = "Needs `api.owner.view`.",
+    params(
+        ("workspace" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = OwnerList),
+        (status = 400, description = "`validation_failed` or `invalid_cursor`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn list_owners() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace}/owners/{owner_id}/credits",
+    tag = "owners",
+    operation_id = "change_owner_credits",
+    summary = "Change an owner's credits",
+    description = "As for a key's credits, on the balance all the owner's keys share. Audited as `owner.credits`. Needs `api.owner.update`.",
+    params(
+        ("workspace" = String, Path),
+        ("owner_id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters: a retry with the same key and body within 24 h gets the first answer again, and the operation is applied once"),
+    ),
+    request_body(content = CreditOpRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The remaining credits", body = CreditsLeft),
+        (status = 400, description = "`validation_failed` or `invalid_json`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`idempotency_in_progress`", body = Problem, content_type = PROBLEM),
+        (status = 412, description = "`precondition_failed` (concurrent changes kept winning)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = PROBLEM),
+    ),
+    security(("bearer" = []))
+)]
+fn change_owner_credits() {}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -572,23 +704,28 @@ fn test_webhook() {}
     ),
     paths(
         create_key, list_keys, get_key, update_key, revoke_key, rotate_key, list_audit, import_keys,
-        create_role, list_roles, get_role, update_role, delete_role, get_key_usage, get_usage, create_webhook, list_webhooks, get_webhook, update_webhook,
-        delete_webhook, list_webhook_deliveries, test_webhook
+        create_role, list_roles, get_role, update_role, delete_role, change_key_credits,
+        put_owner, get_owner, list_owners, change_owner_credits, get_key_usage, get_usage,
+        create_webhook, list_webhooks, get_webhook, update_webhook, delete_webhook,
+        list_webhook_deliveries, test_webhook
     ),
     components(schemas(
         KeyRecord, KeyId, KeyStatus, RateLimit, Timestamp, Problem, FieldError, KeyWithSecret,
         KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
         RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest, ImportRequest, ImportItem,
-        Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow, WebhookRecord, WebhookWithSecret, WebhookList,
-        Delivery, DeliveryList, CreateWebhookRequest, UpdateWebhookRequest
+        Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow, WebhookRecord,
+        WebhookWithSecret, WebhookList, Delivery, DeliveryList, CreateWebhookRequest,
+        UpdateWebhookRequest, NamedRateLimit, Credits, Refill, Interval, OwnerRecord,
+        OwnerStatus, OwnerList, CreditsLeft, CreditOpRequest, PutOwnerRequest
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "keys", description = "API keys"),
         (name = "roles", description = "Named permission sets keys hold"),
-        (name = "audit", description = "Audit trail"),
+        (name = "owners", description = "The customers behind keys, with shared limits and credits"),
         (name = "usage", description = "Requests by outcome and credits spent, as the edge counted them"),
-        (name = "webhooks", description = "Signed event deliveries (Standard Webhooks)")
+        (name = "webhooks", description = "Signed event deliveries (Standard Webhooks)"),
+        (name = "audit", description = "Audit trail")
     )
 )]
 struct ApiDoc;
@@ -637,7 +774,7 @@ mod tests {
             .filter(|r| matches!(r.access, crate::operation::Access::Permission(_)))
             .count();
         assert_eq!(ops, management);
-        assert_eq!(ops, 22);
+        assert_eq!(ops, 27);
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

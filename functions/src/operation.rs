@@ -38,6 +38,16 @@ pub enum Operation {
     UpdateRole,
     /// Delete a role.
     DeleteRole,
+    /// Change a key's credits.
+    KeyCredits,
+    /// Create or replace an owner.
+    PutOwner,
+    /// Get an owner.
+    GetOwner,
+    /// List owners.
+    ListOwners,
+    /// Change an owner's credits.
+    OwnerCredits,
     /// The web console's page (public, no credentials).
     Console,
     /// One of the web console's static files (public, no credentials).
@@ -109,6 +119,8 @@ const KEYS: &str = "/v1/workspaces/{workspace}/keys";
 const KEY: &str = "/v1/workspaces/{workspace}/keys/{id}";
 const ROLES: &str = "/v1/workspaces/{workspace}/roles";
 const ROLE: &str = "/v1/workspaces/{workspace}/roles/{name}";
+const OWNERS: &str = "/v1/workspaces/{workspace}/owners";
+const OWNER: &str = "/v1/workspaces/{workspace}/owners/{owner_id}";
 /// The console's page; API Gateway also routes `/console/` here (a trailing slash is ignored).
 const CONSOLE: &str = "/console";
 const HOOKS: &str = "/v1/workspaces/{workspace}/webhooks";
@@ -215,6 +227,41 @@ pub const OPERATIONS: &[Row] = &[
         "roles",
     ),
     row(
+        Operation::KeyCredits,
+        "POST",
+        "/v1/workspaces/{workspace}/keys/{id}/credits",
+        Access::Permission(Permission::KeyUpdate),
+        "update-key",
+    ),
+    row(
+        Operation::PutOwner,
+        "PUT",
+        OWNER,
+        Access::Permission(Permission::OwnerUpdate),
+        "owners",
+    ),
+    row(
+        Operation::GetOwner,
+        "GET",
+        OWNER,
+        Access::Permission(Permission::OwnerView),
+        "owners",
+    ),
+    row(
+        Operation::ListOwners,
+        "GET",
+        OWNERS,
+        Access::Permission(Permission::OwnerView),
+        "owners",
+    ),
+    row(
+        Operation::OwnerCredits,
+        "POST",
+        "/v1/workspaces/{workspace}/owners/{owner_id}/credits",
+        Access::Permission(Permission::OwnerUpdate),
+        "owners",
+    ),
+    row(
         Operation::Console,
         "GET",
         CONSOLE,
@@ -295,7 +342,7 @@ pub const OPERATIONS: &[Row] = &[
 
 impl Operation {
     /// Every operation (a test checks each has exactly one row).
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 30] = [
         Self::CreateKey,
         Self::ListKeys,
         Self::GetKey,
@@ -310,6 +357,11 @@ impl Operation {
         Self::GetRole,
         Self::UpdateRole,
         Self::DeleteRole,
+        Self::KeyCredits,
+        Self::PutOwner,
+        Self::GetOwner,
+        Self::ListOwners,
+        Self::OwnerCredits,
         Self::Console,
         Self::ConsoleFile,
         Self::GetKeyUsage,
@@ -367,6 +419,11 @@ impl Row {
             Operation::GetRole => "get_role".to_owned(),
             Operation::UpdateRole => "update_role".to_owned(),
             Operation::DeleteRole => "delete_role".to_owned(),
+            Operation::KeyCredits => "change_key_credits".to_owned(),
+            Operation::PutOwner => "put_owner".to_owned(),
+            Operation::GetOwner => "get_owner".to_owned(),
+            Operation::ListOwners => "list_owners".to_owned(),
+            Operation::OwnerCredits => "change_owner_credits".to_owned(),
             Operation::Console => "console".to_owned(),
             Operation::ConsoleFile => "console_file".to_owned(),
             Operation::GetKeyUsage => "get_key_usage".to_owned(),
@@ -394,6 +451,10 @@ pub struct PathParams {
     pub name: Option<String>,
     /// `{file}`: a console file name.
     pub file: Option<String>,
+    /// `{owner_id}`, as the path has it (percent-encoded unless `owner_id_decoded`).
+    pub owner_id: Option<String>,
+    /// Whether `owner_id` came decoded (API Gateway's path parameters).
+    pub owner_id_decoded: bool,
 }
 
 /// Matches `path` against a row's template. Anything before the template's first segment is
@@ -411,6 +472,7 @@ pub fn match_path(template: &str, path: &str) -> Option<PathParams> {
             "{id}" => params.id = Some((*g).to_owned()),
             "{name}" => params.name = Some((*g).to_owned()),
             "{file}" => params.file = Some((*g).to_owned()),
+            "{owner_id}" => params.owner_id = Some((*g).to_owned()),
             literal if literal == *g => {}
             _ => return None,
         }

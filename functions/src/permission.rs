@@ -28,6 +28,10 @@ pub enum Permission {
     WebhookView,
     /// `api.webhook.manage`.
     WebhookManage,
+    /// `api.owner.view` (get, list).
+    OwnerView,
+    /// `api.owner.update` (put, credit operations).
+    OwnerUpdate,
 }
 
 impl Permission {
@@ -46,6 +50,8 @@ impl Permission {
             Self::UsageView => "api.usage.view",
             Self::WebhookView => "api.webhook.view",
             Self::WebhookManage => "api.webhook.manage",
+            Self::OwnerView => "api.owner.view",
+            Self::OwnerUpdate => "api.owner.update",
         }
     }
 }

@@ -13,6 +13,17 @@
 //! audit, usage and counter items, and key changes that only move `last_used_at`, send nothing.
 //! The edge keeps only the newest version and never replaces a tombstone, so replays and
 //! out-of-order deliveries are harmless.
+//!
+//! Per owner item record: the NEW image's owner entry (`o:{workspace}:{owner_id}`: version,
+//! status, shared limits, whether it has credits) when its version moved (a balance report
+//! changes no version and sends nothing); a deleted owner item (never by the API) becomes an
+//! entry one version later with no settings.
+//!
+//! Credit operations: a key or owner item whose `credit_seq` advanced (NEW against OLD image)
+//! sends the NEW image's `credit_op`, the operation that write recorded. Every write that
+//! records an operation adds exactly 1 to `credit_seq` and the stream carries every write, so
+//! the records of one target carry its operations one by one, in ascending `seq`; within a
+//! batch they keep the stream's order. The edge applies each `seq` once, so a replay is harmless.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,9 +31,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use keyward_common::credits::CreditOp;
+use keyward_common::record::{OwnerEntry, OwnerStatus};
 use keyward_common::sync::{
-    MAX_BATCH_ITEMS, RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome,
-    SyncResponse, TIMESTAMP_HEADER, sign,
+    MAX_BATCH_ITEMS, OwnerSyncItem, RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem,
+    SyncOutcome, SyncResponse, TIMESTAMP_HEADER, sign,
 };
 use keyward_common::{EdgeEntry, KeyStatus, RoleEntry};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -31,10 +44,11 @@ use serde_json::Value;
 
 use crate::config::{ConfigError, required};
 use crate::runtime::{exit_on_config_error, unix_now};
-use crate::store::StoredKey;
 use crate::store::item::{
-    ItemError, ItemRead, KEY_SK_PREFIX, ROLE_SK_PREFIX, SK, role, stored_key_from_item,
+    ItemError, ItemRead, KEY_SK_PREFIX, OWNER_SK_PREFIX, ROLE_SK_PREFIX, SK, owner_from_item, role,
+    stored_key_from_item,
 };
+use crate::store::{CreditState, StoredKey, StoredOwner};
 
 /// How sending a batch is retried inside one invocation: a few quick tries, so a blip does not
 /// cost a whole Lambda retry, while an edge that stays down is left to Lambda's retries.
@@ -313,6 +327,88 @@ fn plan_role(record: &EventRecord) -> Result<Option<RoleSyncItem>, RecordError> 
     }
 }
 
+/// The edge entry of an owner.
+#[must_use]
+pub fn owner_sync_item(owner: &StoredOwner) -> OwnerSyncItem {
+    let r = &owner.record;
+    OwnerSyncItem {
+        workspace: r.workspace.clone(),
+        owner_id: r.owner_id.clone(),
+        entry: OwnerEntry {
+            version: r.version,
+            status: r.status,
+            rate_limits: r.rate_limits.clone(),
+            credited: r.credits.is_some(),
+        },
+    }
+}
+
+/// The credit operations a write from `old` to `new` recorded: the latest one when `seq`
+/// advanced. (Each write records at most one; a gap would mean a lost stream record, logged.)
+#[must_use]
+pub fn credit_ops(old: Option<&CreditState>, new: &CreditState) -> Vec<CreditOp> {
+    let before = old.map_or(0, |o| o.seq);
+    if new.seq <= before {
+        return Vec::new();
+    }
+    if new.seq > before + 1 {
+        tracing::warn!(
+            from = before,
+            to = new.seq,
+            "credit operations skipped in the stream; sending the latest"
+        );
+    }
+    match &new.op {
+        Some(op) if op.seq == new.seq => vec![op.clone()],
+        _ => {
+            tracing::error!(seq = new.seq, "credit_seq advanced without its credit_op");
+            Vec::new()
+        }
+    }
+}
+
+fn image_owner(image: &serde_dynamo::Item) -> Result<Option<StoredOwner>, ItemError> {
+    if image.is_empty() {
+        Ok(None)
+    } else {
+        owner_from_item(image).map(Some)
+    }
+}
+
+/// The owner write and credit operations an owner item record asks for.
+fn plan_owner(record: &EventRecord) -> Result<SyncBatch, RecordError> {
+    let old = image_owner(&record.change.old_image)?;
+    let new = if record.event_name == "REMOVE" {
+        None
+    } else {
+        image_owner(&record.change.new_image)?
+    };
+    let mut batch = SyncBatch::default();
+    match (old, new) {
+        (old, Some(new)) => {
+            if old
+                .as_ref()
+                .is_none_or(|o| o.record.version != new.record.version)
+            {
+                batch.owners.push(owner_sync_item(&new));
+            }
+            batch.credit_ops = credit_ops(old.as_ref().map(|o| &o.credit), &new.credit);
+        }
+        (Some(old), None) => batch.owners.push(OwnerSyncItem {
+            workspace: old.record.workspace.clone(),
+            owner_id: old.record.owner_id.clone(),
+            entry: OwnerEntry {
+                version: old.record.version + 1,
+                status: OwnerStatus::Active,
+                rate_limits: Vec::new(),
+                credited: false,
+            },
+        }),
+        (None, None) => return Err(RecordError::NoImage),
+    }
+    Ok(batch)
+}
+
 /// The KV writes one stream record asks for; `None` when it concerns no edge entry (not a key
 /// or role item, a key change that only moved `last_used_at`, a role change the edge does not
 /// see). `now` is when retired hashes stop.
@@ -330,6 +426,9 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
             ..SyncBatch::default()
         }));
     }
+    if sk.is_some_and(|sk| sk.starts_with(OWNER_SK_PREFIX)) {
+        return Ok(Some(plan_owner(record)?));
+    }
     if !sk.is_some_and(|sk| sk.starts_with(KEY_SK_PREFIX)) {
         return Ok(None);
     }
@@ -339,6 +438,7 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
     } else {
         image_key(&change.new_image)?
     };
+    let mut ops = Vec::new();
     let items = match (old, new) {
         (old, Some(new)) => {
             if let Some(old) = &old
@@ -346,6 +446,7 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
             {
                 return Ok(None);
             }
+            ops = credit_ops(old.as_ref().map(|o| &o.credit), &new.credit);
             let mut items: Vec<SyncItem> = new
                 .edge_entries()
                 .into_iter()
@@ -373,13 +474,23 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
         }
         (None, None) => return Err(RecordError::NoImage),
     };
-    Ok(Some(SyncBatch::keys(items)))
+    Ok(Some(SyncBatch {
+        credit_ops: ops,
+        ..SyncBatch::keys(items)
+    }))
 }
 
-/// Whether `new` differs from `old` in `last_used_at` at most (the usage function's write).
+/// Whether `new` differs from `old` in what the usage function writes at most: `last_used_at`,
+/// and the credit balance the edge reported (same operation).
 fn only_usage_changed(old: &StoredKey, new: &StoredKey) -> bool {
     let mut old = old.clone();
     old.record.last_used_at = new.record.last_used_at;
+    if old.credit.seq == new.credit.seq {
+        old.credit.balance_at_ms = new.credit.balance_at_ms;
+        if let (Some(o), Some(n)) = (&mut old.record.credits, &new.record.credits) {
+            o.remaining = n.remaining;
+        }
+    }
     old == *new
 }
 
@@ -454,12 +565,25 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
                 .iter()
                 .flat_map(|p| p.batch.roles.iter().cloned())
                 .collect(),
-            ..SyncBatch::default()
+            owners: planned[start..end]
+                .iter()
+                .flat_map(|p| p.batch.owners.iter().cloned())
+                .collect(),
+            credit_ops: planned[start..end]
+                .iter()
+                .flat_map(|p| p.batch.credit_ops.iter().cloned())
+                .collect(),
         };
         match edge.send(&batch).await {
             Ok(answer) => {
                 batches += 1;
-                for o in answer.outcomes.into_iter().chain(answer.role_outcomes) {
+                for o in answer
+                    .outcomes
+                    .into_iter()
+                    .chain(answer.role_outcomes)
+                    .chain(answer.owner_outcomes)
+                    .chain(answer.credit_outcomes)
+                {
                     match o {
                         SyncOutcome::Applied => applied += 1,
                         SyncOutcome::Stale => stale += 1,
@@ -524,6 +648,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyward_common::credits::CreditOpKind;
     use serde_json::json;
 
     const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -721,6 +846,127 @@ mod tests {
         other.change.keys =
             serde_json::from_value(json!({"PK": {"S": "HASH#x"}, "SK": {"S": "HASH"}})).unwrap();
         assert!(plan_record(&other, 0).unwrap().is_none());
+    }
+
+    /// `img` with credits (`remaining`, at operation `seq` of kind `op`) and a balance time.
+    fn credited(mut img: Value, remaining: u64, seq: u64, op: &str, balance_at_ms: i64) -> Value {
+        let id = keyward_common::KeyId::new(1, [0; 10]).to_string();
+        let target = if img["SK"]["S"].as_str().unwrap().starts_with("OWNER#") {
+            json!({"kind": "owner", "workspace": "acme", "owner_id": "cus_1"})
+        } else {
+            json!({"kind": "key", "workspace": "acme", "key_id": id})
+        };
+        let op = json!({"target": target, "seq": seq, "op": op, "value": remaining,
+                        "refill": {"amount": 100, "interval": "daily"}, "at": 1_800_000_000});
+        img["credits_remaining"] = json!({"N": remaining.to_string()});
+        img["credits_refill"] = json!({"S": r#"{"amount":100,"interval":"daily"}"#});
+        img["credit_seq"] = json!({"N": seq.to_string()});
+        img["credit_op"] = json!({"S": op.to_string()});
+        img["balance_at_ms"] = json!({"N": balance_at_ms.to_string()});
+        img
+    }
+
+    fn owner_image(version: u64, status: &str) -> Value {
+        json!({
+            "PK": {"S": "WS#acme"}, "SK": {"S": "OWNER#cus_1"},
+            "workspace": {"S": "acme"}, "owner_id": {"S": "cus_1"}, "status": {"S": status},
+            "rate_limits": {"S": r#"[{"name":"minute","limit":3,"period_s":60}]"#},
+            "created_at": {"N": "1800000000"}, "updated_at": {"N": "1800000000"},
+            "version": {"N": version.to_string()},
+        })
+    }
+
+    fn owner_record(name: &str, old: Option<Value>, new: Option<Value>) -> EventRecord {
+        let mut r = record(name, old, new);
+        r.change.keys =
+            serde_json::from_value(json!({"PK": {"S": "WS#acme"}, "SK": {"S": "OWNER#cus_1"}}))
+                .unwrap();
+        r
+    }
+
+    #[test]
+    fn a_key_created_with_credits_sends_its_set_operation_and_a_credited_entry() {
+        let new = credited(image(1, "active", H1, None), 50, 1, "set", 0);
+        let batch = plan_record(&record("INSERT", None, Some(new)), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.items[0].entry.credited);
+        assert_eq!(batch.credit_ops.len(), 1);
+        let op = &batch.credit_ops[0];
+        assert_eq!((op.seq, op.op, op.value), (1, CreditOpKind::Set, 50));
+        assert_eq!(
+            op.target.object_name(),
+            format!("k:{}", keyward_common::KeyId::new(1, [0; 10]))
+        );
+        assert_eq!(op.refill.unwrap().amount, 100);
+    }
+
+    #[test]
+    fn a_credit_operation_is_sent_once_and_a_balance_report_sends_nothing() {
+        let old = credited(image(1, "active", H1, None), 50, 1, "set", 0);
+        let new = credited(image(2, "active", H1, None), 10, 2, "increment", 0);
+        let batch = plan_record(&record("MODIFY", Some(old), Some(new.clone())), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.credit_ops.len(), 1);
+        assert_eq!(batch.credit_ops[0].seq, 2);
+        assert_eq!(batch.credit_ops[0].op, CreditOpKind::Increment);
+        // The usage function's write: a newer balance at the same operation.
+        let mut reported = new.clone();
+        reported["credits_remaining"] = json!({"N": "7"});
+        reported["balance_at_ms"] = json!({"N": "1800000000500"});
+        let r = record("MODIFY", Some(new.clone()), Some(reported));
+        assert!(plan_record(&r, 0).unwrap().is_none());
+        // A settings change that records no operation sends no operation.
+        let mut renamed = new.clone();
+        renamed["name"] = json!({"S": "renamed"});
+        renamed["version"] = json!({"N": "3"});
+        let batch = plan_record(&record("MODIFY", Some(new), Some(renamed)), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.credit_ops.is_empty());
+        assert_eq!(batch.items.len(), 1);
+    }
+
+    #[test]
+    fn an_owner_write_sends_its_entry_and_operation_but_a_balance_report_nothing() {
+        let new = credited(owner_image(1, "disabled"), 20, 1, "set", 0);
+        let batch = plan_record(&owner_record("INSERT", None, Some(new.clone())), 0)
+            .unwrap()
+            .unwrap();
+        assert!(batch.items.is_empty());
+        assert_eq!(batch.owners.len(), 1);
+        let o = &batch.owners[0];
+        assert_eq!(o.kv_key().unwrap(), "o:acme:cus_1");
+        assert_eq!(o.entry.version, 1);
+        assert_eq!(o.entry.status, OwnerStatus::Disabled);
+        assert_eq!(o.entry.rate_limits[0].name, "minute");
+        assert!(o.entry.credited);
+        assert_eq!(batch.credit_ops.len(), 1);
+        assert_eq!(batch.credit_ops[0].target.object_name(), "o:acme:cus_1");
+
+        let mut reported = new.clone();
+        reported["credits_remaining"] = json!({"N": "3"});
+        reported["balance_at_ms"] = json!({"N": "1800000000500"});
+        let r = owner_record("MODIFY", Some(new.clone()), Some(reported));
+        assert!(plan_record(&r, 0).unwrap().unwrap().is_empty());
+
+        let decremented = credited(owner_image(2, "disabled"), 15, 2, "decrement", 0);
+        let batch = plan_record(
+            &owner_record("MODIFY", Some(new.clone()), Some(decremented)),
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(batch.owners[0].entry.version, 2);
+        assert_eq!(batch.credit_ops[0].seq, 2);
+
+        let gone = plan_record(&owner_record("REMOVE", Some(new), None), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.owners[0].entry.version, 2);
+        assert_eq!(gone.owners[0].entry.status, OwnerStatus::Active);
+        assert!(!gone.owners[0].entry.credited);
     }
 
     #[test]

@@ -9,10 +9,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
+use keyward_common::credits::{CreditOp, CreditOpKind, CreditTarget, Credits};
+use keyward_common::record::{NamedRateLimit, OwnerRecord, OwnerStatus};
+use keyward_common::sync::BalanceReport;
 use keyward_common::{KeyId, KeyRecord, KeyStatus, SecretKey, Timestamp};
 use keyward_functions::store::dynamo::DynamoStore;
 use keyward_functions::store::item::{self, GSI1, GSI1PK, GSI1SK, PK, SK};
-use keyward_functions::store::{AuditEvent, KeyQuery, KeyStore, Replace, StoreError, StoredKey};
+use keyward_functions::store::{
+    AuditEvent, CreditState, KeyQuery, KeyStore, Replace, StoreError, StoredKey, StoredOwner,
+};
 use keyward_tests::moto::Moto;
 use keyward_tests::paths::repo_root;
 
@@ -100,6 +105,7 @@ fn new_key(ws: &str, ms: u64, n: u8, owner: Option<&str>) -> (StoredKey, SecretK
         },
         hash: s.hash(),
         previous: None,
+        credit: Default::default(),
     };
     (key, s)
 }
@@ -114,6 +120,7 @@ fn audit(ws: &str, id: &KeyId, action: &str, ms: u64) -> AuditEvent {
         key_id: Some(id.to_string()),
         role: None,
         webhook_id: None,
+        owner_id: None,
         changed: vec![],
         request_id: "req".into(),
         source_ip: None,
@@ -353,6 +360,7 @@ fn role_audit(ws: &str, name: &str, ms: u64) -> AuditEvent {
         key_id: None,
         role: Some(name.into()),
         webhook_id: None,
+        owner_id: None,
         changed: vec![],
         request_id: "req".into(),
         source_ip: None,
@@ -625,4 +633,232 @@ async fn usage_is_counted_per_hour_once_per_report_and_read_by_key_and_by_range(
             .unwrap()
             .is_empty()
     );
+}
+
+fn owner_audit(ws: &str, owner: &str, ms: u64) -> AuditEvent {
+    AuditEvent {
+        owner_id: Some(owner.into()),
+        key_id: None,
+        action: "owner.test".into(),
+        ..audit(ws, &KeyId::new(ms, [0; 10]), "owner", ms)
+    }
+}
+
+fn credit_op(target: CreditTarget, seq: u64, op: CreditOpKind, value: u64) -> CreditOp {
+    CreditOp {
+        target,
+        seq,
+        op,
+        value,
+        refill: None,
+        at: 1_795_000_000,
+    }
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_keeps_owners_credit_operations_and_edge_balances() {
+    let moto = start_moto();
+    let store = store(&moto).await;
+    let ws = "acme";
+    let target = CreditTarget::Owner {
+        workspace: ws.into(),
+        owner_id: "cus/1 é".into(),
+    };
+    let mut owner = StoredOwner {
+        record: OwnerRecord {
+            workspace: ws.into(),
+            owner_id: "cus/1 é".into(),
+            status: OwnerStatus::Active,
+            meta: Some(serde_json::from_str(r#"{"plan":"pro"}"#).unwrap()),
+            rate_limits: vec![NamedRateLimit {
+                name: "minute".into(),
+                limit: 3,
+                period_s: 60,
+            }],
+            credits: Some(Credits {
+                remaining: 50,
+                refill: None,
+            }),
+            key_count: 0,
+            created_at: Timestamp(1_795_000_000),
+            updated_at: Timestamp(1_795_000_000),
+            version: 1,
+        },
+        credit: CreditState {
+            seq: 1,
+            op: Some(credit_op(target.clone(), 1, CreditOpKind::Set, 50)),
+            balance_at_ms: None,
+        },
+    };
+    store
+        .put_owner(None, &owner, &owner_audit(ws, "cus/1 é", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .put_owner(None, &owner, &owner_audit(ws, "cus/1 é", 2))
+            .await,
+        Err(StoreError::VersionConflict)
+    ));
+    assert_eq!(
+        store.get_owner(ws, "cus/1 é").await.unwrap().unwrap(),
+        owner
+    );
+
+    // Balances: only for the latest operation, only forward.
+    let report = |remaining, seq, at_ms| BalanceReport {
+        target: target.clone(),
+        remaining,
+        seq,
+        at_ms,
+    };
+    assert!(store.apply_balance(&report(40, 1, 1_000)).await.unwrap());
+    assert!(!store.apply_balance(&report(30, 1, 999)).await.unwrap());
+    assert!(!store.apply_balance(&report(30, 2, 2_000)).await.unwrap());
+    let read = store.get_owner(ws, "cus/1 é").await.unwrap().unwrap();
+    assert_eq!(read.record.credits.unwrap().remaining, 40);
+    assert_eq!(read.credit.balance_at_ms, Some(1_000));
+
+    // A replacement that records no operation keeps the reported balance (it read 50 before).
+    let before = owner.clone();
+    owner.record.status = OwnerStatus::Disabled;
+    owner.record.version = 2;
+    store
+        .put_owner(Some(&before), &owner, &owner_audit(ws, "cus/1 é", 3))
+        .await
+        .unwrap();
+    let read = store.get_owner(ws, "cus/1 é").await.unwrap().unwrap();
+    assert_eq!(read.record.status, OwnerStatus::Disabled);
+    assert_eq!(read.record.credits.unwrap().remaining, 40);
+    // A stale version is refused.
+    assert!(matches!(
+        store
+            .put_owner(Some(&before), &owner, &owner_audit(ws, "cus/1 é", 4))
+            .await,
+        Err(StoreError::VersionConflict)
+    ));
+    // One that records an operation writes its balance and seq.
+    let before = read;
+    let mut after = before.clone();
+    after.record.version = 3;
+    after.record.credits = Some(Credits {
+        remaining: 45,
+        refill: None,
+    });
+    after.credit.seq = 2;
+    after.credit.op = Some(credit_op(target.clone(), 2, CreditOpKind::Increment, 5));
+    store
+        .put_owner(Some(&before), &after, &owner_audit(ws, "cus/1 é", 5))
+        .await
+        .unwrap();
+    let read = store.get_owner(ws, "cus/1 é").await.unwrap().unwrap();
+    assert_eq!(read.record.credits.unwrap().remaining, 45);
+    assert_eq!(read.credit.seq, 2);
+    assert!(store.apply_balance(&report(44, 2, 1_500)).await.unwrap());
+
+    // key_count: keys naming the owner that are not revoked, from the owner index.
+    let (k1, _) = new_key(ws, 1_795_000_000_101, 101, Some("cus/1 é"));
+    let (k2, _) = new_key(ws, 1_795_000_000_102, 102, Some("cus/1 é"));
+    let (k3, _) = new_key(ws, 1_795_000_000_103, 103, Some("other"));
+    for (i, k) in [&k1, &k2, &k3].into_iter().enumerate() {
+        store
+            .create(
+                k,
+                &audit(ws, &k.record.id, "key.create", 10 + i as u64),
+                100,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.count_owner_keys(ws, "cus/1 é").await.unwrap(), 2);
+    let mut revoked = k1.clone();
+    revoked.record.status = KeyStatus::Revoked;
+    revoked.record.version += 1;
+    store
+        .replace(Replace {
+            before: &k1,
+            after: &revoked,
+            audit: &audit(ws, &k1.record.id, "key.revoke", 20),
+            active_delta: -1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.count_owner_keys(ws, "cus/1 é").await.unwrap(), 1);
+    assert_eq!(store.count_owner_keys(ws, "nobody").await.unwrap(), 0);
+
+    // A key's credits: a balance report, then a PATCH-like replacement keeps it.
+    let (mut k4, _) = new_key(ws, 1_795_000_000_104, 104, None);
+    let key_target = CreditTarget::Key {
+        workspace: ws.into(),
+        key_id: k4.record.id.clone(),
+    };
+    k4.record.credits = Some(Credits {
+        remaining: 9,
+        refill: None,
+    });
+    k4.credit = CreditState {
+        seq: 1,
+        op: Some(credit_op(key_target.clone(), 1, CreditOpKind::Set, 9)),
+        balance_at_ms: None,
+    };
+    store
+        .create(&k4, &audit(ws, &k4.record.id, "key.create", 30), 100)
+        .await
+        .unwrap();
+    let key_report = BalanceReport {
+        target: key_target,
+        remaining: 2,
+        seq: 1,
+        at_ms: 7,
+    };
+    assert!(store.apply_balance(&key_report).await.unwrap());
+    let mut renamed = k4.clone();
+    renamed.record.name = "renamed".into();
+    renamed.record.version += 1;
+    store
+        .replace(Replace {
+            before: &k4,
+            after: &renamed,
+            audit: &audit(ws, &k4.record.id, "key.update", 31),
+            active_delta: 0,
+        })
+        .await
+        .unwrap();
+    let read = store.get(ws, &k4.record.id).await.unwrap().unwrap();
+    assert_eq!(read.record.name, "renamed");
+    assert_eq!(read.record.credits.unwrap().remaining, 2);
+    assert_eq!(read.credit.seq, 1);
+    // A key without credits takes no report.
+    let none = BalanceReport {
+        target: CreditTarget::Key {
+            workspace: ws.into(),
+            key_id: k2.record.id.clone(),
+        },
+        remaining: 1,
+        seq: 0,
+        at_ms: 1,
+    };
+    assert!(!store.apply_balance(&none).await.unwrap());
+
+    // Owners list by id, paged.
+    for (i, id) in ["a", "b"].into_iter().enumerate() {
+        let mut o = owner.clone();
+        o.record.owner_id = id.into();
+        o.record.version = 1;
+        o.credit = CreditState::default();
+        store
+            .put_owner(None, &o, &owner_audit(ws, id, 40 + i as u64))
+            .await
+            .unwrap();
+    }
+    let page = store.list_owners(ws, 2, None).await.unwrap();
+    let ids: Vec<&str> = page
+        .items
+        .iter()
+        .map(|o| o.record.owner_id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let rest = store.list_owners(ws, 2, page.next.as_ref()).await.unwrap();
+    assert_eq!(rest.items[0].record.owner_id, "cus/1 é");
+    assert!(rest.next.is_none());
 }

@@ -127,6 +127,7 @@ fn new_key() -> StoredKey {
         },
         hash: s.hash(),
         previous: None,
+        credit: Default::default(),
     }
 }
 
@@ -140,6 +141,7 @@ fn audit(request_id: &str, id: &str) -> AuditEvent {
         key_id: Some("key".into()),
         role: None,
         webhook_id: None,
+        owner_id: None,
         changed: vec![],
         request_id: request_id.into(),
         source_ip: None,

@@ -156,6 +156,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     revoke_refuses_to_run_unconfirmed_without_a_terminal,
     roles_are_managed_and_their_holders_verified_through_the_cli,
     a_five_thousand_row_csv_imports_with_progress_and_a_summary,
+    owners_and_credits_are_managed_through_the_cli,
 ];
 
 fn main() {
@@ -703,4 +704,104 @@ async fn roles_are_managed_and_their_holders_verified_through_the_cli(w: World) 
     let gone = cli.run(&["roles", "get", "sms-sender"]).await;
     assert_eq!(gone.code, 1, "{gone:?}");
     assert!(gone.stderr.contains("not_found"), "{gone:?}");
+}
+
+async fn owners_and_credits_are_managed_through_the_cli(w: World) {
+    let cli = w.cli("cli-owners");
+    let put: serde_json::Value = cli
+        .run(&[
+            "owners",
+            "put",
+            "cus/1",
+            "--meta",
+            r#"{"plan": "pro"}"#,
+            "--rate-limit",
+            "minute=3/60",
+            "--rate-limit",
+            "month=1000/2678400",
+            "--credits",
+            "100",
+            "--refill",
+            "100/monthly:31",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(put["owner_id"], "cus/1");
+    assert_eq!(put["meta"]["plan"], "pro");
+    assert_eq!(put["rate_limits"][1]["period_s"], 2_678_400);
+    assert_eq!(put["credits"]["refill"]["day"], 31);
+
+    let key: KeyWithSecret = cli
+        .run(&[
+            "keys",
+            "create",
+            "--name",
+            "metered",
+            "--owner",
+            "cus/1",
+            "--rate-limit",
+            "10/1",
+            "--credits",
+            "50",
+            "--refill",
+            "50/daily",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(key.record.credits.map(|c| c.remaining), Some(50));
+    assert_eq!(key.record.rate_limits[0].name, "default");
+    let id = key.record.id.to_string();
+
+    // Credit operations, as words or flags; the answer is the balance.
+    let left = cli.run(&["keys", "credits", &id, "decrement", "20"]).await;
+    assert_eq!(left.ok().stdout.trim(), "30");
+    let left = cli.run(&["keys", "credits", &id, "--increment", "5"]).await;
+    assert_eq!(left.ok().stdout.trim(), "35");
+    let left: serde_json::Value = cli
+        .run(&["owners", "credits", "cus/1", "set", "7", "--json"])
+        .await
+        .json();
+    assert_eq!(left, serde_json::json!({"remaining": 7}));
+
+    // People get a table with the count of live keys and the refill rule.
+    let shown = cli.run(&["owners", "get", "cus/1"]).await;
+    let text = &shown.ok().stdout;
+    assert!(text.contains("7 (refill 100/monthly:31)"), "{text}");
+    assert!(text.contains("keys"), "{text}");
+    let got: serde_json::Value = cli.run(&["owners", "get", "cus/1", "--json"]).await.json();
+    assert_eq!(got["key_count"], 1);
+    let listed: serde_json::Value = cli.run(&["owners", "list", "--json"]).await.json();
+    assert_eq!(listed["data"][0]["owner_id"], "cus/1");
+
+    // Update: new credits, then none.
+    let updated: KeyRecord = cli
+        .run(&["keys", "update", &id, "--credits", "9", "--json"])
+        .await
+        .json();
+    assert_eq!(updated.credits.map(|c| c.remaining), Some(9));
+    let updated: KeyRecord = cli
+        .run(&["keys", "update", &id, "--no-credits", "--json"])
+        .await
+        .json();
+    assert_eq!(updated.credits, None);
+
+    // An increment without credits is the API's 400: code and detail, exit 1.
+    let refused = cli.run(&["keys", "credits", &id, "increment", "1"]).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("validation_failed"), "{refused:?}");
+    // A bad refill never reaches the API: exit 2.
+    let usage = cli
+        .run(&[
+            "owners",
+            "put",
+            "x",
+            "--credits",
+            "1",
+            "--refill",
+            "1/monthly:0",
+        ])
+        .await;
+    assert_eq!(usage.code, 2, "{usage:?}");
 }

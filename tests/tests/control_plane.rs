@@ -31,6 +31,8 @@ const ALL: &[&str] = &[
     "api.role.view",
     "api.role.update",
     "api.role.delete",
+    "api.owner.view",
+    "api.owner.update",
 ];
 
 /// What every scenario gets.
@@ -72,6 +74,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     a_root_key_manages_keys_of_its_own_workspace_only,
     roles_grant_permissions_to_keys_and_cannot_be_deleted_while_held,
     a_webhook_endpoint_receives_a_signed_test_event_over_http,
+    owners_share_limits_and_credits_and_count_their_live_keys,
     // Last: it checks every secret the scenarios above created.
     no_secret_created_during_the_run_appears_in_a_function_log_line,
 ];
@@ -736,13 +739,73 @@ async fn bad_input_is_refused_with_problem_json_naming_the_cause(w: World) {
         )
         .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 0}})),
         case(
-            "rate_limit.period_s over a day",
+            "rate_limit.period_s over 31 days",
             Method::POST,
             &keys,
             400,
             "validation_failed",
         )
-        .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 86_401}})),
+        .json(&json!({"name": "x", "rate_limit": {"limit": 1, "period_s": 2_678_401}})),
+        case(
+            "six rate_limits",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "rate_limits": (0..6)
+            .map(|i| json!({"name": format!("l{i}"), "limit": 1, "period_s": 1}))
+            .collect::<Vec<_>>()})),
+        case(
+            "two rate_limits with one name",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "rate_limits": [
+            {"name": "a", "limit": 1, "period_s": 1}, {"name": "a", "limit": 2, "period_s": 1}]})),
+        case(
+            "negative credits",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "credits": {"remaining": -1}})),
+        case(
+            "a refill on day 32",
+            Method::POST,
+            &keys,
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"name": "x", "credits": {"remaining": 1,
+            "refill": {"amount": 1, "interval": "monthly", "day": 32}}})),
+        case(
+            "a fractional credit operation",
+            Method::POST,
+            &format!("{one}/credits"),
+            400,
+            "validation_failed",
+        )
+        .json(&json!({"op": "set", "value": 1.5})),
+        case(
+            "a credit operation without JSON",
+            Method::POST,
+            &format!("{one}/credits"),
+            415,
+            "unsupported_media_type",
+        )
+        .raw("text/plain", b"op=set"),
+        case(
+            "an owner id with a control character",
+            Method::PUT,
+            &format!("/v1/workspaces/{ws}/owners/a%07b"),
+            400,
+            "validation_failed",
+        )
+        .json(&json!({})),
         case(
             "an upper-case prefix",
             Method::POST,
@@ -1324,6 +1387,226 @@ async fn a_webhook_endpoint_receives_a_signed_test_event_over_http(w: World) {
         .call(Method::GET, &hook, None)
         .await
         .expect_status(404);
+}
+
+async fn owners_share_limits_and_credits_and_count_their_live_keys(w: World) {
+    let ws = w.workspace("owners");
+    let admin = w.admin(&ws);
+    let owners = format!("/v1/workspaces/{ws}/owners");
+    // An id with a slash and a space travels percent-encoded.
+    let owner = format!("{owners}/cus%2F1%20a");
+    let created = admin
+        .call(
+            Method::PUT,
+            &owner,
+            Some(&json!({"meta": {"plan": "pro"},
+                "rate_limits": [{"name": "minute", "limit": 3, "period_s": 60},
+                                {"name": "month", "limit": 1000, "period_s": 2_678_400}],
+                "credits": {"remaining": 100,
+                            "refill": {"amount": 100, "interval": "monthly", "day": 31}}})),
+        )
+        .await;
+    created.expect_status(201);
+    assert_eq!(created.body["owner_id"], "cus/1 a");
+    assert_eq!(created.body["status"], "active");
+    assert_eq!(created.body["credits"]["refill"]["day"], 31);
+    assert_eq!(created.body["key_count"], 0);
+
+    // Keys name it; a revoked one no longer counts.
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let k = admin
+            .create_key(
+                &ws,
+                &json!({"name": name, "owner_id": "cus/1 a",
+                        "rate_limits": [{"name": "second", "limit": 5, "period_s": 1}],
+                        "credits": {"remaining": 10}}),
+            )
+            .await;
+        k.expect_status(201);
+        assert_eq!(k.body["credits"], json!({"remaining": 10}));
+        assert_eq!(k.body["rate_limits"][0]["name"], "second");
+        ids.push(k.id().to_owned());
+    }
+    admin.revoke_key(&ws, &ids[0]).await.expect_status(200);
+    let got = admin.call(Method::GET, &owner, None).await;
+    got.expect_status(200);
+    assert_eq!(got.body["key_count"], 2);
+    assert_eq!(got.body["rate_limits"][1]["period_s"], 2_678_400);
+
+    // Credit operations on the owner and on a key.
+    let spent = admin
+        .call(
+            Method::POST,
+            &format!("{owner}/credits"),
+            Some(&json!({"op": "decrement", "value": 30})),
+        )
+        .await;
+    spent.expect_status(200);
+    assert_eq!(spent.body, json!({"remaining": 70}));
+    let key_credits = format!("/v1/workspaces/{ws}/keys/{}/credits", ids[1]);
+    let r = admin
+        .call(
+            Method::POST,
+            &key_credits,
+            Some(&json!({"op": "increment", "value": 5})),
+        )
+        .await;
+    r.expect_status(200);
+    assert_eq!(r.body["remaining"], 15);
+    assert_eq!(
+        admin.get_key(&ws, &ids[1]).await.body["credits"]["remaining"],
+        15
+    );
+    // With an Idempotency-Key a retried grant is applied once; a refused one keeps nothing.
+    let grant = |key: &'static str, body: Value| {
+        let admin = admin.clone();
+        let path = key_credits.clone();
+        async move {
+            admin
+                .send(
+                    Method::POST,
+                    &path,
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", key),
+                    ],
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+                .expect("sending a grant")
+        }
+    };
+    let inc = json!({"op": "increment", "value": 10});
+    assert_eq!(grant("grant-1", inc.clone()).await.body["remaining"], 25);
+    let again = grant("grant-1", inc).await;
+    again.expect_status(200);
+    assert_eq!(again.body["remaining"], 25, "applied once");
+    grant("grant-2", json!({"op": "add", "value": 1}))
+        .await
+        .expect_problem(400, "validation_failed");
+    let owner_grant = admin
+        .send(
+            Method::POST,
+            &format!("{owner}/credits"),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "owner-grant-1"),
+            ],
+            Some(
+                json!({"op": "increment", "value": 5})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await
+        .expect("sending an owner grant");
+    owner_grant.expect_status(200);
+    assert_eq!(owner_grant.body["remaining"], 75);
+    let refused = admin
+        .send(
+            Method::POST,
+            &format!("{owners}/nobody/credits"),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "owner-grant-2"),
+            ],
+            Some(json!({"op": "set", "value": 5}).to_string().into_bytes()),
+        )
+        .await
+        .expect("sending an owner grant");
+    refused.expect_problem(404, "not_found");
+
+    admin
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{ws}/keys/{}/credits", ids[0]),
+            Some(&json!({"op": "set", "value": 1})),
+        )
+        .await
+        .expect_problem(409, "key_revoked");
+    admin
+        .call(
+            Method::POST,
+            &key_credits,
+            Some(&json!({"op": "increment", "value": -1})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+
+    // Replaced as a whole: what the PUT leaves out is reset.
+    let replaced = admin
+        .call(Method::PUT, &owner, Some(&json!({"status": "disabled"})))
+        .await;
+    replaced.expect_status(200);
+    assert_eq!(replaced.body["status"], "disabled");
+    assert_eq!(replaced.body["credits"], Value::Null);
+    assert_eq!(
+        replaced.body["version"], 4,
+        "create, two credit operations, this"
+    );
+    admin
+        .call(
+            Method::POST,
+            &format!("{owner}/credits"),
+            Some(&json!({"op": "increment", "value": 1})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+    admin
+        .call(
+            Method::PUT,
+            &owner,
+            Some(&json!({"credits": {"remaining": 1, "refill": {"amount": 1, "interval": "monthly", "day": 32}}})),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+
+    // The list, paged by id.
+    admin
+        .call(Method::PUT, &format!("{owners}/cus_2"), Some(&json!({})))
+        .await
+        .expect_status(201);
+    let page = admin
+        .call(Method::GET, &format!("{owners}?limit=1"), None)
+        .await;
+    page.expect_status(200);
+    assert_eq!(page.body["data"][0]["owner_id"], "cus/1 a");
+    assert_eq!(page.body["has_more"], true);
+    let next = admin
+        .call(
+            Method::GET,
+            &format!(
+                "{owners}?limit=1&cursor={}",
+                page.body["next_cursor"].as_str().expect("cursor")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(next.body["data"][0]["owner_id"], "cus_2");
+
+    // Who may: a key manager without owner rights, a viewer, another workspace.
+    let keys_only = w
+        .app
+        .with_token(Some(w.token(&ws, &["api.key.create", "api.key.view"])));
+    keys_only
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_problem(403, "forbidden");
+    let viewer = w.app.with_token(Some(w.token(&ws, &["api.owner.view"])));
+    viewer
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_status(200);
+    viewer
+        .call(Method::PUT, &owner, Some(&json!({})))
+        .await
+        .expect_problem(403, "forbidden");
+    let stranger = w.admin("elsewhere");
+    stranger
+        .call(Method::GET, &owner, None)
+        .await
+        .expect_problem(404, "not_found");
 }
 
 async fn no_secret_created_during_the_run_appears_in_a_function_log_line(w: World) {

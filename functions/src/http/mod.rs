@@ -85,6 +85,10 @@ async fn dispatch(
         if let (Some(name), Some(_)) = (p.first("name"), &params.name) {
             params.name = Some(name.to_owned());
         }
+        if let (Some(owner), Some(_)) = (p.first("owner_id"), &params.owner_id) {
+            params.owner_id = Some(owner.to_owned());
+            params.owner_id_decoded = true;
+        }
     }
     let caller = authorize(app, row, &params, req, ctx).await?;
     let now = Now { ms: ctx.now_ms };
@@ -154,7 +158,8 @@ fn policy(app: &App) -> ScopePolicy<'_> {
     }
 }
 
-/// [`call`], answered once per `Idempotency-Key` for create, rotate and import: a retry of the
+/// [`call`], answered once per `Idempotency-Key` for create, rotate, import and credit
+/// operations (a retried `increment` is applied once): a retry of the
 /// same request by the same caller within a day gets the first answer again (secret included),
 /// another request with the key a 422, a retry while the first still runs waits for it (then
 /// 409 `idempotency_in_progress`). A failed request keeps nothing: it can be retried.
@@ -173,7 +178,11 @@ async fn idempotent(
     };
     if !matches!(
         op,
-        Operation::CreateKey | Operation::RotateKey | Operation::ImportKeys
+        Operation::CreateKey
+            | Operation::RotateKey
+            | Operation::ImportKeys
+            | Operation::KeyCredits
+            | Operation::OwnerCredits
     ) {
         return call(app, op, caller, params, req, now).await;
     }
@@ -428,6 +437,49 @@ async fn call(
             let delivery = ops::webhooks::test(app, caller, &id, now).await?;
             Reply::json(StatusCode::OK, &delivery)
         }
+        Operation::KeyCredits => {
+            let id = key_id(params)?;
+            let change =
+                input::credits::credit_op(json_body(req, true)?).map_err(ApiError::Validation)?;
+            let remaining = ops::credits::key(app, caller, &id, change, now).await?;
+            Reply::json(StatusCode::OK, &api::CreditsLeft { remaining })
+        }
+        Operation::PutOwner => {
+            let owner_id = owner_id(params)?;
+            let settings =
+                input::credits::put_owner(json_body(req, true)?).map_err(ApiError::Validation)?;
+            let expected = expected_version(req)?;
+            let put = ops::owners::put(app, caller, &owner_id, settings, expected, now).await?;
+            let v = put.owner.version;
+            if put.created {
+                let location = format!(
+                    "/v1/workspaces/{ws}/owners/{}",
+                    params.owner_id.as_deref().unwrap_or_default()
+                );
+                Ok(Reply::json(StatusCode::CREATED, &put.owner)?
+                    .etag(v)
+                    .location(location))
+            } else {
+                Ok(Reply::json(StatusCode::OK, &put.owner)?.etag(v))
+            }
+        }
+        Operation::GetOwner => {
+            let owner = ops::owners::get(app, caller, &owner_id(params)?).await?;
+            let v = owner.version;
+            Ok(Reply::json(StatusCode::OK, &owner)?.etag(v))
+        }
+        Operation::ListOwners => {
+            let q = Query::parse_str(req.uri().query().unwrap_or(""), &["limit", "cursor"])?;
+            let page = ops::owners::list(app, caller, q.limit()?, q.cursor()).await?;
+            Reply::json(StatusCode::OK, &page)
+        }
+        Operation::OwnerCredits => {
+            let owner_id = owner_id(params)?;
+            let change =
+                input::credits::credit_op(json_body(req, true)?).map_err(ApiError::Validation)?;
+            let remaining = ops::owners::credits(app, caller, &owner_id, change, now).await?;
+            Reply::json(StatusCode::OK, &api::CreditsLeft { remaining })
+        }
         // Served by their own functions (`usage`, `console`), never through here.
         Operation::ReportUsage | Operation::Console | Operation::ConsoleFile => {
             Err(ApiError::NotFound)
@@ -475,6 +527,13 @@ async fn key_reply(app: &App, mut record: keyward_common::KeyRecord) -> Result<R
 /// Fills in a key's effective permissions for an answer.
 async fn shown(app: &App, record: &mut keyward_common::KeyRecord) -> Result<(), ApiError> {
     ops::show_permissions(app, std::slice::from_mut(record)).await
+}
+
+/// The `{owner_id}` of an owner path, percent-decoded (unless API Gateway did) and checked.
+fn owner_id(params: &PathParams) -> Result<String, ApiError> {
+    let raw = params.owner_id.as_deref().unwrap_or_default();
+    input::credits::owner_id(raw, !params.owner_id_decoded)
+        .map_err(|e| ApiError::Validation(vec![e]))
 }
 
 /// The `{name}` of a role path; a name that cannot exist is simply not found.

@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use keyward_common::Timestamp;
 use keyward_common::verify::is_management;
-use keyward_common::{RateLimit, Timestamp};
 use serde_json::{Map, Value};
 
 use super::{Errors, Field};
@@ -195,17 +195,6 @@ impl Errors {
             return None;
         }
         Some(map)
-    }
-
-    /// A rate limit within its bounds.
-    pub fn rate_limit(&mut self, rl: RateLimit) -> Option<RateLimit> {
-        match rl.validate() {
-            Ok(()) => Some(rl),
-            Err(msg) => {
-                self.add("rate_limit", msg);
-                None
-            }
-        }
     }
 
     /// An expiry in the future.

@@ -35,7 +35,8 @@ pub struct ImportItem {
     #[schema(value_type = Option<String>)]
     pub hash: Option<String>,
     /// The create fields (`name` required; `scopes`, `roles`, `owner_id`, `meta`,
-    /// `expires_at`/`expires_in`, `allowed_ips`, `rate_limit`, `status`).
+    /// `expires_at`/`expires_in`, `allowed_ips`, `rate_limit`, `rate_limits`, `credits`,
+    /// `status`).
     #[serde(flatten)]
     #[schema(inline)]
     pub settings: CreateKeyRequest,

@@ -2,12 +2,15 @@
 //! validated forms.
 
 use ipnet::IpNet;
+use keyward_common::credits::Credits;
+use keyward_common::record::NamedRateLimit;
 use keyward_common::{FieldError, KeyRecord, KeyStatus, RateLimit, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::checks::{MAX_EXPIRES_IN, MAX_GRACE_S, MAX_NAME, ScopePolicy, expected};
+use super::credits::{CREDITS_SHAPE, LIMITS_SHAPE, named_default};
 use super::{Field, from_object};
 
 type Json = Map<String, Value>;
@@ -44,10 +47,18 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub meta: Field<Json>,
-    /// Request allowance.
+    /// One-limit shorthand: the limit named `default` of `rate_limits` (periods up to 31 days).
     #[serde(default)]
     #[schema(value_type = Option<RateLimit>)]
     pub rate_limit: Field<RateLimit>,
+    /// Up to 5 limits `{name, limit, period_s}` (period 1 to 2678400 s), names unique; all apply.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<NamedRateLimit>>)]
+    pub rate_limits: Field<Value>,
+    /// The key's own credits: `remaining` (0 to 1000000000000) and an optional refill rule.
+    #[serde(default)]
+    #[schema(value_type = Option<Credits>)]
+    pub credits: Field<Value>,
     /// Key prefix, 2–16 characters `[a-z0-9]`; default: the deployment's.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -91,10 +102,19 @@ pub struct UpdateKeyRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>, nullable)]
     pub allowed_ips: Field<Vec<String>>,
-    /// `null` clears (unlimited).
+    /// Sets the limit named `default`; `null` removes it.
     #[serde(default)]
     #[schema(value_type = Option<RateLimit>, nullable)]
     pub rate_limit: Field<RateLimit>,
+    /// Replaces every limit (up to 5); `null` or `[]` removes them all.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<NamedRateLimit>>, nullable)]
+    pub rate_limits: Field<Value>,
+    /// Replaces the credits (a different `remaining` sets the balance; only a new `refill`
+    /// keeps it); `null` removes them (unlimited).
+    #[serde(default)]
+    #[schema(value_type = Option<Credits>, nullable)]
+    pub credits: Field<Value>,
     /// `active` or `disabled` (revoke with DELETE).
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "disabled")]
@@ -130,8 +150,12 @@ pub struct NewKey {
     pub owner_id: Option<String>,
     /// Metadata.
     pub meta: Option<Json>,
-    /// Allowance.
+    /// The limit named `default`, if any.
     pub rate_limit: Option<RateLimit>,
+    /// Every limit.
+    pub rate_limits: Vec<NamedRateLimit>,
+    /// Its own credits.
+    pub credits: Option<Credits>,
     /// Key prefix (default applied).
     pub prefix: String,
     /// Roles held.
@@ -155,8 +179,12 @@ pub struct Patch {
     pub expires_at: Option<Option<Timestamp>>,
     /// Networks (`Some(vec![])` clears).
     pub allowed_ips: Option<Vec<IpNet>>,
-    /// Allowance.
+    /// The limit named `default` (set or removed), applied after `rate_limits`.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Every limit.
+    pub rate_limits: Option<Vec<NamedRateLimit>>,
+    /// Credits.
+    pub credits: Option<Option<Credits>>,
     /// Active or disabled.
     pub status: Option<KeyStatus>,
     /// Roles (`Some(vec![])` clears).
@@ -202,12 +230,36 @@ impl Patch {
             self.allowed_ips,
             &mut changed,
         );
+        let mut limits = self
+            .rate_limits
+            .unwrap_or_else(|| record.rate_limits.clone());
+        if let Some(rl) = self.rate_limit {
+            let at = limits
+                .iter()
+                .position(|l| l.name == NamedRateLimit::DEFAULT_NAME);
+            match (rl, at) {
+                (Some(rl), Some(i)) => limits[i] = named_default(rl),
+                (Some(rl), None) => limits.insert(0, named_default(rl)),
+                (None, Some(i)) => {
+                    limits.remove(i);
+                }
+                (None, None) => {}
+            }
+        }
+        let shorthand = crate::store::item::default_limit(&limits);
         set(
             "rate_limit",
             &mut record.rate_limit,
-            self.rate_limit,
+            Some(shorthand),
             &mut changed,
         );
+        set(
+            "rate_limits",
+            &mut record.rate_limits,
+            Some(limits),
+            &mut changed,
+        );
+        set("credits", &mut record.credits, self.credits, &mut changed);
         set("status", &mut record.status, self.status, &mut changed);
         changed
     }
@@ -263,6 +315,15 @@ pub fn create(
     let meta = flat(f.take("meta", req.meta, expected::OBJECT)).and_then(|m| f.meta(m));
     let rate_limit = flat(f.take("rate_limit", req.rate_limit, expected::RATE_LIMIT))
         .and_then(|r| f.rate_limit(r));
+    let rate_limits = flat(f.take("rate_limits", req.rate_limits, LIMITS_SHAPE))
+        .and_then(|v| f.rate_limits("rate_limits", v));
+    let rate_limits = if f.has("rate_limit") || f.has("rate_limits") {
+        Vec::new()
+    } else {
+        f.merge_limits(rate_limit, rate_limits).unwrap_or_default()
+    };
+    let credits =
+        flat(f.take("credits", req.credits, CREDITS_SHAPE)).and_then(|v| f.credits("credits", v));
     let prefix = match flat(f.take("prefix", req.prefix, expected::STRING)) {
         Some(p) if keyward_common::key::validate_prefix(&p).is_ok() => p,
         Some(_) => {
@@ -300,7 +361,9 @@ pub fn create(
         allowed_ips,
         owner_id,
         meta,
-        rate_limit,
+        rate_limit: crate::store::item::default_limit(&rate_limits),
+        rate_limits,
+        credits,
         prefix,
         roles,
         status,
@@ -357,9 +420,30 @@ pub fn patch(body: Json, policy: ScopePolicy<'_>, now: i64) -> Result<Patch, Vec
         Some(None) => Some(Vec::new()),
         None => None,
     };
-    p.rate_limit = match f.take("rate_limit", req.rate_limit, expected::RATE_LIMIT) {
+    let rate_limit = match f.take("rate_limit", req.rate_limit, expected::RATE_LIMIT) {
         Some(Some(r)) => f.rate_limit(r).map(Some),
         other => other,
+    };
+    let rate_limits = match f.take("rate_limits", req.rate_limits, LIMITS_SHAPE) {
+        Some(Some(v)) => f.rate_limits("rate_limits", v).map(Some),
+        Some(None) => Some(None),
+        None => None,
+    };
+    match (rate_limits, rate_limit) {
+        (None, rl) => p.rate_limit = rl,
+        (Some(list), None) => p.rate_limits = Some(list.unwrap_or_default()),
+        (Some(list), Some(Some(rl))) => {
+            p.rate_limits = f.merge_limits(Some(rl), list);
+        }
+        (Some(list), Some(None)) => {
+            let mut list = list.unwrap_or_default();
+            list.retain(|l| l.name != NamedRateLimit::DEFAULT_NAME);
+            p.rate_limits = Some(list);
+        }
+    }
+    p.credits = match f.take("credits", req.credits, CREDITS_SHAPE) {
+        Some(Some(v)) => f.credits("credits", v).map(Some),
+        other => other.map(|_| None),
     };
     f.done(p)
 }
@@ -472,7 +556,7 @@ mod tests {
                 "rate_limit",
             ),
             (
-                json!({"name": "n", "rate_limit": {"limit": 1, "period_s": 86_401}}),
+                json!({"name": "n", "rate_limit": {"limit": 1, "period_s": 2_678_401}}),
                 "rate_limit",
             ),
             (

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use keyward_common::FieldError;
 
 pub mod checks;
+pub mod credits;
 pub mod import;
 pub mod key;
 pub mod query;

@@ -1,5 +1,6 @@
 //! Create a key: a fresh secret, stored only as its hash, counted against the workspace's cap.
 
+use keyward_common::credits::CreditTarget;
 use keyward_common::{KeyId, KeyRecord, Timestamp};
 
 use super::{Now, Target, WithSecret, audit_event, new_secret, no_key_escalation, random_bytes};
@@ -40,16 +41,27 @@ pub async fn create(
         permissions: Vec::new(),
         allowed_ips: new.allowed_ips,
         rate_limit: new.rate_limit,
-        rate_limits: Vec::new(),
-        credits: None,
+        rate_limits: new.rate_limits,
+        credits: new.credits,
         version: 1,
         imported: false,
     };
     no_key_escalation(app, caller, &record).await?;
+    let credit = super::credits::settle(
+        &Default::default(),
+        CreditTarget::Key {
+            workspace: caller.workspace.clone(),
+            key_id: id.clone(),
+        },
+        None,
+        record.credits.as_ref(),
+        now,
+    );
     let stored = StoredKey {
         record,
         hash: secret.hash(),
         previous: None,
+        credit,
     };
     let audit = audit_event(caller, "key.create", Target::Key(&id), vec![], now)?;
     let cap = app.config.max_active_keys;

@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::input::import::NewImport;
 use crate::store::{StoreError, StoredKey};
+use keyward_common::credits::CreditTarget;
 
 /// The answer of an import: counts and one result per item, in order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +73,7 @@ pub async fn import(
         seen.push(new.hash.clone());
         let id = KeyId::new(now.ms, random_bytes::<10>()?);
         let record = record(caller, &new, id.clone(), now);
+        let credits = record.credits;
         if let Err(e) = no_key_escalation(app, caller, &record).await {
             results.push(refuse(e.problem()));
             continue;
@@ -82,6 +84,16 @@ pub async fn import(
                 record,
                 hash: new.hash,
                 previous: None,
+                credit: super::credits::settle(
+                    &Default::default(),
+                    CreditTarget::Key {
+                        workspace: caller.workspace.clone(),
+                        key_id: id.clone(),
+                    },
+                    None,
+                    credits.as_ref(),
+                    now,
+                ),
             },
             audit,
         ));
@@ -145,8 +157,8 @@ fn record(caller: &Caller, new: &NewImport, id: KeyId, now: Now) -> KeyRecord {
         last_used_at: None,
         allowed_ips: k.allowed_ips.clone(),
         rate_limit: k.rate_limit,
-        rate_limits: Vec::new(),
-        credits: None,
+        rate_limits: k.rate_limits.clone(),
+        credits: k.credits,
         version: 1,
         imported: true,
     }

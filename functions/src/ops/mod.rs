@@ -2,10 +2,12 @@
 //! domain values. HTTP maps to and from them in [`crate::http`], one place.
 
 pub mod create;
+pub mod credits;
 pub mod get;
 pub mod import;
 pub mod list_audit;
 pub mod list_keys;
+pub mod owners;
 pub mod revoke;
 pub mod roles;
 pub mod rotate;
@@ -71,6 +73,7 @@ enum Target<'a> {
     Key(&'a KeyId),
     Role(&'a str),
     Webhook(&'a str),
+    Owner(&'a str),
     /// The workspace as a whole (an import call).
     Workspace,
 }
@@ -99,6 +102,10 @@ fn audit_event(
         },
         webhook_id: match target {
             Target::Webhook(id) => Some(id.to_owned()),
+            _ => None,
+        },
+        owner_id: match target {
+            Target::Owner(id) => Some(id.to_owned()),
             _ => None,
         },
         changed,

@@ -1,6 +1,8 @@
 //! Update a key's settings (PATCH): only the fields the patch names, one version later.
 
-use keyward_common::{KeyId, KeyRecord, KeyStatus};
+use keyward_common::credits::CreditTarget;
+use keyward_common::record::NamedRateLimit;
+use keyward_common::{FieldError, KeyId, KeyRecord, KeyStatus};
 
 use super::{Commit, Now, check_version, commit, load, no_key_escalation};
 use crate::app::App;
@@ -31,7 +33,23 @@ pub async fn update(
     no_key_escalation(app, caller, &before.record).await?;
     let mut after = before.clone();
     let changed = patch.apply(&mut after.record);
+    if after.record.rate_limits.len() > NamedRateLimit::MAX_PER_TARGET {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "rate_limit",
+            "the key would have more than 5 limits: remove one with rate_limits first",
+        )]));
+    }
     no_key_escalation(app, caller, &after.record).await?;
+    after.credit = super::credits::settle(
+        &before.credit,
+        CreditTarget::Key {
+            workspace: caller.workspace.clone(),
+            key_id: id.clone(),
+        },
+        before.record.credits.as_ref(),
+        after.record.credits.as_ref(),
+        now,
+    );
     if changed.is_empty() {
         return Ok(before.record);
     }

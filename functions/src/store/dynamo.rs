@@ -15,12 +15,14 @@ use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord};
 
 use super::item::{
     self, ACTIVE_KEYS, AUDIT_SK_PREFIX, COUNTER_SK, GSI1, GSI1PK, GSI1SK, HASH_SK, IDEM_SK_PREFIX,
-    KEY_SK_PREFIX, PK, ROLE_SK_PREFIX, SK, TTL,
+    KEY_SK_PREFIX, OWNER_SK_PREFIX, PK, ROLE_SK_PREFIX, SK, TTL,
 };
 use super::{
     AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
-    StoreError, StoredKey, UsageHour, hash_changes, role_changes,
+    StoreError, StoredKey, StoredOwner, UsageHour, hash_changes, role_changes,
 };
+use keyward_common::credits::CreditTarget;
+use keyward_common::sync::BalanceReport;
 
 /// A [`KeyStore`] on one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -67,25 +69,53 @@ impl DynamoStore {
     ///
     /// It sets every attribute of `after` and removes those `before` had and `after` lacks, but
     /// never touches `last_used_at`: the `usage` function moves that forward concurrently, and a
-    /// whole-item put would move it back.
+    /// whole-item put would move it back. The same holds for the credit balance the edge
+    /// reports, unless the write records a credit operation.
     fn key_update(
         &self,
         before: &StoredKey,
         after: &StoredKey,
     ) -> anyhow::Result<TransactWriteItem> {
-        let skip = |k: &str| k == PK || k == SK || k == item::key::LAST_USED_AT;
-        let after_item = item::key_to_item(after);
-        let gone: Vec<String> = item::key_to_item(before)
+        self.item_update(
+            item::key_to_item(before),
+            item::key_to_item(after),
+            before.record.version,
+            before.credit.seq == after.credit.seq,
+            &[item::key::LAST_USED_AT],
+        )
+    }
+
+    /// A whole-item update of a key or owner item conditional on `version` (see
+    /// [`Self::key_update`]): `keep` names attributes left alone, and with `keep_balance` the
+    /// reported credit balance is left alone too.
+    fn item_update(
+        &self,
+        before_item: HashMap<String, AttributeValue>,
+        after_item: HashMap<String, AttributeValue>,
+        version: u64,
+        keep_balance: bool,
+        keep: &[&str],
+    ) -> anyhow::Result<TransactWriteItem> {
+        let skip = |k: &str| {
+            k == PK
+                || k == SK
+                || keep.contains(&k)
+                || (keep_balance
+                    && (k == item::credit::REMAINING || k == item::credit::BALANCE_AT_MS))
+        };
+        let pk = after_item.get(PK).cloned().context("item without PK")?;
+        let sk = after_item.get(SK).cloned().context("item without SK")?;
+        let gone: Vec<String> = before_item
             .into_keys()
             .filter(|k| !skip(k) && !after_item.contains_key(k))
             .collect();
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(item::workspace_pk(&after.record.workspace)))
-            .key(SK, s(item::key_sk(&after.record.id)))
+            .key(PK, pk)
+            .key(SK, sk)
             .condition_expression("#expected_version = :expected_version")
             .expression_attribute_names("#expected_version", item::key::VERSION)
-            .expression_attribute_values(":expected_version", n(before.record.version));
+            .expression_attribute_values(":expected_version", n(version));
         let mut sets = Vec::new();
         for (i, (name, value)) in after_item.into_iter().filter(|(k, _)| !skip(k)).enumerate() {
             sets.push(format!("#s{i} = :s{i}"));
@@ -105,7 +135,7 @@ impl DynamoStore {
         let update = update
             .update_expression(expression)
             .build()
-            .context("building key update")?;
+            .context("building item update")?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -1017,6 +1047,141 @@ impl KeyStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .context("decoding roles")?;
         Ok(Page { items, next })
+    }
+
+    async fn get_owner(
+        &self,
+        workspace: &str,
+        owner_id: &str,
+    ) -> Result<Option<StoredOwner>, StoreError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(item::owner_sk(owner_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("reading an owner from DynamoDB")?;
+        match resp.item() {
+            Some(it) => Ok(Some(
+                item::owner_from_item(it).context("decoding an owner item")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_owner(
+        &self,
+        before: Option<&StoredOwner>,
+        after: &StoredOwner,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let write = match before {
+            None => self.put(item::owner_to_item(after), Some("attribute_not_exists(PK)"))?,
+            Some(b) => self.item_update(
+                item::owner_to_item(b),
+                item::owner_to_item(after),
+                b.record.version,
+                b.credit.seq == after.credit.seq,
+                &[],
+            )?,
+        };
+        let items = vec![
+            write,
+            self.put(item::audit_to_item(audit), Some("attribute_not_exists(PK)"))?,
+        ];
+        match self.transact_retrying(items, audit).await {
+            Ok(()) => Ok(()),
+            Err(r) if failed(&r, 0) || conflicted(&r) => Err(StoreError::VersionConflict),
+            Err(r) => Err(other(&r)),
+        }
+    }
+
+    async fn list_owners(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<StoredOwner>, StoreError> {
+        let (items, next) = self
+            .workspace_page(workspace, OWNER_SK_PREFIX, limit, after, true)
+            .await?;
+        let items = items
+            .iter()
+            .map(item::owner_from_item)
+            .collect::<Result<Vec<_>, _>>()
+            .context("decoding owners")?;
+        Ok(Page { items, next })
+    }
+
+    async fn count_owner_keys(&self, workspace: &str, owner_id: &str) -> Result<u64, StoreError> {
+        let mut count = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :sk)")
+                .filter_expression("#st <> :revoked")
+                .expression_attribute_names("#st", item::key::STATUS)
+                .expression_attribute_values(":pk", s(item::owner_pk(workspace, owner_id)))
+                .expression_attribute_values(":sk", s(KEY_SK_PREFIX))
+                .expression_attribute_values(":revoked", s("revoked"))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .context("counting an owner's keys")?;
+            count += u64::try_from(resp.count()).unwrap_or(0);
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    async fn apply_balance(&self, report: &BalanceReport) -> Result<bool, StoreError> {
+        let (pk, sk) = match &report.target {
+            CreditTarget::Key { workspace, key_id } => {
+                (item::workspace_pk(workspace), item::key_sk(key_id))
+            }
+            CreditTarget::Owner {
+                workspace,
+                owner_id,
+            } => (item::workspace_pk(workspace), item::owner_sk(owner_id)),
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("SET #r = :r, #at = :at")
+            .condition_expression(
+                "attribute_exists(#r) AND #seq = :seq AND (attribute_not_exists(#at) OR #at < :at)",
+            )
+            .expression_attribute_names("#r", item::credit::REMAINING)
+            .expression_attribute_names("#at", item::credit::BALANCE_AT_MS)
+            .expression_attribute_names("#seq", item::credit::SEQ)
+            .expression_attribute_values(":r", n(report.remaining))
+            .expression_attribute_values(":at", n(report.at_ms))
+            .expression_attribute_values(":seq", n(report.seq))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::Other(
+                anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
+                    .context("applying a balance report"),
+            )),
+        }
     }
 
     async fn list_audit(

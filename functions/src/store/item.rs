@@ -12,7 +12,17 @@
 //!   when the key has an owner.
 //! - hash item `HASH#{sha256}` / `HASH`: `workspace`, `key_id`, `status`, `version`, and for a
 //!   rotated-away secret in its grace period `retires_at` and `ttl` (= `retires_at` + 1 day).
+//!   Several limits: `rate_limits` as a JSON **string** (absent when none; an item written
+//!   before it existed has only `rate_limit`, read as the limit named `default`). Credits, on
+//!   key and owner items alike ([`credit`]): `credits_remaining` (Number: the last balance the
+//!   edge reported or an operation set), `credits_refill` (JSON string), `credit_seq` (Number:
+//!   operations recorded so far), `credit_op` (JSON string of the latest
+//!   [`keyward_common::credits::CreditOp`], which the stream carries to the edge) and
+//!   `balance_at_ms` (Number: when the edge's last applied balance report was made).
 //! - role item `WS#{ws}` / `ROLE#{name}`: every [`keyward_common::RoleRecord`] field.
+//! - owner item `WS#{ws}` / `OWNER#{owner_id}`: `workspace`, `owner_id`, `status`, `meta` and
+//!   `rate_limits` as JSON strings, the credit attributes above, `created_at`, `updated_at`,
+//!   `version`. `key_count` is not stored: it is counted on the owner index when shown.
 //! - idempotency item `WS#{ws}` / `IDEM#{slot}`: `fingerprint`, `sealed` answer, `lease_until`,
 //!   `ttl`.
 //! - audit item `WS#{ws}` / `AUDIT#{unix_ms:013}#{random}`.
@@ -23,6 +33,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use keyward_common::credits::{CreditOp, Credits, Refill};
+use keyward_common::record::{NamedRateLimit, OwnerRecord, OwnerStatus};
 use keyward_common::{
     EdgeEntry, KeyHash, KeyId, KeyRecord, KeyStatus, RateLimit, RoleRecord, Timestamp,
 };
@@ -67,6 +79,34 @@ pub mod key {
     pub const PREVIOUS_RETIRES_AT: &str = "previous_retires_at";
     /// Present (`true`) on an imported key.
     pub const IMPORTED: &str = "imported";
+    /// Every limit, as a JSON string.
+    pub const RATE_LIMITS: &str = "rate_limits";
+}
+
+/// Credit attributes of key and owner items.
+pub mod credit {
+    /// Last known balance (Number); absent: no credits.
+    pub const REMAINING: &str = "credits_remaining";
+    /// The refill rule (JSON string).
+    pub const REFILL: &str = "credits_refill";
+    /// Credit operations recorded (Number), each write that records one adds 1.
+    pub const SEQ: &str = "credit_seq";
+    /// The latest operation (JSON string of a `CreditOp`).
+    pub const OP: &str = "credit_op";
+    /// Unix ms of the edge report the balance came from (Number).
+    pub const BALANCE_AT_MS: &str = "balance_at_ms";
+}
+
+/// Owner item attributes (`WS#{ws}` / `OWNER#{owner_id}`).
+pub mod owner {
+    pub const WORKSPACE: &str = "workspace";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const STATUS: &str = "status";
+    pub const META: &str = "meta";
+    pub const RATE_LIMITS: &str = "rate_limits";
+    pub const CREATED_AT: &str = "created_at";
+    pub const UPDATED_AT: &str = "updated_at";
+    pub const VERSION: &str = "version";
 }
 
 /// Role item attributes (`WS#{ws}` / `ROLE#{name}`): the [`keyward_common::RoleRecord`] field
@@ -110,6 +150,7 @@ pub mod audit {
     pub const KEY_ID: &str = "key_id";
     pub const ROLE: &str = "role";
     pub const WEBHOOK_ID: &str = "webhook_id";
+    pub const OWNER_ID: &str = "owner_id";
     pub const CHANGED: &str = "changed";
     pub const REQUEST_ID: &str = "request_id";
     pub const SOURCE_IP: &str = "source_ip";
@@ -165,6 +206,8 @@ pub const KEY_SK_PREFIX: &str = "KEY#";
 pub const IDEM_SK_PREFIX: &str = "IDEM#";
 /// Sort-key prefix of role items.
 pub const ROLE_SK_PREFIX: &str = "ROLE#";
+/// Sort-key prefix of owner items.
+pub const OWNER_SK_PREFIX: &str = "OWNER#";
 /// Sort-key prefix of audit items.
 pub const AUDIT_SK_PREFIX: &str = "AUDIT#";
 /// Sort-key prefix of usage items.
@@ -216,6 +259,12 @@ pub fn role_sk(name: &str) -> String {
     format!("{ROLE_SK_PREFIX}{name}")
 }
 
+/// `OWNER#{owner_id}`.
+#[must_use]
+pub fn owner_sk(owner_id: &str) -> String {
+    format!("{OWNER_SK_PREFIX}{owner_id}")
+}
+
 /// `HASH#{sha256}`.
 #[must_use]
 pub fn hash_pk(hash: &KeyHash) -> String {
@@ -238,6 +287,29 @@ pub struct StoredKey {
     pub hash: KeyHash,
     /// The rotated-away secret's hash and its retirement time, while it still verifies.
     pub previous: Option<(KeyHash, i64)>,
+    /// Where its credit operations stand.
+    pub credit: CreditState,
+}
+
+/// The bookkeeping of a key's or an owner's credits besides `credits` itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreditState {
+    /// Operations recorded so far (the latest one's `seq`); 0: none yet.
+    pub seq: u64,
+    /// The latest operation, as sent to the edge.
+    pub op: Option<CreditOp>,
+    /// When the edge report that set `remaining` was made (Unix ms).
+    pub balance_at_ms: Option<i64>,
+}
+
+/// An owner as stored: the record (without `key_count`, counted when shown) and its credit
+/// bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOwner {
+    /// What the API shows (`key_count` 0 until counted).
+    pub record: OwnerRecord,
+    /// Where its credit operations stand.
+    pub credit: CreditState,
 }
 
 impl StoredKey {
@@ -352,6 +424,81 @@ fn status_attr(item: &impl ItemRead, name: &'static str) -> Result<KeyStatus, It
     KeyStatus::parse(req_str(item, name)?).ok_or(ItemError { attribute: name })
 }
 
+fn json_attr<T: serde::de::DeserializeOwned>(
+    item: &impl ItemRead,
+    name: &'static str,
+) -> Result<Option<T>, ItemError> {
+    item.string(name)
+        .map(|text| serde_json::from_str(text).map_err(|_| ItemError { attribute: name }))
+        .transpose()
+}
+
+/// Reads the credit attributes of a key or owner item.
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is malformed.
+pub fn credits_from_item(
+    item: &impl ItemRead,
+) -> Result<(Option<Credits>, CreditState), ItemError> {
+    let credits = match opt_num::<u64>(item, credit::REMAINING)? {
+        Some(remaining) => Some(Credits {
+            remaining,
+            refill: json_attr::<Refill>(item, credit::REFILL)?,
+        }),
+        None => None,
+    };
+    let state = CreditState {
+        seq: opt_num(item, credit::SEQ)?.unwrap_or(0),
+        op: json_attr(item, credit::OP)?,
+        balance_at_ms: opt_num(item, credit::BALANCE_AT_MS)?,
+    };
+    Ok((credits, state))
+}
+
+fn credits_to_item(
+    item: &mut HashMap<String, AttributeValue>,
+    credits: Option<&Credits>,
+    state: &CreditState,
+) {
+    if let Some(c) = credits {
+        item.insert(credit::REMAINING.into(), n(c.remaining));
+        if let Some(r) = &c.refill {
+            item.insert(
+                credit::REFILL.into(),
+                s(serde_json::to_string(r).unwrap_or_default()),
+            );
+        }
+    }
+    if state.seq > 0 {
+        item.insert(credit::SEQ.into(), n(state.seq));
+    }
+    if let Some(op) = &state.op {
+        item.insert(
+            credit::OP.into(),
+            s(serde_json::to_string(op).unwrap_or_default()),
+        );
+    }
+    if let Some(at) = state.balance_at_ms {
+        item.insert(credit::BALANCE_AT_MS.into(), n(at));
+    }
+}
+
+fn limits_from_item(
+    item: &impl ItemRead,
+    name: &'static str,
+) -> Result<Vec<NamedRateLimit>, ItemError> {
+    Ok(json_attr(item, name)?.unwrap_or_default())
+}
+
+/// The limit named `default` among `limits`: what the `rate_limit` shorthand shows.
+#[must_use]
+pub fn default_limit(limits: &[NamedRateLimit]) -> Option<RateLimit> {
+    limits
+        .iter()
+        .find(|l| l.name == NamedRateLimit::DEFAULT_NAME)
+        .map(NamedRateLimit::window)
+}
+
 /// Reads a key item (from the SDK or a stream image).
 ///
 /// # Errors
@@ -380,6 +527,20 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
     } else {
         None
     };
+    // Items written before `rate_limits` existed hold the one limit only.
+    let rate_limits = if item.has(RATE_LIMITS) {
+        limits_from_item(item, RATE_LIMITS)?
+    } else {
+        rate_limit
+            .map(|rl| NamedRateLimit {
+                name: NamedRateLimit::DEFAULT_NAME.to_owned(),
+                limit: rl.limit,
+                period_s: rl.period_s,
+            })
+            .into_iter()
+            .collect()
+    };
+    let (credits, credit) = credits_from_item(item)?;
     let allowed_ips = item
         .string_list(ALLOWED_IPS)
         .unwrap_or_default()
@@ -405,9 +566,9 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         expires_at: opt_time(item, EXPIRES_AT)?,
         last_used_at: opt_time(item, LAST_USED_AT)?,
         allowed_ips,
-        rate_limit,
-        rate_limits: Vec::new(),
-        credits: None,
+        rate_limit: default_limit(&rate_limits),
+        rate_limits,
+        credits,
         version: num(item, VERSION)?,
         imported: item.has(IMPORTED),
     };
@@ -423,6 +584,7 @@ pub fn stored_key_from_item(item: &impl ItemRead) -> Result<StoredKey, ItemError
         record,
         hash: hash_attr(item, HASH)?,
         previous,
+        credit,
     })
 }
 
@@ -481,6 +643,13 @@ pub fn key_to_item(key: &StoredKey) -> HashMap<String, AttributeValue> {
         ALLOWED_IPS.into(),
         list(r.allowed_ips.iter().map(ToString::to_string)),
     );
+    if !r.rate_limits.is_empty() {
+        item.insert(
+            RATE_LIMITS.into(),
+            s(serde_json::to_string(&r.rate_limits).unwrap_or_default()),
+        );
+    }
+    credits_to_item(&mut item, r.credits.as_ref(), &key.credit);
     if let Some(rl) = r.rate_limit {
         item.insert(
             RATE_LIMIT.into(),
@@ -563,6 +732,9 @@ pub fn audit_to_item(event: &AuditEvent) -> HashMap<String, AttributeValue> {
     if let Some(hook) = &event.webhook_id {
         item.insert(WEBHOOK_ID.to_owned(), s(hook));
     }
+    if let Some(owner) = &event.owner_id {
+        item.insert(OWNER_ID.to_owned(), s(owner));
+    }
     item
 }
 
@@ -603,6 +775,72 @@ pub fn role_from_item(item: &impl ItemRead) -> Result<RoleRecord, ItemError> {
     })
 }
 
+/// The owner item of `owner`.
+#[must_use]
+pub fn owner_to_item(o: &StoredOwner) -> HashMap<String, AttributeValue> {
+    use owner::*;
+    let r = &o.record;
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(workspace_pk(&r.workspace))),
+        (SK.to_owned(), s(owner_sk(&r.owner_id))),
+        (WORKSPACE.to_owned(), s(&r.workspace)),
+        (OWNER_ID.to_owned(), s(&r.owner_id)),
+        (
+            STATUS.to_owned(),
+            s(match r.status {
+                OwnerStatus::Active => "active",
+                OwnerStatus::Disabled => "disabled",
+            }),
+        ),
+        (CREATED_AT.to_owned(), n(r.created_at.unix())),
+        (UPDATED_AT.to_owned(), n(r.updated_at.unix())),
+        (VERSION.to_owned(), n(r.version)),
+    ]);
+    if let Some(meta) = &r.meta {
+        item.insert(
+            META.to_owned(),
+            s(serde_json::to_string(meta).unwrap_or_default()),
+        );
+    }
+    if !r.rate_limits.is_empty() {
+        item.insert(
+            RATE_LIMITS.to_owned(),
+            s(serde_json::to_string(&r.rate_limits).unwrap_or_default()),
+        );
+    }
+    credits_to_item(&mut item, r.credits.as_ref(), &o.credit);
+    item
+}
+
+/// Reads an owner item (from the SDK or a stream image); `key_count` is left at 0.
+///
+/// # Errors
+/// [`ItemError`] naming the first attribute that is missing or malformed.
+pub fn owner_from_item(item: &impl ItemRead) -> Result<StoredOwner, ItemError> {
+    use owner::*;
+    let status = match req_str(item, STATUS)? {
+        "active" => OwnerStatus::Active,
+        "disabled" => OwnerStatus::Disabled,
+        _ => return Err(ItemError { attribute: STATUS }),
+    };
+    let (credits, credit) = credits_from_item(item)?;
+    Ok(StoredOwner {
+        record: OwnerRecord {
+            workspace: req_str(item, WORKSPACE)?.to_owned(),
+            owner_id: req_str(item, OWNER_ID)?.to_owned(),
+            status,
+            meta: json_attr(item, META)?,
+            rate_limits: limits_from_item(item, RATE_LIMITS)?,
+            credits,
+            key_count: 0,
+            created_at: Timestamp(num(item, CREATED_AT)?),
+            updated_at: Timestamp(num(item, UPDATED_AT)?),
+            version: num(item, VERSION)?,
+        },
+        credit,
+    })
+}
+
 /// Reads an audit item.
 ///
 /// # Errors
@@ -618,6 +856,7 @@ pub fn audit_from_item(item: &impl ItemRead, workspace: &str) -> Result<AuditEve
         key_id: item.string(KEY_ID).map(str::to_owned),
         role: item.string(ROLE).map(str::to_owned),
         webhook_id: item.string(WEBHOOK_ID).map(str::to_owned),
+        owner_id: item.string(OWNER_ID).map(str::to_owned),
         changed: item.string_list(CHANGED).unwrap_or_default(),
         request_id: req_str(item, REQUEST_ID)?.to_owned(),
         source_ip: item.string(SOURCE_IP).map(str::to_owned),
@@ -653,13 +892,46 @@ mod tests {
                     limit: 5,
                     period_s: 60,
                 }),
-                rate_limits: vec![],
-                credits: None,
+                rate_limits: vec![
+                    NamedRateLimit {
+                        name: "default".into(),
+                        limit: 5,
+                        period_s: 60,
+                    },
+                    NamedRateLimit {
+                        name: "monthly".into(),
+                        limit: 10_000,
+                        period_s: 2_678_400,
+                    },
+                ],
+                credits: Some(Credits {
+                    remaining: 40,
+                    refill: Some(Refill {
+                        amount: 100,
+                        interval: keyward_common::credits::Interval::Monthly,
+                        day: Some(31),
+                    }),
+                }),
                 version: 4,
                 imported: false,
             },
             hash: secret.hash(),
             previous: Some((old.hash(), 1_795_000_500)),
+            credit: CreditState {
+                seq: 3,
+                op: Some(CreditOp {
+                    target: keyward_common::credits::CreditTarget::Key {
+                        workspace: "acme".into(),
+                        key_id: KeyId::new(1_795_000_000_000, [3; 10]),
+                    },
+                    seq: 3,
+                    op: keyward_common::credits::CreditOpKind::Increment,
+                    value: 5,
+                    refill: None,
+                    at: 1_795_000_050,
+                }),
+                balance_at_ms: Some(1_795_000_060_000),
+            },
         }
     }
 
@@ -677,10 +949,47 @@ mod tests {
         key.record.owner_id = None;
         key.record.meta = None;
         key.record.rate_limit = None;
+        key.record.rate_limits.clear();
+        key.record.credits = None;
+        key.credit = CreditState::default();
         key.previous = None;
         let item = key_to_item(&key);
         assert!(!item.contains_key(GSI1PK));
         assert_eq!(stored_key_from_item(&item).unwrap(), key);
+    }
+
+    #[test]
+    fn a_key_item_from_before_rate_limits_reads_its_one_limit_as_default() {
+        let key = sample();
+        let mut item = key_to_item(&key);
+        item.remove(key::RATE_LIMITS);
+        let read = stored_key_from_item(&item).unwrap();
+        assert_eq!(read.record.rate_limits.len(), 1);
+        assert_eq!(read.record.rate_limits[0].name, "default");
+        assert_eq!(read.record.rate_limit, key.record.rate_limit);
+    }
+
+    #[test]
+    fn an_owner_item_round_trips_every_field() {
+        let key = sample();
+        let owner = StoredOwner {
+            record: OwnerRecord {
+                workspace: "acme".into(),
+                owner_id: "cus/42 é".into(),
+                status: OwnerStatus::Disabled,
+                meta: key.record.meta.clone(),
+                rate_limits: key.record.rate_limits.clone(),
+                credits: key.record.credits,
+                key_count: 0,
+                created_at: Timestamp(1_795_000_000),
+                updated_at: Timestamp(1_795_000_100),
+                version: 2,
+            },
+            credit: key.credit.clone(),
+        };
+        let item = owner_to_item(&owner);
+        assert_eq!(item[SK].as_s().unwrap(), "OWNER#cus/42 é");
+        assert_eq!(owner_from_item(&item).unwrap(), owner);
     }
 
     #[test]

@@ -10,8 +10,11 @@ use keyward_common::{KeyHash, KeyId, KeyRecord, RoleRecord, Timestamp};
 use super::item::{self, SK};
 use super::{
     AuditEvent, HashRef, IdemClaim, IdemRecord, KeyQuery, KeyStore, Page, Position, Replace,
-    StoreError, StoredKey, UsageHour, hash_changes, role_changes,
+    StoreError, StoredKey, StoredOwner, UsageHour, balance_applies, hash_changes, role_changes,
 };
+use keyward_common::KeyStatus;
+use keyward_common::credits::CreditTarget;
+use keyward_common::sync::BalanceReport;
 
 #[derive(Debug, Default)]
 struct State {
@@ -21,6 +24,8 @@ struct State {
     active: HashMap<String, u64>,
     /// Roles by (workspace, name), with the number of non-revoked keys holding each.
     roles: BTreeMap<(String, String), (RoleRecord, u64)>,
+    /// Owners by (workspace, owner_id).
+    owners: BTreeMap<(String, String), StoredOwner>,
     /// Idempotency slots by (workspace, slot), with their expiry.
     idem: HashMap<(String, String), (IdemRecord, i64)>,
     /// Usage by (workspace, hour, key id), with the (batch, report) markers counted.
@@ -247,7 +252,17 @@ impl KeyStore for MemoryStore {
             s.hashes
                 .insert(w.hash, hash_ref(change.after, w.retires_at));
         }
-        s.keys.insert(k, change.after.clone());
+        let mut write = change.after.clone();
+        if let Some(cur) = s.keys.get(&k)
+            && write.credit.seq == cur.credit.seq
+        {
+            // The edge's balance reports move on between a read and this write.
+            if let (Some(w), Some(c)) = (&mut write.record.credits, &cur.record.credits) {
+                w.remaining = c.remaining;
+            }
+            write.credit.balance_at_ms = cur.credit.balance_at_ms;
+        }
+        s.keys.insert(k, write);
         s.audit.insert(
             (r.workspace.clone(), change.audit.id.clone()),
             change.audit.clone(),
@@ -373,6 +388,115 @@ impl KeyStore for MemoryStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn get_owner(
+        &self,
+        workspace: &str,
+        owner_id: &str,
+    ) -> Result<Option<StoredOwner>, StoreError> {
+        Ok(self
+            .lock()
+            .owners
+            .get(&(workspace.to_owned(), owner_id.to_owned()))
+            .cloned())
+    }
+
+    async fn put_owner(
+        &self,
+        before: Option<&StoredOwner>,
+        after: &StoredOwner,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let r = &after.record;
+        let k = (r.workspace.clone(), r.owner_id.clone());
+        let mut write = after.clone();
+        match (s.owners.get(&k), before) {
+            (None, None) => {}
+            (Some(cur), Some(b)) if cur.record.version == b.record.version => {
+                // The edge's balance reports move on between a read and this write.
+                if after.credit.seq == cur.credit.seq {
+                    if let (Some(w), Some(c)) = (&mut write.record.credits, &cur.record.credits) {
+                        w.remaining = c.remaining;
+                    }
+                    write.credit.balance_at_ms = cur.credit.balance_at_ms;
+                }
+            }
+            _ => return Err(StoreError::VersionConflict),
+        }
+        s.owners.insert(k, write);
+        s.audit
+            .insert((r.workspace.clone(), audit.id.clone()), audit.clone());
+        Ok(())
+    }
+
+    async fn list_owners(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<StoredOwner>, StoreError> {
+        let s = self.lock();
+        let after = after.and_then(|p| p.get(SK)).cloned();
+        let mut matching = s
+            .owners
+            .iter()
+            .filter(|((ws, _), _)| ws == workspace)
+            .filter(|((_, id), _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|a| item::owner_sk(id).as_str() > a.as_str())
+            })
+            .map(|(_, o)| o);
+        let items: Vec<StoredOwner> = matching.by_ref().take(limit).cloned().collect();
+        let next = if matching.next().is_some() {
+            items
+                .last()
+                .map(|o| pos(&item::owner_sk(&o.record.owner_id)))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn count_owner_keys(&self, workspace: &str, owner_id: &str) -> Result<u64, StoreError> {
+        let s = self.lock();
+        Ok(s.keys
+            .iter()
+            .filter(|((ws, _), k)| {
+                ws == workspace
+                    && k.record.owner_id.as_deref() == Some(owner_id)
+                    && k.record.status != KeyStatus::Revoked
+            })
+            .count() as u64)
+    }
+
+    async fn apply_balance(&self, report: &BalanceReport) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let (credits, credit) = match &report.target {
+            CreditTarget::Key { workspace, key_id } => {
+                match s.keys.get_mut(&(workspace.clone(), key_id.clone())) {
+                    Some(k) => (&mut k.record.credits, &mut k.credit),
+                    None => return Ok(false),
+                }
+            }
+            CreditTarget::Owner {
+                workspace,
+                owner_id,
+            } => match s.owners.get_mut(&(workspace.clone(), owner_id.clone())) {
+                Some(o) => (&mut o.record.credits, &mut o.credit),
+                None => return Ok(false),
+            },
+        };
+        if !balance_applies(report, credits.is_some(), credit.seq, credit.balance_at_ms) {
+            return Ok(false);
+        }
+        if let Some(c) = credits {
+            c.remaining = report.remaining;
+        }
+        credit.balance_at_ms = Some(report.at_ms);
+        Ok(true)
     }
 
     async fn list_audit(

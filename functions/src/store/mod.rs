@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use keyward_common::sync::BalanceReport;
 use keyward_common::{KeyHash, KeyId, KeyRecord, KeyStatus, RoleRecord, Timestamp};
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ pub mod memory;
 pub mod usage;
 pub mod webhook;
 
-pub use item::StoredKey;
+pub use item::{CreditState, StoredKey, StoredOwner};
 
 /// Where a hash points: the key it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +42,8 @@ pub struct AuditEvent {
     /// `jwt:{sub}` or `key:{key_id}`.
     pub actor: String,
     /// `key.create`, `key.update`, `key.revoke`, `key.rotate`, `key.import`, `key.erase`,
-    /// `role.create`, `role.update` or `role.delete`.
+    /// `role.create`, `role.update`, `role.delete`, `key.credits`, `owner.create`,
+    /// `owner.update` or `owner.credits`.
     pub action: String,
     /// The key acted on (key actions).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +54,9 @@ pub struct AuditEvent {
     /// The webhook endpoint acted on (webhook actions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
+    /// The owner acted on (owner actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     /// Names of the fields that changed.
     pub changed: Vec<String>,
     /// The request that did it.
@@ -229,6 +234,35 @@ pub trait KeyStore: webhook::WebhookStore + Send + Sync + std::fmt::Debug {
         limit: usize,
         after: Option<&Position>,
     ) -> Result<Page<RoleRecord>, StoreError>;
+    /// Reads an owner (strongly consistent), `key_count` not yet counted.
+    async fn get_owner(
+        &self,
+        workspace: &str,
+        owner_id: &str,
+    ) -> Result<Option<StoredOwner>, StoreError>;
+    /// Writes an owner with its audit event: a new one when `before` is `None` (a
+    /// [`StoreError::VersionConflict`] if it exists by then), else over `before` if its stored
+    /// version is still `before`'s. The balance the edge reported is kept unless `after`
+    /// records a credit operation.
+    async fn put_owner(
+        &self,
+        before: Option<&StoredOwner>,
+        after: &StoredOwner,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Lists owners by id.
+    async fn list_owners(
+        &self,
+        workspace: &str,
+        limit: usize,
+        after: Option<&Position>,
+    ) -> Result<Page<StoredOwner>, StoreError>;
+    /// Counts the keys that name `owner_id` and are not revoked.
+    async fn count_owner_keys(&self, workspace: &str, owner_id: &str) -> Result<u64, StoreError>;
+    /// Takes a balance the edge reported as the key's or owner's `credits.remaining`, only if
+    /// it is about the latest credit operation (`report.seq` is the stored `credit_seq`) and
+    /// newer than the balance stored (`at_ms`), in one conditional write. Whether it was taken.
+    async fn apply_balance(&self, report: &BalanceReport) -> Result<bool, StoreError>;
     /// Lists audit events, newest first.
     async fn list_audit(
         &self,
@@ -333,4 +367,11 @@ pub fn hash_changes(change: &Replace<'_>) -> (Vec<HashWrite>, Vec<KeyHash>) {
         .map(|(b, _)| b)
         .collect();
     (writes, deletes)
+}
+
+/// Whether a balance report may replace the stored balance of something with credits `has`,
+/// at operation `seq`, last reported at `at_ms`: it must be about that very operation and newer.
+#[must_use]
+pub fn balance_applies(report: &BalanceReport, has: bool, seq: u64, at_ms: Option<i64>) -> bool {
+    has && report.seq == seq && at_ms.is_none_or(|at| report.at_ms > at)
 }

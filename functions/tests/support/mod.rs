@@ -68,7 +68,7 @@ pub fn world() -> World {
     world_with(config(&[], "HS256", SECRET))
 }
 
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 13] = [
     "api.key.create",
     "api.key.view",
     "api.key.update",
@@ -80,6 +80,8 @@ pub const ALL: [&str; 11] = [
     "api.usage.view",
     "api.webhook.view",
     "api.webhook.manage",
+    "api.owner.view",
+    "api.owner.update",
 ];
 
 pub fn claims(ws: &str, perms: &[&str]) -> Value {
