@@ -97,6 +97,12 @@ impl UsageStore for DynamoUsage {
                 .with_context(|| format!("counting usage of key {} at {}", r.key_id, r.hour)),
         }
     }
+
+    async fn balance(&self, report: &keyward_common::sync::BalanceReport) -> anyhow::Result<bool> {
+        use crate::store::KeyStore as _;
+        let store = crate::store::dynamo::DynamoStore::new(self.client.clone(), self.table.clone());
+        Ok(store.apply_balance(report).await?)
+    }
 }
 
 impl DynamoUsage {
@@ -178,6 +184,20 @@ pub fn validate(batch: &UsageBatch) -> Vec<FieldError> {
             "batch_id",
             "must be 8-64 characters of A-Z a-z 0-9 _ -",
         ));
+    }
+    if batch.balances.len() > MAX_REPORTS {
+        errors.push(FieldError::new(
+            "balances",
+            format!("at most {MAX_REPORTS} balances per batch"),
+        ));
+    }
+    for (i, b) in batch.balances.iter().enumerate() {
+        if b.remaining > keyward_common::credits::MAX_CREDITS {
+            errors.push(FieldError::new(
+                format!("balances[{i}].remaining"),
+                "must be at most 1000000000000",
+            ));
+        }
     }
     if batch.reports.len() > MAX_REPORTS {
         errors.push(FieldError::new(
@@ -292,11 +312,28 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
             }
         }
     }
+    // Balances after the counts: a failure here is logged and the batch still confirmed, as
+    // the next report carries a newer balance anyway.
+    let mut balances = 0;
+    for b in &batch.balances {
+        match app.store.balance(b).await {
+            Ok(true) => balances += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(
+                    request_id,
+                    error = format!("{e:#}"),
+                    "storing a balance failed"
+                );
+            }
+        }
+    }
     tracing::info!(
         request_id,
         batch_id = batch.batch_id,
         reports = batch.reports.len(),
         duplicates,
+        balances,
         "usage recorded"
     );
     Response::builder()
@@ -363,6 +400,10 @@ mod tests {
             }
             seen.push((batch_id.to_owned(), index, report.clone()));
             Ok(Recorded::Counted)
+        }
+
+        async fn balance(&self, _: &keyward_common::sync::BalanceReport) -> anyhow::Result<bool> {
+            Ok(false)
         }
     }
 

@@ -599,4 +599,8 @@ impl super::usage::UsageStore for MemoryStore {
         }
         Ok(super::usage::Recorded::Counted)
     }
+
+    async fn balance(&self, report: &keyward_common::sync::BalanceReport) -> anyhow::Result<bool> {
+        Ok(KeyStore::apply_balance(self, report).await?)
+    }
 }

@@ -38,6 +38,10 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug {
         report: &UsageReport,
         now: i64,
     ) -> anyhow::Result<Recorded>;
+    /// Takes a credit balance the edge reported as the key's or owner's `credits.remaining`
+    /// when it is about the latest credit operation and newer than the stored one (see
+    /// [`super::KeyStore::apply_balance`]); whether it was taken.
+    async fn balance(&self, report: &keyward_common::sync::BalanceReport) -> anyhow::Result<bool>;
 }
 
 /// The two count updates of `report` (ADD, so concurrent reports add up), for a transaction.
