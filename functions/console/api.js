@@ -102,6 +102,15 @@ export const usage = {
   rows: (query) => call('GET', '/usage', { query }),
 };
 
+export const webhooks = {
+  list: (query) => call('GET', '/webhooks', { query }),
+  create: (body) => call('POST', '/webhooks', { body }),
+  update: (id, body, version) => call('PATCH', `/webhooks/${encodeURIComponent(id)}`, { body, ifMatch: version }),
+  remove: (id, version) => call('DELETE', `/webhooks/${encodeURIComponent(id)}`, { ifMatch: version }),
+  test: (id) => call('POST', `/webhooks/${encodeURIComponent(id)}/test`),
+  deliveries: (id, query) => call('GET', `/webhooks/${encodeURIComponent(id)}/deliveries`, { query }),
+};
+
 export const audit = {
   list: (query) => call('GET', '/audit', { query }),
 };

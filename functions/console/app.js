@@ -7,8 +7,9 @@ import * as rolesView from './roles.js';
 import * as auditView from './audit.js';
 import * as usageView from './usage.js';
 import * as ownersView from './owners.js';
+import * as webhooksView from './webhooks.js';
 
-const VIEWS = { keys: keysView, roles: rolesView, owners: ownersView, usage: usageView, audit: auditView };
+const VIEWS = { keys: keysView, roles: rolesView, owners: ownersView, usage: usageView, webhooks: webhooksView, audit: auditView };
 const $ = (id) => document.getElementById(id);
 
 /** Changes the URL's state and renders it. */
@@ -47,7 +48,7 @@ async function render() {
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  document.title = `${{ keys: 'API keys', roles: 'Roles', owners: 'Owners', usage: 'Usage', audit: 'Audit log' }[name]} · Keyward console`;
+  document.title = `${{ keys: 'API keys', roles: 'Roles', owners: 'Owners', usage: 'Usage', webhooks: 'Webhooks', audit: 'Audit log' }[name]} · Keyward console`;
   await VIEWS[name].render($('view'), params, nav);
 }
 

@@ -56,6 +56,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("audit.js", JS),
     asset!("usage.js", JS),
     asset!("owners.js", JS),
+    asset!("webhooks.js", JS),
 ];
 
 /// The recommended roles as the console reads them: `[{name, description, permissions}]`.

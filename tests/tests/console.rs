@@ -194,13 +194,13 @@ impl Session<'_> {
 
     /// Reads the secret from the once-only dialog, proves it cannot close before the
     /// confirmation (Escape, and a disabled Done button), then confirms and closes it.
-    async fn take_secret_once(&mut self, shot: &str) -> String {
+    async fn take_secret_once(&mut self, shot: &str, prefix: &str) -> String {
         let secret = self
             .b
             .text(&self.find("dialog[open] output.secret-value").await)
             .await
             .unwrap();
-        assert!(secret.starts_with("kw_"), "a Keyward secret: {secret:?}");
+        assert!(secret.starts_with(prefix), "a {prefix} secret: {secret:?}");
         let text = self.dialog_text().await.unwrap();
         assert!(text.contains("it will not be shown again"), "{text}");
         self.step(shot).await;
@@ -371,7 +371,7 @@ async fn person(w: World, engine: Engine) {
         .await;
     s.step("create-key").await;
     s.click("dialog[open] button[type=submit]").await;
-    let secret = s.take_secret_once("secret-shown-once").await;
+    let secret = s.take_secret_once("secret-shown-once", "kw_").await;
     let id = s.key_row("billing service").await;
     let cells = s.find(&format!("tr[data-key-id={id}]")).await;
     let row = s.b.text(&cells).await.unwrap();
@@ -402,7 +402,7 @@ async fn person(w: World, engine: Engine) {
         .await;
     s.step("rotate-key").await;
     s.click("dialog[open] button[type=submit]").await;
-    let rotated = s.take_secret_once("rotated-secret-shown-once").await;
+    let rotated = s.take_secret_once("rotated-secret-shown-once", "kw_").await;
     assert_ne!(rotated, secret);
     edge_says(&w.edge, &rotated, "VALID").await;
 
@@ -492,6 +492,33 @@ async fn person(w: World, engine: Engine) {
     .await
     .unwrap();
     s.step("owners").await;
+
+    // A webhook endpoint: its secret shown once, a test event delivered to a receiver.
+    let (hook_url, received) = keyward_tests::receiver::receiver("200 OK", "").await;
+    s.click("#nav a[data-view=webhooks]").await;
+    s.click("#add-webhook").await;
+    s.fill("dialog[open] input[data-field=url]", &hook_url)
+        .await;
+    s.step("add-webhook").await;
+    s.click("dialog[open] button[type=submit]").await;
+    s.take_secret_once("webhook-secret-shown-once", "whsec_")
+        .await;
+    s.click("#webhooks-table button[aria-label^='Send a test event']")
+        .await;
+    s.b.wait_until(
+        "the test delivery",
+        "const c = document.querySelector('#webhooks-table td.last-attempt');
+         return c !== null && c.textContent.startsWith('delivered (200)');",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "the receiver got the test event"
+    );
+    s.step("webhook-tested").await;
 
     // The audit log tells the story.
     s.click("#nav a[data-view=audit]").await;

@@ -33,6 +33,9 @@ const ALL: &[&str] = &[
     "api.role.delete",
     "api.owner.view",
     "api.owner.update",
+    "api.usage.view",
+    "api.webhook.view",
+    "api.webhook.manage",
 ];
 
 /// What every scenario gets.
