@@ -285,19 +285,8 @@ impl Allowance {
     /// Brings the state to `now_ms` under `rules`: leases past their return grace are counted
     /// as spent, a due refill sets the credits, and each limit's window is the current one.
     pub fn settle(&mut self, rules: &Rules, now_ms: u64) {
-        self.leases
-            .retain(|l| l.expires_ms.saturating_add(RETURN_GRACE_MS) > now_ms);
-        self.floor();
+        self.settle_credits(now_ms);
         let now_s = secs(now_ms);
-        let leased = to_i64(self.leased());
-        if let Some(b) = &mut self.credits
-            && let Some(refill) = b.refill
-            && refill.due(b.last_refill, now_s)
-        {
-            // Units out on lease are spent from the new period when they are used.
-            b.free = to_i64(refill.amount) - leased;
-            b.last_refill = now_s;
-        }
         let mut windows = Vec::with_capacity(rules.limits.len());
         for limit in &rules.limits {
             let (start, _) = window_of(limit.period_s, now_s);
@@ -314,6 +303,25 @@ impl Allowance {
             });
         }
         self.windows = windows;
+    }
+
+    /// Brings the credits to `now_ms`: leases past their return grace count as spent, and a due
+    /// refill sets the credits (call it before a credit operation, so a refill that fell
+    /// before the operation does not overwrite it).
+    pub fn settle_credits(&mut self, now_ms: u64) {
+        self.leases
+            .retain(|l| l.expires_ms.saturating_add(RETURN_GRACE_MS) > now_ms);
+        self.floor();
+        let now_s = secs(now_ms);
+        let leased = to_i64(self.leased());
+        if let Some(b) = &mut self.credits
+            && let Some(refill) = b.refill
+            && refill.due(b.last_refill, now_s)
+        {
+            // Units out on lease are spent from the new period when they are used.
+            b.free = to_i64(refill.amount) - leased;
+            b.last_refill = now_s;
+        }
     }
 
     /// Whether credits apply, and how many are free: `None` for unlimited.
@@ -548,6 +556,34 @@ impl Held {
             self.leases.push(l);
             self.left.push(l.units);
         }
+    }
+
+    /// The state as a client sees it: the last answer's, plus the units this isolate still
+    /// holds (they are this isolate's to admit).
+    #[must_use]
+    pub fn view(&self, now_ms: u64) -> (Vec<LimitState>, Option<CreditState>) {
+        let held = self.units(now_ms);
+        let limits = self
+            .limits
+            .iter()
+            .map(|l| LimitState {
+                remaining: u32::try_from(u64::from(l.remaining) + held)
+                    .unwrap_or(u32::MAX)
+                    .min(l.limit),
+                ..l.clone()
+            })
+            .collect();
+        let credits = self.credits.map(|c| CreditState {
+            remaining: c.remaining.saturating_add(held),
+            ..c
+        });
+        (limits, credits)
+    }
+
+    /// Whether an answer was ever learnt.
+    #[must_use]
+    pub fn knows(&self) -> bool {
+        !self.limits.is_empty() || self.credits.is_some()
     }
 
     /// Units this isolate holds, unexpired, at `now_ms`.

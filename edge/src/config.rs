@@ -23,8 +23,8 @@ pub const KV_CACHE_TTL_S: u64 = 60;
 
 /// Binding names, as in `wrangler.toml`.
 pub const KV_BINDING: &str = "KV";
-/// The rate limiter Durable Object namespace binding.
-pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// The allowance Durable Object namespace binding (credits and rate limits, per key and owner).
+pub const ALLOWANCE_BINDING: &str = "ALLOWANCE";
 /// The KV writer Durable Object namespace binding (monotonic sync writes).
 pub const KV_WRITER_BINDING: &str = "KV_WRITER";
 

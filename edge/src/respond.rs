@@ -100,10 +100,11 @@ pub fn refusal(verdict: &Verdict, now: i64) -> Result<Response> {
             r#"Bearer realm="keyward", error="invalid_token""#,
         )?;
     }
+    // Out of credits with no refill due: no Retry-After (waiting does not help).
+    if let Some(after) = verdict.retry_after(now) {
+        headers.set("retry-after", &after.to_string())?;
+    }
     if let Some(state) = &verdict.ratelimit {
-        if code.http_status() == 429 {
-            headers.set("retry-after", &state.retry_after(now).to_string())?;
-        }
         rate_limit_headers(headers, state)?;
     }
     Ok(resp)
