@@ -83,15 +83,23 @@ pub async fn check(
     };
     let now_ms = now_ms();
     let (entry, mut kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
-    let permissions = match entry.as_ref() {
-        Some(e) if needs_roles(e, request) => {
-            let (permissions, reads) = role_permissions(env, cfg, e, now_ms).await?;
-            kv_reads += reads;
-            permissions
+    // The roles and the owner are read at the same time (each only when not cached).
+    let roles = async {
+        match entry.as_ref() {
+            Some(e) if needs_roles(e, request) => role_permissions(env, cfg, e, now_ms).await,
+            Some(e) => Ok((e.scopes.clone(), 0)),
+            None => Ok((Vec::new(), 0)),
         }
-        Some(e) => e.scopes.clone(),
-        None => Vec::new(),
     };
+    let owner = async {
+        match entry.as_ref().filter(|e| in_workspaces(e, request)) {
+            Some(e) => owner_of(env, cfg, e, now_ms).await,
+            None => Ok((None, 0)),
+        }
+    };
+    let ((permissions, role_reads), (owner, owner_reads)) =
+        futures_util::future::try_join(roles, owner).await?;
+    kv_reads += role_reads + owner_reads;
     let mut verdict = verify_with_permissions(
         &presented,
         entry.as_ref(),
@@ -99,14 +107,7 @@ pub async fn check(
         request,
         secs(now_ms),
     );
-    let owner = match entry.as_ref().filter(|_| verdict.key_id.is_some()) {
-        Some(e) => {
-            let (owner, reads) = owner_of(env, cfg, e, now_ms).await?;
-            kv_reads += reads;
-            owner
-        }
-        None => None,
-    };
+    let owner = owner.filter(|_| verdict.key_id.is_some());
     apply_owner_status(&mut verdict, owner.as_ref());
     let targets = entry
         .as_ref()
@@ -170,6 +171,10 @@ async fn spend_all(
         if let Some(r) = refusal {
             for earlier in &targets[..i] {
                 allowance::refund(env, ctx, earlier, cost, now_ms());
+            }
+            // The answer still shows the owner's state when the key refused.
+            for later in &targets[i + 1..] {
+                states.add(allowance::peek(env, ctx, later).await?);
             }
             return Ok((Some(refusal_code(r)), states.limits, states.credits));
         }
@@ -278,11 +283,9 @@ async fn owner_of(
         .map(|t| serde_json::from_str(&t))
         .transpose()
         .map_err(|e| worker::Error::RustError(format!("KV entry {kv_key} does not parse: {e}")))?;
-    let ttl = if owner.is_some() {
-        cfg.cache_ttl_ms
-    } else {
-        cfg.negative_cache_ttl_ms
-    };
+    // An absent owner entry is the common case (an owner with no settings), not a guess at an
+    // unknown key: it is cached as long as a found one. A sync that writes it evicts it here.
+    let ttl = cfg.cache_ttl_ms;
     OWNERS.with_borrow_mut(|c| c.insert(&kv_key, owner.clone(), now_ms, ttl));
     Ok((owner, 1))
 }
@@ -303,7 +306,7 @@ pub fn check_now(
     let now_ms = now_ms();
     let entry = CACHE.with_borrow_mut(|c| c.get(presented.hash().as_str(), now_ms))?;
     let owner = match entry.as_ref().and_then(|e| e.owner_id.as_deref()) {
-        Some(owner_id) if !entry.as_ref().is_some_and(EdgeEntry::is_tombstone) => {
+        Some(owner_id) if entry.as_ref().is_some_and(|e| in_workspaces(e, request)) => {
             let e = entry.as_ref()?;
             OWNERS.with_borrow_mut(|c| c.get(&owner_kv_key(&e.workspace, owner_id), now_ms))?
         }
@@ -401,8 +404,13 @@ fn record_usage(
 /// Whether the verdict needs `entry`'s roles: it has some, is not a tombstone, and is of a
 /// workspace the request allows (any other is answered as unknown, with no read).
 fn needs_roles(entry: &EdgeEntry, request: &RequestContext) -> bool {
-    !entry.roles.is_empty()
-        && !entry.is_tombstone()
+    !entry.roles.is_empty() && in_workspaces(entry, request)
+}
+
+/// Whether `entry` is a live key of a workspace the request allows (the others are answered
+/// as unknown, with no further read).
+fn in_workspaces(entry: &EdgeEntry, request: &RequestContext) -> bool {
+    !entry.is_tombstone()
         && (request.workspaces.is_empty() || request.workspaces.contains(&entry.workspace))
 }
 
