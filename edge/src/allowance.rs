@@ -123,7 +123,14 @@ fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String
     })
 }
 
+/// Requests this isolate has made to allowance objects (reported by `test-hooks`).
+#[must_use]
+pub fn calls() -> u64 {
+    CALLS.get()
+}
+
 async fn call(env: &Env, object: &str, request: &AllowanceRequest) -> Result<String> {
+    CALLS.set(CALLS.get() + 1);
     let stub = env
         .durable_object(ALLOWANCE_BINDING)?
         .id_from_name(object)?
@@ -166,6 +173,7 @@ pub async fn apply_op(env: &Env, op: &CreditOp) -> Result<bool> {
 }
 
 thread_local! {
+    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Leases and last-known state per object name.
     static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
     /// The latest balance an object reported, per object name, for the next usage batch.

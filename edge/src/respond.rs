@@ -130,7 +130,12 @@ pub fn kv_reads(resp: &mut Response, reads: u32) -> Result<()> {
 
 #[cfg(feature = "test-hooks")]
 fn kv_reads_header(headers: &Headers, reads: u32) -> Result<()> {
-    headers.set("x-keyward-kv-reads", &reads.to_string())
+    headers.set("x-keyward-kv-reads", &reads.to_string())?;
+    // Cumulative per isolate: a test compares two answers to count round trips in between.
+    headers.set(
+        "x-keyward-allowance-calls",
+        &crate::allowance::calls().to_string(),
+    )
 }
 
 /// Release builds count nothing.

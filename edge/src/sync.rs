@@ -10,7 +10,8 @@
 //! anything is stored.
 
 use futures_util::future::try_join_all;
-use keyward_common::credits::CreditOp;
+use keyward_common::credits::{CreditOp, CreditTarget};
+use keyward_common::record::{valid_owner_id, valid_workspace};
 use keyward_common::sync::{
     MAX_BATCH_ITEMS, SIGNATURE_HEADER, SyncBatch, SyncOutcome, SyncResponse, TIMESTAMP_HEADER,
     verify_signature,
@@ -68,6 +69,16 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
             format!("at most {MAX_BATCH_ITEMS} items and roles per batch"),
         )]));
     }
+    if let Some(i) = batch
+        .credit_ops
+        .iter()
+        .position(|op| !valid_target(&op.target))
+    {
+        return respond::problem(&Problem::validation(vec![FieldError::new(
+            format!("credit_ops[{i}].target"),
+            "a target needs a workspace of [A-Za-z0-9_-] (and an owner_id of 1-128 characters)",
+        )]));
+    }
     if let Some(i) = batch.owners.iter().position(|o| o.kv_key().is_none()) {
         return respond::problem(&Problem::validation(vec![FieldError::new(
             format!("owners[{i}]"),
@@ -83,6 +94,18 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     match apply(env, batch).await {
         Ok(response) => respond::json(&response, 200),
         Err(err) => respond::internal("applying a sync batch", &err),
+    }
+}
+
+/// Whether a credit operation's target could be the control plane's (others are refused,
+/// never sent to an object).
+fn valid_target(target: &CreditTarget) -> bool {
+    match target {
+        CreditTarget::Key { workspace, .. } => valid_workspace(workspace),
+        CreditTarget::Owner {
+            workspace,
+            owner_id,
+        } => valid_workspace(workspace) && valid_owner_id(owner_id),
     }
 }
 

@@ -1948,3 +1948,58 @@ async fn usage_batches_count_each_outcome_per_hour_with_the_credits_spent_and_th
     assert_eq!(counts, want);
     assert_eq!(balance, Some((0, 1)));
 }
+
+#[tokio::test]
+async fn a_hot_key_with_credits_and_two_limits_rarely_calls_its_object() {
+    fresh_minute().await;
+    let mut e = entry(1);
+    e.owner_id = None;
+    e.credited = true;
+    e.rate_limits = vec![
+        NamedRateLimit {
+            name: "minute".into(),
+            limit: 100_000,
+            period_s: 60,
+        },
+        NamedRateLimit {
+            name: "month".into(),
+            limit: 10_000_000,
+            period_s: 2_592_000,
+        },
+    ];
+    let op = credit_op(&key_target(&e), 1, CreditOpKind::Set, 1_000_000);
+    assert_eq!(send_op(op).await, SyncOutcome::Applied);
+    let key = astored(&e).await;
+    let calls = |resp: &Response| -> u64 {
+        header(resp, "x-keyward-allowance-calls")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let verify_raw = || {
+        client()
+            .post(format!("{}/v1/keys/verify", aw().edge.url()))
+            .json(&json!({"key": key.expose()}))
+            .send()
+    };
+    let first = verify_raw().await.unwrap();
+    let before = calls(&first);
+    const N: u64 = 400;
+    let mut last = None;
+    for _ in 0..N {
+        let resp = verify_raw().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        last = Some(resp);
+    }
+    let last = last.unwrap();
+    let made = calls(&last) - before;
+    let v: Value = last.json().await.unwrap();
+    assert_eq!(v["code"], "VALID");
+    assert_eq!(v["ratelimits"].as_array().unwrap().len(), 2);
+    eprintln!("{made} allowance object calls for {N} warm requests");
+    // 64-unit leases: about one call per 64 requests, plus renewals when a lease's 2 s end.
+    assert!(
+        made * 20 <= N,
+        "{made} object calls for {N} requests (> 0.05 per request)"
+    );
+}
