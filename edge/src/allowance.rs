@@ -124,6 +124,7 @@ fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String
 }
 
 /// Requests this isolate has made to allowance objects (reported by `test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[must_use]
 pub fn calls() -> u64 {
     CALLS.get()
