@@ -21,7 +21,10 @@ use crate::record::NamedRateLimit;
 pub const LEASE_TTL_MS: u64 = 2_000;
 /// How long after a lease's end its holder may still return it; after that the object counts
 /// its units as spent (an isolate that vanished) and stops waiting for them.
-pub const RETURN_GRACE_MS: u64 = 1_000;
+pub const RETURN_GRACE_MS: u64 = 2_000;
+/// When, after a lease ends, its holder's timer gives back what is left — unless a request
+/// already gave it back with its next round trip (then the timer has nothing to send).
+pub const RETURN_DELAY_MS: u64 = 500;
 /// Largest block of units in one lease: at 20+ requests per lease a hot key makes ≤ 0.05
 /// object calls per request.
 pub const MAX_BLOCK: u64 = 64;
@@ -617,9 +620,16 @@ impl Held {
     /// Puts `units` back into an unexpired lease (a refund of a local spend): `false` when no
     /// lease can take them (the caller refunds the object instead).
     pub fn refund(&mut self, units: u32, now_ms: u64) -> bool {
-        match self.leases.iter().position(|l| l.expires_ms > now_ms) {
+        let units64 = u64::from(units);
+        // Only into a lease with room: a lease gives back at most what it was granted.
+        match self
+            .leases
+            .iter()
+            .zip(&self.left)
+            .position(|(l, n)| l.expires_ms > now_ms && n + units64 <= l.units)
+        {
             Some(i) => {
-                self.left[i] += u64::from(units);
+                self.left[i] += units64;
                 true
             }
             None => false,
@@ -951,6 +961,35 @@ mod tests {
             serde_json::from_str::<AllowanceRequest>(&json).unwrap(),
             req
         );
+    }
+
+    #[test]
+    fn an_isolate_spends_its_lease_locally_until_it_ends_and_gives_back_the_rest() {
+        let mut a = with_credits(1_000);
+        let ans = acquire(&mut a, &credited(), 1, true, T0);
+        let mut held = Held::default();
+        held.learn(&ans);
+        assert_eq!(held.units(T0), 64);
+        assert!(held.spend(60, T0));
+        assert!(!held.spend(5, T0), "4 left");
+        let (_, credits) = held.view(T0);
+        assert_eq!(
+            credits.unwrap().remaining,
+            935 + 4,
+            "what the object has plus the 4 held"
+        );
+        assert!(held.refund(3, T0));
+        assert!(
+            !held.refund(60, T0),
+            "never more than the lease was granted"
+        );
+        let end = ans.lease.unwrap().expires_ms;
+        assert!(!held.spend(1, end), "an ended lease spends nothing");
+        let back = held.take_expired(end);
+        assert_eq!(back, vec![LeaseReturn { id: 0, unused: 7 }]);
+        a.give_back(&back, &[]);
+        assert_eq!(a.balance(), Some((942, 1)));
+        assert!(held.is_empty());
     }
 
     /// One step of a race between isolates sharing one object.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use keyward_common::allowance::{
     Allowance as State_, AllowanceRequest, Answer, CreditState, Held, LEASE_TTL_MS, LeaseReturn,
-    LimitScope, LimitState, Outcome, RETURN_GRACE_MS, Refund, Refusal, Rules,
+    LimitScope, LimitState, Outcome, RETURN_DELAY_MS, RETURN_GRACE_MS, Refund, Refusal, Rules,
 };
 use keyward_common::credits::{CreditOp, CreditTarget};
 use keyward_common::sync::BalanceReport;
@@ -123,15 +123,16 @@ fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String
     })
 }
 
-/// Requests this isolate has made to allowance objects (reported by `test-hooks`).
+/// Requests this isolate has made to `object` (reported by `test-hooks`).
 #[cfg(feature = "test-hooks")]
 #[must_use]
-pub fn calls() -> u64 {
-    CALLS.get()
+pub fn calls(object: &str) -> u64 {
+    CALLS.with_borrow(|c| c.get(object).copied().unwrap_or(0))
 }
 
 async fn call(env: &Env, object: &str, request: &AllowanceRequest) -> Result<String> {
-    CALLS.set(CALLS.get() + 1);
+    #[cfg(feature = "test-hooks")]
+    CALLS.with_borrow_mut(|c| *c.entry(object.to_owned()).or_default() += 1);
     let stub = env
         .durable_object(ALLOWANCE_BINDING)?
         .id_from_name(object)?
@@ -174,7 +175,12 @@ pub async fn apply_op(env: &Env, op: &CreditOp) -> Result<bool> {
 }
 
 thread_local! {
-    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Requests made to each object (reported by `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    static CALLS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+    /// Objects with a round trip in flight, and the requests waiting for it to land.
+    static INFLIGHT: RefCell<std::collections::HashSet<String>> =
+        RefCell::new(std::collections::HashSet::new());
     /// Leases and last-known state per object name.
     static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
     /// The latest balance an object reported, per object name, for the next usage batch.
@@ -281,6 +287,15 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
         if let Some(spent) = spend_now(target, cost, now) {
             return Ok(spent);
         }
+        // One round trip per target at a time in this isolate: the others wait for its lease
+        // (a block covers many requests) instead of each fetching one.
+        // The waiting request polls on a timer of its own: the runtime cancels a request that
+        // waits only on another request's I/O, as hung.
+        if INFLIGHT.with_borrow(|f| f.contains(&name)) && now < deadline {
+            Delay::from(Duration::from_millis(1)).await;
+            continue;
+        }
+        let guard = Inflight::begin(&name);
         let returns = HELD.with_borrow_mut(|h| h.entry(name.clone()).or_default().take_all());
         let request = AllowanceRequest::Acquire {
             rules: target.rules.clone(),
@@ -291,6 +306,7 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
         let answer: Answer = serde_json::from_str(&call(env, &name, &request).await?)?;
         let now = now_ms();
         learn(ctx, env, target, &answer, now);
+        drop(guard);
         let refusal = match answer.outcome {
             Outcome::Admitted => None,
             Outcome::RateLimited => Some(Refusal::RateLimited),
@@ -312,6 +328,22 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
             limits,
             credits,
         });
+    }
+}
+
+/// Marks a round trip to `name`'s object in flight, until dropped.
+struct Inflight(String);
+
+impl Inflight {
+    fn begin(name: &str) -> Self {
+        INFLIGHT.with_borrow_mut(|f| f.insert(name.to_owned()));
+        Self(name.to_owned())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        INFLIGHT.with_borrow_mut(|f| f.remove(&self.0));
     }
 }
 
@@ -364,7 +396,8 @@ fn learn(ctx: &Context, env: &Env, target: &Target, answer: &Answer, now: u64) {
     if let Some(lease) = answer.lease {
         let env = env.clone();
         ctx.wait_until(async move {
-            Delay::from(Duration::from_millis(lease.expires_ms.saturating_sub(now))).await;
+            let wait = lease.expires_ms.saturating_sub(now) + RETURN_DELAY_MS;
+            Delay::from(Duration::from_millis(wait)).await;
             let returns: Vec<LeaseReturn> = HELD.with_borrow_mut(|h| {
                 h.get_mut(&name)
                     .map(|held| held.take_expired(now_ms()))
