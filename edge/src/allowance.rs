@@ -23,6 +23,26 @@ use worker::{
 };
 
 use crate::check::now_ms;
+
+thread_local! {
+    /// `CLOCK_OFFSET_S` in ms: the allowance clock of a local stack or test, never of production.
+    static CLOCK_OFFSET_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Sets the allowance clock's offset (`CLOCK_OFFSET_S`, unset in production).
+pub fn set_clock_offset(seconds: i64) {
+    CLOCK_OFFSET_MS.set(seconds.saturating_mul(1000));
+}
+
+/// The allowance clock (Unix ms): the runtime's, moved by `CLOCK_OFFSET_S` so a test can reach a
+/// refill without waiting for it. Only credits, windows and leases use it.
+#[must_use]
+#[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+pub fn clock_ms() -> u64 {
+    (now_ms() as i64)
+        .saturating_add(CLOCK_OFFSET_MS.get())
+        .max(0) as u64
+}
 use crate::config::ALLOWANCE_BINDING;
 
 const STATE_KEY: &str = "allowance";
@@ -52,7 +72,13 @@ struct Applied {
 }
 
 impl DurableObject for Allowance {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        let offset = env
+            .var("CLOCK_OFFSET_S")
+            .ok()
+            .and_then(|v| v.to_string().trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        set_clock_offset(offset);
         Self {
             state,
             cached: RefCell::new(None),
@@ -76,7 +102,7 @@ impl DurableObject for Allowance {
                 *cached = Some(stored.unwrap_or_default());
             }
         }
-        let now = now_ms();
+        let now = clock_ms();
         let (before, after, reply) = {
             let mut cached = self.cached.borrow_mut();
             let st = cached.get_or_insert_with(State_::default);
@@ -281,9 +307,9 @@ pub fn refund(env: &Env, ctx: &Context, target: &Target, cost: u32, now: u64) {
 /// When the object cannot be reached.
 pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Result<Spent> {
     let name = target.who.object_name();
-    let deadline = now_ms() + LEASE_TTL_MS + RETURN_GRACE_MS + 500;
+    let deadline = clock_ms() + LEASE_TTL_MS + RETURN_GRACE_MS + 500;
     loop {
-        let now = now_ms();
+        let now = clock_ms();
         if let Some(spent) = spend_now(target, cost, now) {
             return Ok(spent);
         }
@@ -304,7 +330,7 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
             returns,
         };
         let answer: Answer = serde_json::from_str(&call(env, &name, &request).await?)?;
-        let now = now_ms();
+        let now = clock_ms();
         learn(ctx, env, target, &answer, now);
         drop(guard);
         let refusal = match answer.outcome {
@@ -354,7 +380,7 @@ impl Drop for Inflight {
 /// When the object cannot be reached.
 pub async fn peek(env: &Env, ctx: &Context, target: &Target) -> Result<Spent> {
     let name = target.who.object_name();
-    let now = now_ms();
+    let now = clock_ms();
     let known = HELD.with_borrow(|h| {
         h.get(&name)
             .filter(|held| held.knows())
@@ -400,7 +426,7 @@ fn learn(ctx: &Context, env: &Env, target: &Target, answer: &Answer, now: u64) {
             Delay::from(Duration::from_millis(wait)).await;
             let returns: Vec<LeaseReturn> = HELD.with_borrow_mut(|h| {
                 h.get_mut(&name)
-                    .map(|held| held.take_expired(now_ms()))
+                    .map(|held| held.take_expired(clock_ms()))
                     .unwrap_or_default()
             });
             if returns.is_empty() {

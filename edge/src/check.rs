@@ -81,6 +81,7 @@ pub async fn check(
     let Some(presented) = parse(key) else {
         return Ok(malformed());
     };
+    allowance::set_clock_offset(cfg.clock_offset_s);
     let now_ms = now_ms();
     let (entry, mut kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
     // The roles and the owner are read at the same time (each only when not cached).
@@ -170,7 +171,7 @@ async fn spend_all(
         states.add(spent);
         if let Some(r) = refusal {
             for earlier in &targets[..i] {
-                allowance::refund(env, ctx, earlier, cost, now_ms());
+                allowance::refund(env, ctx, earlier, cost, allowance::clock_ms());
             }
             // The answer still shows the owner's state when the key refused.
             for later in &targets[i + 1..] {
@@ -303,6 +304,7 @@ pub fn check_now(
     let Some(presented) = parse(key) else {
         return Some(malformed());
     };
+    allowance::set_clock_offset(cfg.clock_offset_s);
     let now_ms = now_ms();
     let entry = CACHE.with_borrow_mut(|c| c.get(presented.hash().as_str(), now_ms))?;
     let owner = match entry.as_ref().and_then(|e| e.owner_id.as_deref()) {
@@ -337,9 +339,9 @@ pub fn check_now(
         }
         let mut states = States::default();
         for (i, t) in targets.iter().enumerate() {
-            let Some(spent) = allowance::spend_now(t, cost, now_ms) else {
+            let Some(spent) = allowance::spend_now(t, cost, allowance::clock_ms()) else {
                 for earlier in &targets[..i] {
-                    allowance::unspend_now(earlier, cost, now_ms);
+                    allowance::unspend_now(earlier, cost, allowance::clock_ms());
                 }
                 return None;
             };

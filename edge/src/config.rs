@@ -56,6 +56,10 @@ pub struct Config {
     pub negative_cache_ttl_ms: u64,
     /// Smallest interval between two usage flushes of one isolate.
     pub usage_flush_ms: u64,
+    /// Seconds added to the clock of credits, windows and leases (`CLOCK_OFFSET_S`): for the
+    /// local stack and tests to reach a refill without waiting; unset (0) in production, and no
+    /// request can change it.
+    pub clock_offset_s: i64,
 }
 
 /// A configuration value that cannot be used. Messages name the var (and the rule), never a
@@ -144,6 +148,10 @@ impl Config {
                 DEFAULT_NEGATIVE_CACHE_TTL_S * 1000,
             )?,
             usage_flush_ms: seconds("USAGE_FLUSH_S", DEFAULT_USAGE_FLUSH_S * 1000)?,
+            clock_offset_s: text("CLOCK_OFFSET_S").map_or(Ok(0), |v| {
+                v.parse::<i64>()
+                    .map_err(|_| ConfigError::Seconds("CLOCK_OFFSET_S"))
+            })?,
         })
     }
 }

@@ -2017,3 +2017,64 @@ async fn a_hot_key_with_credits_and_two_limits_rarely_calls_its_object() {
         "{made} object calls for {N} requests (> 0.05 per request)"
     );
 }
+
+#[tokio::test]
+async fn a_daily_refill_key_that_spent_its_credits_verifies_again_after_midnight_utc() {
+    // An edge whose allowance clock stands 30 s before the next midnight UTC (time to start).
+    let midnight = (unix_now().div_euclid(86_400) + 1) * 86_400;
+    let offset = midnight - 30 - unix_now();
+    let origin = EchoOrigin::start().expect("echo origin starts");
+    let clocked = EdgeServer::start(EdgeOptions {
+        bundle: EdgeBundle::TestHooks,
+        origin_url: origin.url(),
+        sync_secret: SECRET.into(),
+        vars: vec![("CLOCK_OFFSET_S".into(), offset.to_string())],
+        ..EdgeOptions::default()
+    })
+    .expect("wrangler dev starts the edge");
+    let mut e = entry(1);
+    e.credited = true;
+    let mut op = credit_op(&key_target(&e), 1, CreditOpKind::Set, 1);
+    op.refill = Some(Refill {
+        amount: 3,
+        interval: Interval::Daily,
+        day: None,
+    });
+    op.at = unix_now() + offset;
+    let key = new_key();
+    let batch = SyncBatch {
+        items: vec![SyncItem {
+            hash: key.hash(),
+            entry: e.clone(),
+        }],
+        credit_ops: vec![op],
+        ..SyncBatch::default()
+    };
+    let answer = clocked.sync(&batch).await.unwrap();
+    assert_eq!(answer.credit_outcomes, vec![SyncOutcome::Applied]);
+    let code = || async {
+        let v: Value = client()
+            .post(format!("{}/v1/keys/verify", clocked.url()))
+            .json(&json!({"key": key.expose()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (v["code"].as_str().unwrap().to_owned(), v["credits"].clone())
+    };
+    assert_eq!(code().await.0, "VALID");
+    let (refused, credits) = code().await;
+    assert_eq!(refused, "USAGE_EXCEEDED");
+    assert_eq!(credits["refill_at"], midnight);
+    let until_midnight = midnight + 1 - (unix_now() + offset);
+    assert!(
+        until_midnight > 1,
+        "the set fell before midnight on the edge's clock"
+    );
+    tokio::time::sleep(Duration::from_secs(u64::try_from(until_midnight).unwrap())).await;
+    let (after, credits) = code().await;
+    assert_eq!(after, "VALID", "refilled at midnight: {credits}");
+    assert_eq!(credits["remaining"], 2);
+}
