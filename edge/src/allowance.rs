@@ -197,6 +197,7 @@ pub async fn apply_op(env: &Env, op: &CreditOp) -> Result<bool> {
             held.limits.clear();
         }
     });
+    REFUSED.with_borrow_mut(|r| r.remove(&op.target.object_name()));
     Ok(applied.applied)
 }
 
@@ -207,6 +208,8 @@ thread_local! {
     /// Objects with a round trip in flight, and the requests waiting for it to land.
     static INFLIGHT: RefCell<std::collections::HashSet<String>> =
         RefCell::new(std::collections::HashSet::new());
+    /// The last refusal per object name: when its round trip was sent, for what cost, why.
+    static REFUSED: RefCell<HashMap<String, (u64, u32, Refusal)>> = RefCell::new(HashMap::new());
     /// Leases and last-known state per object name.
     static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
     /// The latest balance an object reported, per object name, for the next usage batch.
@@ -308,20 +311,43 @@ pub fn refund(env: &Env, ctx: &Context, target: &Target, cost: u32, now: u64) {
 pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Result<Spent> {
     let name = target.who.object_name();
     let deadline = clock_ms() + LEASE_TTL_MS + RETURN_GRACE_MS + 500;
+    let mut waiting_since: Option<u64> = None;
     loop {
         let now = clock_ms();
         if let Some(spent) = spend_now(target, cost, now) {
             return Ok(spent);
+        }
+        // A round trip sent while this request was already waiting was refused for a cost no
+        // larger than this one's: this one is refused too, at the same moment (so an exhausted
+        // hot key does not queue its refusals one round trip after another).
+        if let Some(since) = waiting_since
+            && let Some(refusal) = REFUSED.with_borrow(|r| {
+                r.get(&name)
+                    .filter(|(sent, c, _)| *sent >= since && *c <= cost)
+                    .map(|(_, _, refusal)| *refusal)
+            })
+        {
+            let (limits, credits) = scoped(
+                target.scope,
+                HELD.with_borrow(|h| h.get(&name).map(|held| held.view(now)).unwrap_or_default()),
+            );
+            return Ok(Spent {
+                refusal: Some(refusal),
+                limits,
+                credits,
+            });
         }
         // One round trip per target at a time in this isolate: the others wait for its lease
         // (a block covers many requests) instead of each fetching one.
         // The waiting request polls on a timer of its own: the runtime cancels a request that
         // waits only on another request's I/O, as hung.
         if INFLIGHT.with_borrow(|f| f.contains(&name)) && now < deadline {
+            waiting_since.get_or_insert(now);
             Delay::from(Duration::from_millis(1)).await;
             continue;
         }
         let guard = Inflight::begin(&name);
+        let sent = clock_ms();
         let returns = HELD.with_borrow_mut(|h| h.entry(name.clone()).or_default().take_all());
         let request = AllowanceRequest::Acquire {
             rules: target.rules.clone(),
@@ -332,6 +358,11 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
         let answer: Answer = serde_json::from_str(&call(env, &name, &request).await?)?;
         let now = clock_ms();
         learn(ctx, env, target, &answer, now);
+        REFUSED.with_borrow_mut(|r| match answer.outcome {
+            Outcome::RateLimited => r.insert(name.clone(), (sent, cost, Refusal::RateLimited)),
+            Outcome::UsageExceeded => r.insert(name.clone(), (sent, cost, Refusal::UsageExceeded)),
+            Outcome::Admitted | Outcome::Wait { .. } => r.remove(&name),
+        });
         drop(guard);
         let refusal = match answer.outcome {
             Outcome::Admitted => None,
