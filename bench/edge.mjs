@@ -133,7 +133,7 @@ function keywardWorker(name, port, counted) {
     ? [
         // The counting wrapper around the same entry wrangler loads (the shim, which imports
         // ../index.js), so the verify API's synchronous lane is counted too.
-        { type: "ESModule", path: `${V}/worker/entry.js`, contents: `${countSrc}\nexport { RateLimiter, KvWriter } from "./target.js";\n` },
+        { type: "ESModule", path: `${V}/worker/entry.js`, contents: `${countSrc}\nexport { Allowance, KvWriter } from "./target.js";\n` },
         { type: "ESModule", path: `${V}/worker/target.js`, contents: edgeShim },
         { type: "ESModule", path: `${V}/index.js`, contents: edgeIndex },
         { type: "CompiledWasm", path: `${V}/index_bg.wasm`, contents: edgeWasm },
@@ -161,7 +161,7 @@ function keywardWorker(name, port, counted) {
     },
     kvNamespaces: { KV: KV_ID },
     durableObjects: {
-      RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
+      ALLOWANCE: { className: "Allowance", useSQLite: true },
       KV_WRITER: { className: "KvWriter", useSQLite: true },
     },
     unsafeDirectSockets: direct(port),

@@ -3,6 +3,7 @@
 //! Time and randomness are always passed in, so every decision here is a plain function of its
 //! inputs and runs the same natively (Lambda) and in `wasm32-unknown-unknown` (the edge).
 
+pub mod allowance;
 pub mod base62;
 pub mod crc32;
 pub mod credentials;

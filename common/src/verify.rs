@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::allowance::{CreditState, LimitState};
 use crate::query::Query;
 use crate::{EdgeEntry, KeyStatus, PresentedKey, RateLimit, Timestamp};
 
@@ -29,6 +30,8 @@ pub enum VerdictCode {
     ForbiddenIp,
     /// Over the key's rate limit.
     RateLimited,
+    /// Too few credits left (the key's or its owner's) for the request's cost.
+    UsageExceeded,
 }
 
 impl VerdictCode {
@@ -45,6 +48,7 @@ impl VerdictCode {
             Self::ForbiddenScope => "FORBIDDEN_SCOPE",
             Self::ForbiddenIp => "FORBIDDEN_IP",
             Self::RateLimited => "RATE_LIMITED",
+            Self::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 
@@ -58,7 +62,7 @@ impl VerdictCode {
                 401
             }
             Self::ForbiddenScope | Self::ForbiddenIp => 403,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::UsageExceeded => 429,
         }
     }
 
@@ -75,6 +79,7 @@ impl VerdictCode {
             Self::ForbiddenScope => "The API key lacks the scope this request requires.",
             Self::ForbiddenIp => "The API key may not be used from this IP address.",
             Self::RateLimited => "The API key is over its rate limit; retry after the reset time.",
+            Self::UsageExceeded => "The API key has too few credits left for this request.",
         }
     }
 }
@@ -141,9 +146,17 @@ pub struct Verdict {
     pub permissions: Vec<String>,
     /// The key's expiry, when it has one.
     pub expires_at: Option<Timestamp>,
-    /// The key's rate-limit window after this request, when it is limited.
+    /// The tightest rate-limit window after this request (the one with the fewest units
+    /// left), when the key or its owner is limited: what `X-RateLimit-*` report.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratelimit: Option<RateLimitState>,
+    /// Every limit of the key and of its owner after this request (`scope`: `key`|`owner`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub ratelimits: Vec<LimitState>,
+    /// The credits left for this key — the fewer of the key's and its owner's (`scope` says
+    /// whose) — when either has credits.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub credits: Option<CreditState>,
 }
 
 impl Verdict {
@@ -163,6 +176,8 @@ impl Verdict {
             permissions: Vec::new(),
             expires_at: None,
             ratelimit: None,
+            ratelimits: Vec::new(),
+            credits: None,
         }
     }
 
@@ -180,6 +195,8 @@ impl Verdict {
             permissions,
             expires_at: entry.expires_at.map(Timestamp),
             ratelimit: None,
+            ratelimits: Vec::new(),
+            credits: None,
         }
     }
 
@@ -199,6 +216,56 @@ impl Verdict {
         }
         self.ratelimit = Some(state);
         self
+    }
+}
+
+impl Verdict {
+    /// Applies the allowance, the last check: a valid verdict becomes `refusal` (when there is
+    /// one), and the limits' and credits' states are reported either way; `ratelimit` becomes
+    /// the tightest limit.
+    #[must_use]
+    pub fn with_allowance(
+        mut self,
+        refusal: Option<VerdictCode>,
+        limits: Vec<LimitState>,
+        credits: Option<CreditState>,
+    ) -> Self {
+        if let Some(code) = refusal.filter(|_| self.valid) {
+            self.valid = false;
+            self.code = code;
+        }
+        self.ratelimit = limits
+            .iter()
+            .min_by_key(|l| (l.remaining, l.reset))
+            .map(|l| RateLimitState {
+                limit: l.limit,
+                remaining: l.remaining,
+                reset: l.reset,
+            });
+        self.ratelimits = limits;
+        self.credits = credits;
+        self
+    }
+
+    /// Seconds to the `Retry-After` of a 429: to the tightest window's end when limited, to
+    /// the next refill when out of credits (`None` when no refill is due).
+    #[must_use]
+    pub fn retry_after(&self, now: i64) -> Option<i64> {
+        match self.code {
+            VerdictCode::RateLimited => self
+                .ratelimits
+                .iter()
+                .filter(|l| l.remaining == 0)
+                .map(|l| l.reset)
+                .max()
+                .or(self.ratelimit.map(|r| r.reset))
+                .map(|reset| (reset - now).max(1)),
+            VerdictCode::UsageExceeded => self
+                .credits
+                .and_then(|c| c.refill_at)
+                .map(|t| (t - now).max(1)),
+            _ => None,
+        }
     }
 }
 

@@ -19,7 +19,7 @@
 // the WASM instance before handling it (its `fetch` routes with the same `Route::of`).
 // `build-edge` refuses a bundle without `__worker_init_state`, and this module refuses to load
 // without the handlers it calls.
-import Entrypoint, { RateLimiter, KvWriter } from "../index.js";
+import Entrypoint, { Allowance, KvWriter } from "../index.js";
 
 const { dispatch, verifyNow, verifyBody } = Entrypoint.prototype;
 for (const [name, fn] of Object.entries({ dispatch, verifyNow, verifyBody })) {
@@ -78,4 +78,4 @@ export default {
   },
 };
 
-export { RateLimiter, KvWriter };
+export { Allowance, KvWriter };

@@ -14,7 +14,9 @@
 use std::cell::RefCell;
 
 use futures_util::future::try_join_all;
-use keyward_common::record::role_kv_key;
+use keyward_common::allowance::{CreditState, LimitScope, LimitState, Refusal, Rules};
+use keyward_common::credits::CreditTarget;
+use keyward_common::record::{NamedRateLimit, OwnerEntry, OwnerStatus, owner_kv_key, role_kv_key};
 use keyward_common::{
     EdgeEntry, KeyHash, PresentedKey, RequestContext, RoleEntry, Verdict, VerdictCode,
     effective_permissions, verify_with_permissions,
@@ -23,11 +25,17 @@ use worker::{Context, Env, Result};
 
 use crate::cache::{CAPACITY, LookupCache};
 use crate::config::{Config, KV_BINDING, KV_CACHE_TTL_S};
-use crate::{ratelimit, usage};
+use crate::{allowance, usage};
 
 thread_local! {
     static CACHE: RefCell<LookupCache<EdgeEntry>> = RefCell::new(LookupCache::new(CAPACITY));
     static ROLES: RefCell<LookupCache<RoleEntry>> = RefCell::new(LookupCache::new(CAPACITY));
+    static OWNERS: RefCell<LookupCache<OwnerEntry>> = RefCell::new(LookupCache::new(CAPACITY));
+}
+
+/// Forgets the cached owner entry under `kv_key` (`o:{workspace}:{owner_id}`) in this isolate.
+pub fn evict_owner(kv_key: &str) {
+    OWNERS.with_borrow_mut(|c| c.evict(kv_key));
 }
 
 /// Forgets the cached lookup of `hash` in this isolate.
@@ -73,17 +81,26 @@ pub async fn check(
     let Some(presented) = parse(key) else {
         return Ok(malformed());
     };
+    allowance::set_clock_offset(cfg.clock_offset_s);
     let now_ms = now_ms();
     let (entry, mut kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
-    let permissions = match entry.as_ref() {
-        Some(e) if needs_roles(e, request) => {
-            let (permissions, reads) = role_permissions(env, cfg, e, now_ms).await?;
-            kv_reads += reads;
-            permissions
+    // The roles and the owner are read at the same time (each only when not cached).
+    let roles = async {
+        match entry.as_ref() {
+            Some(e) if needs_roles(e, request) => role_permissions(env, cfg, e, now_ms).await,
+            Some(e) => Ok((e.scopes.clone(), 0)),
+            None => Ok((Vec::new(), 0)),
         }
-        Some(e) => e.scopes.clone(),
-        None => Vec::new(),
     };
+    let owner = async {
+        match entry.as_ref().filter(|e| in_workspaces(e, request)) {
+            Some(e) => owner_of(env, cfg, e, now_ms).await,
+            None => Ok((None, 0)),
+        }
+    };
+    let ((permissions, role_reads), (owner, owner_reads)) =
+        futures_util::future::try_join(roles, owner).await?;
+    kv_reads += role_reads + owner_reads;
     let mut verdict = verify_with_permissions(
         &presented,
         entry.as_ref(),
@@ -91,18 +108,187 @@ pub async fn check(
         request,
         secs(now_ms),
     );
-    // A found key with a limit always reports its window; only a still-valid request counts.
-    if let Some((entry, limit)) = entry
+    let owner = owner.filter(|_| verdict.key_id.is_some());
+    apply_owner_status(&mut verdict, owner.as_ref());
+    let targets = entry
         .as_ref()
         .filter(|_| verdict.key_id.is_some())
-        .and_then(|e| Some((e, e.rate_limit.as_ref()?)))
-    {
-        let peek = !verdict.valid;
-        let hit = ratelimit::hit(env, entry.key_id.as_str(), limit, peek, cost).await?;
-        verdict = verdict.with_rate_limit(hit.state, hit.allowed || peek);
+        .map(|e| targets(e, owner.as_ref()))
+        .unwrap_or_default();
+    if !targets.is_empty() {
+        let (refusal, limits, credits) = if verdict.valid {
+            spend_all(env, ctx, &targets, cost).await?
+        } else {
+            // Refused before the allowance: spends nothing, reports the state.
+            let mut states = States::default();
+            for t in &targets {
+                states.add(allowance::peek(env, ctx, t).await?);
+            }
+            (None, states.limits, states.credits)
+        };
+        verdict = verdict.with_allowance(refusal, limits, credits);
     }
-    record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
+    record_usage(ctx, cfg, entry.as_ref(), &verdict, cost, now_ms);
     Ok(Checked { verdict, kv_reads })
+}
+
+/// The limits and credits of a request's targets, merged: every limit, and the fewer credits.
+#[derive(Debug, Default)]
+struct States {
+    limits: Vec<LimitState>,
+    credits: Option<CreditState>,
+}
+
+impl States {
+    fn add(&mut self, spent: allowance::Spent) {
+        self.limits.extend(spent.limits);
+        self.credits = match (self.credits, spent.credits) {
+            (Some(a), Some(b)) => Some(if b.remaining < a.remaining { b } else { a }),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+fn refusal_code(r: Refusal) -> VerdictCode {
+    match r {
+        Refusal::RateLimited => VerdictCode::RateLimited,
+        Refusal::UsageExceeded => VerdictCode::UsageExceeded,
+    }
+}
+
+/// Spends `cost` from the key, then from its owner; when the owner refuses, the key's spend is
+/// given back.
+async fn spend_all(
+    env: &Env,
+    ctx: &Context,
+    targets: &[allowance::Target],
+    cost: u32,
+) -> Result<(Option<VerdictCode>, Vec<LimitState>, Option<CreditState>)> {
+    let mut states = States::default();
+    for (i, t) in targets.iter().enumerate() {
+        let spent = allowance::spend(env, ctx, t, cost).await?;
+        let refusal = spent.refusal;
+        states.add(spent);
+        if let Some(r) = refusal {
+            for earlier in &targets[..i] {
+                allowance::refund(env, ctx, earlier, cost, allowance::clock_ms());
+            }
+            // The answer still shows the owner's state when the key refused.
+            for later in &targets[i + 1..] {
+                states.add(allowance::peek(env, ctx, later).await?);
+            }
+            return Ok((Some(refusal_code(r)), states.limits, states.credits));
+        }
+    }
+    Ok((None, states.limits, states.credits))
+}
+
+/// A disabled owner refuses its keys like a disabled key: after a revoked or disabled key's own
+/// status, before anything else.
+fn apply_owner_status(verdict: &mut Verdict, owner: Option<&OwnerEntry>) {
+    if owner.is_some_and(|o| o.status == OwnerStatus::Disabled)
+        && matches!(
+            verdict.code,
+            VerdictCode::Valid
+                | VerdictCode::Expired
+                | VerdictCode::ForbiddenIp
+                | VerdictCode::ForbiddenScope
+        )
+    {
+        verdict.valid = false;
+        verdict.code = VerdictCode::Disabled;
+    }
+}
+
+/// The key's limits: `rate_limits`, else the old one-limit form as `default`.
+fn key_rules(entry: &EdgeEntry) -> Rules {
+    let limits = if entry.rate_limits.is_empty() {
+        entry
+            .rate_limit
+            .map(|r| NamedRateLimit {
+                name: NamedRateLimit::DEFAULT_NAME.to_owned(),
+                limit: r.limit,
+                period_s: r.period_s,
+            })
+            .into_iter()
+            .collect()
+    } else {
+        entry.rate_limits.clone()
+    };
+    Rules {
+        limits,
+        credited: entry.credited,
+    }
+}
+
+/// The allowances a request of `entry` spends from: the key's, then its owner's (each only when
+/// limited or credited).
+fn targets(entry: &EdgeEntry, owner: Option<&OwnerEntry>) -> Vec<allowance::Target> {
+    let mut out = Vec::new();
+    if entry.is_tombstone() {
+        return out;
+    }
+    let rules = key_rules(entry);
+    if rules.is_limited() {
+        out.push(allowance::Target {
+            who: CreditTarget::Key {
+                workspace: entry.workspace.clone(),
+                key_id: entry.key_id.clone(),
+            },
+            rules,
+            scope: LimitScope::Key,
+        });
+    }
+    if let (Some(owner), Some(owner_id)) = (owner, entry.owner_id.as_ref()) {
+        let rules = Rules {
+            limits: owner.rate_limits.clone(),
+            credited: owner.credited,
+        };
+        if rules.is_limited() {
+            out.push(allowance::Target {
+                who: CreditTarget::Owner {
+                    workspace: entry.workspace.clone(),
+                    owner_id: owner_id.clone(),
+                },
+                rules,
+                scope: LimitScope::Owner,
+            });
+        }
+    }
+    out
+}
+
+/// The key's owner entry (isolate cache, else KV): `None` when the key has none or it is not
+/// stored. Returns the entry and the KV reads made.
+async fn owner_of(
+    env: &Env,
+    cfg: &Config,
+    entry: &EdgeEntry,
+    now_ms: u64,
+) -> Result<(Option<OwnerEntry>, u32)> {
+    let Some(owner_id) = entry.owner_id.as_deref().filter(|_| !entry.is_tombstone()) else {
+        return Ok((None, 0));
+    };
+    let kv_key = owner_kv_key(&entry.workspace, owner_id);
+    if let Some(hit) = OWNERS.with_borrow_mut(|c| c.get(&kv_key, now_ms)) {
+        return Ok((hit, 0));
+    }
+    let text = env
+        .kv(KV_BINDING)?
+        .get(&kv_key)
+        .cache_ttl(KV_CACHE_TTL_S)
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
+    let owner: Option<OwnerEntry> = text
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| worker::Error::RustError(format!("KV entry {kv_key} does not parse: {e}")))?;
+    // An absent owner entry is the common case (an owner with no settings), not a guess at an
+    // unknown key: it is cached as long as a found one. A sync that writes it evicts it here.
+    let ttl = cfg.cache_ttl_ms;
+    OWNERS.with_borrow_mut(|c| c.insert(&kv_key, owner.clone(), now_ms, ttl));
+    Ok((owner, 1))
 }
 
 /// [`check`] for the verdicts that need no I/O: a malformed key, or a key whose lookup (and its
@@ -113,28 +299,57 @@ pub fn check_now(
     cfg: &Config,
     key: Option<&str>,
     request: &RequestContext,
+    cost: u32,
 ) -> Option<Checked> {
     let Some(presented) = parse(key) else {
         return Some(malformed());
     };
+    allowance::set_clock_offset(cfg.clock_offset_s);
     let now_ms = now_ms();
     let entry = CACHE.with_borrow_mut(|c| c.get(presented.hash().as_str(), now_ms))?;
-    if entry.as_ref().is_some_and(|e| e.rate_limit.is_some()) {
-        return None;
-    }
+    let owner = match entry.as_ref().and_then(|e| e.owner_id.as_deref()) {
+        Some(owner_id) if entry.as_ref().is_some_and(|e| in_workspaces(e, request)) => {
+            let e = entry.as_ref()?;
+            OWNERS.with_borrow_mut(|c| c.get(&owner_kv_key(&e.workspace, owner_id), now_ms))?
+        }
+        _ => None,
+    };
     let permissions = match entry.as_ref() {
         Some(e) if needs_roles(e, request) => cached_role_permissions(e, now_ms)?,
         Some(e) => e.scopes.clone(),
         None => Vec::new(),
     };
-    let verdict = verify_with_permissions(
+    let mut verdict = verify_with_permissions(
         &presented,
         entry.as_ref(),
         permissions,
         request,
         secs(now_ms),
     );
-    record_usage(ctx, cfg, entry.as_ref(), &verdict, now_ms);
+    apply_owner_status(&mut verdict, owner.as_ref());
+    let targets = entry
+        .as_ref()
+        .filter(|_| verdict.key_id.is_some())
+        .map(|e| targets(e, owner.as_ref()))
+        .unwrap_or_default();
+    if !targets.is_empty() {
+        // Only a valid request spent wholly from this isolate's leases answers here.
+        if !verdict.valid {
+            return None;
+        }
+        let mut states = States::default();
+        for (i, t) in targets.iter().enumerate() {
+            let Some(spent) = allowance::spend_now(t, cost, allowance::clock_ms()) else {
+                for earlier in &targets[..i] {
+                    allowance::unspend_now(earlier, cost, allowance::clock_ms());
+                }
+                return None;
+            };
+            states.add(spent);
+        }
+        verdict = verdict.with_allowance(None, states.limits, states.credits);
+    }
+    record_usage(ctx, cfg, entry.as_ref(), &verdict, cost, now_ms);
     Some(Checked {
         verdict,
         kv_reads: 0,
@@ -158,21 +373,31 @@ fn secs(now_ms: u64) -> i64 {
     keyward_common::time::unix_seconds(now_ms)
 }
 
-/// Counts a valid request of a found key in usage.
+/// Counts a request of a found key in usage under its outcome, with the credits it spent.
 fn record_usage(
     ctx: &Context,
     cfg: &Config,
     entry: Option<&EdgeEntry>,
     verdict: &Verdict,
+    cost: u32,
     now_ms: u64,
 ) {
-    if let Some(entry) = entry.filter(|_| verdict.valid) {
+    if let Some(entry) = entry.filter(|_| verdict.key_id.is_some()) {
+        let spent = if verdict.valid && verdict.credits.is_some() {
+            u64::from(cost)
+        } else {
+            0
+        };
         usage::record(
             ctx,
-            cfg.usage_url.as_deref(),
-            cfg.usage_secret.as_ref(),
-            cfg.usage_flush_ms,
-            (&entry.key_id, &entry.workspace),
+            cfg,
+            usage::Counted {
+                key_id: &entry.key_id,
+                workspace: &entry.workspace,
+                owner_id: entry.owner_id.as_deref(),
+                code: verdict.code,
+                credits_spent: spent,
+            },
             now_ms,
         );
     }
@@ -181,8 +406,13 @@ fn record_usage(
 /// Whether the verdict needs `entry`'s roles: it has some, is not a tombstone, and is of a
 /// workspace the request allows (any other is answered as unknown, with no read).
 fn needs_roles(entry: &EdgeEntry, request: &RequestContext) -> bool {
-    !entry.roles.is_empty()
-        && !entry.is_tombstone()
+    !entry.roles.is_empty() && in_workspaces(entry, request)
+}
+
+/// Whether `entry` is a live key of a workspace the request allows (the others are answered
+/// as unknown, with no further read).
+fn in_workspaces(entry: &EdgeEntry, request: &RequestContext) -> bool {
+    !entry.is_tombstone()
         && (request.workspaces.is_empty() || request.workspaces.contains(&entry.workspace))
 }
 

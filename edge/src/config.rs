@@ -23,8 +23,8 @@ pub const KV_CACHE_TTL_S: u64 = 60;
 
 /// Binding names, as in `wrangler.toml`.
 pub const KV_BINDING: &str = "KV";
-/// The rate limiter Durable Object namespace binding.
-pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// The allowance Durable Object namespace binding (credits and rate limits, per key and owner).
+pub const ALLOWANCE_BINDING: &str = "ALLOWANCE";
 /// The KV writer Durable Object namespace binding (monotonic sync writes).
 pub const KV_WRITER_BINDING: &str = "KV_WRITER";
 
@@ -56,6 +56,10 @@ pub struct Config {
     pub negative_cache_ttl_ms: u64,
     /// Smallest interval between two usage flushes of one isolate.
     pub usage_flush_ms: u64,
+    /// Seconds added to the clock of credits, windows and leases (`CLOCK_OFFSET_S`): for the
+    /// local stack and tests to reach a refill without waiting; unset (0) in production, and no
+    /// request can change it.
+    pub clock_offset_s: i64,
 }
 
 /// A configuration value that cannot be used. Messages name the var (and the rule), never a
@@ -144,6 +148,10 @@ impl Config {
                 DEFAULT_NEGATIVE_CACHE_TTL_S * 1000,
             )?,
             usage_flush_ms: seconds("USAGE_FLUSH_S", DEFAULT_USAGE_FLUSH_S * 1000)?,
+            clock_offset_s: text("CLOCK_OFFSET_S").map_or(Ok(0), |v| {
+                v.parse::<i64>()
+                    .map_err(|_| ConfigError::Seconds("CLOCK_OFFSET_S"))
+            })?,
         })
     }
 }

@@ -9,13 +9,13 @@
 //! - anything else under `/_keyward/`: 404, never proxied;
 //! - everything else: the proxy, which verifies the key and forwards to `ORIGIN_URL`.
 
+mod allowance;
 mod body;
 mod cache;
 mod check;
 mod config;
 mod dispatch;
 mod proxy;
-mod ratelimit;
 mod respond;
 mod sync;
 mod usage;
@@ -29,7 +29,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{Context, Env, Request, Result, event, web_sys};
 
-pub use ratelimit::RateLimiter;
+pub use allowance::Allowance;
 pub use writer::KvWriter;
 
 use crate::config::Config;
@@ -254,6 +254,7 @@ pub fn verify_now(
         &config,
         verify.key.as_deref(),
         &verify.context,
+        verify.cost,
     )?;
     respond::verdict(&checked).ok()
 }

@@ -100,7 +100,7 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Res
     if let Some(state) = &checked.verdict.ratelimit {
         respond::rate_limit_headers(resp.headers_mut(), state)?;
     }
-    respond::kv_reads(&mut resp, checked.kv_reads)?;
+    respond::kv_reads(&mut resp, &checked)?;
     Ok(resp)
 }
 

@@ -38,7 +38,7 @@ pub fn verdict(checked: &Checked) -> Result<web_sys::Response> {
         if let Some(state) = &checked.verdict.ratelimit {
             rate_limit_headers(&wrapped, state)?;
         }
-        kv_reads_header(&wrapped, checked.kv_reads)?;
+        kv_reads_header(&wrapped, checked)?;
         let init = web_sys::ResponseInit::new();
         init.set_status(200);
         init.set_headers_headers(&wrapped.0);
@@ -100,10 +100,11 @@ pub fn refusal(verdict: &Verdict, now: i64) -> Result<Response> {
             r#"Bearer realm="keyward", error="invalid_token""#,
         )?;
     }
+    // Out of credits with no refill due: no Retry-After (waiting does not help).
+    if let Some(after) = verdict.retry_after(now) {
+        headers.set("retry-after", &after.to_string())?;
+    }
     if let Some(state) = &verdict.ratelimit {
-        if code.http_status() == 429 {
-            headers.set("retry-after", &state.retry_after(now).to_string())?;
-        }
         rate_limit_headers(headers, state)?;
     }
     Ok(resp)
@@ -123,18 +124,27 @@ pub fn rate_limit_headers(headers: &Headers, state: &RateLimitState) -> Result<(
 ///
 /// # Errors
 /// When the headers are immutable.
-pub fn kv_reads(resp: &mut Response, reads: u32) -> Result<()> {
-    kv_reads_header(resp.headers_mut(), reads)
+pub fn kv_reads(resp: &mut Response, checked: &Checked) -> Result<()> {
+    kv_reads_header(resp.headers_mut(), checked)
 }
 
 #[cfg(feature = "test-hooks")]
-fn kv_reads_header(headers: &Headers, reads: u32) -> Result<()> {
-    headers.set("x-keyward-kv-reads", &reads.to_string())
+fn kv_reads_header(headers: &Headers, checked: &Checked) -> Result<()> {
+    headers.set("x-keyward-kv-reads", &checked.kv_reads.to_string())?;
+    // Cumulative per isolate, of the key's object: a test compares two answers to count the
+    // round trips in between.
+    if let Some(key_id) = &checked.verdict.key_id {
+        let calls = crate::allowance::calls(&format!("k:{key_id}"));
+        headers.set("x-keyward-allowance-calls", &calls.to_string())?;
+    }
+    Ok(())
 }
 
 /// Release builds count nothing.
 #[cfg(not(feature = "test-hooks"))]
 #[allow(clippy::unnecessary_wraps)]
-fn kv_reads_header(_headers: &Headers, _reads: u32) -> Result<()> {
+fn kv_reads_header(_headers: &Headers, checked: &Checked) -> Result<()> {
+    // Counted in every build; only test builds report it.
+    let _ = checked.kv_reads;
     Ok(())
 }

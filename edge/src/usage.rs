@@ -1,6 +1,7 @@
 //! Per-key usage counted in the isolate and reported in signed batches, off the critical path.
 //!
-//! Each isolate counts requests per key and UTC day. At most once per `USAGE_FLUSH_S` a request
+//! Each isolate counts requests of found keys per key and UTC hour, by outcome, with the credits
+//! the admitted ones spent, and keeps the latest balance each allowance object reported. At most once per `USAGE_FLUSH_S` a request
 //! that finds counts pending hands them to `ctx.wait_until` as signed [`UsageBatch`] POSTs of at
 //! most [`MAX_USAGE_REPORTS`] reports, each with its own `batch_id`; the response never waits.
 //! A batch that is not confirmed (network error, 5xx, 408, 429) is sent again unchanged with the
@@ -12,11 +13,13 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use keyward_common::sync::{
-    MAX_USAGE_REPORTS, OutcomeCounts, SIGNATURE_HEADER, TIMESTAMP_HEADER, UsageBatch, UsageReport,
-    sign,
+    BalanceReport, MAX_USAGE_REPORTS, OutcomeCounts, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    UsageBatch, UsageReport, sign,
 };
 use keyward_common::time::unix_seconds;
-use keyward_common::{KeyId, Secret};
+use keyward_common::{KeyId, Secret, VerdictCode};
+
+use crate::config::Config;
 use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
 
 /// Most batches kept for resending; beyond it the oldest is dropped, with an error log.
@@ -34,28 +37,52 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Counts one request of `key_id` at Unix second `now`.
-    pub fn record(&mut self, key_id: &KeyId, workspace: &str, now: i64) {
+    /// Counts one request at Unix second `now` under its outcome.
+    pub fn record(&mut self, c: &Counted<'_>, now: i64) {
         let hour = now - now.rem_euclid(3600);
         let report = self
             .reports
-            .entry((key_id.as_str().to_owned(), hour))
+            .entry((c.key_id.as_str().to_owned(), hour))
             .or_insert_with(|| UsageReport {
-                workspace: workspace.to_owned(),
-                key_id: key_id.clone(),
+                workspace: c.workspace.to_owned(),
+                key_id: c.key_id.clone(),
                 owner_id: None,
                 hour,
                 counts: OutcomeCounts::default(),
                 last_used_at: None,
             });
-        report.counts.valid += 1;
-        report.last_used_at = Some(report.last_used_at.map_or(now, |t| t.max(now)));
+        if let Some(owner) = c.owner_id {
+            report.owner_id = Some(owner.to_owned());
+        }
+        let counts = &mut report.counts;
+        let field = match c.code {
+            VerdictCode::Valid => &mut counts.valid,
+            VerdictCode::RateLimited => &mut counts.rate_limited,
+            VerdictCode::UsageExceeded => &mut counts.usage_exceeded,
+            VerdictCode::ForbiddenScope | VerdictCode::ForbiddenIp => &mut counts.forbidden,
+            VerdictCode::Disabled => &mut counts.disabled,
+            VerdictCode::Expired => &mut counts.expired,
+            VerdictCode::Revoked => &mut counts.revoked,
+            // No key was found: nothing to count it under.
+            VerdictCode::Malformed | VerdictCode::NotFound => return,
+        };
+        *field += 1;
+        counts.credits_spent += c.credits_spent;
+        if c.code == VerdictCode::Valid {
+            report.last_used_at = Some(report.last_used_at.map_or(now, |t| t.max(now)));
+        }
     }
 
     /// When the last flush is at least `interval_ms` ago: the batches to send, resends first,
     /// then the new counts split into batches of at most [`MAX_USAGE_REPORTS`], each with a
     /// fresh id made from `now_ms`, a per-isolate sequence number and `random`.
-    pub fn take_due(&mut self, now_ms: u64, interval_ms: u64, random: u64) -> Vec<UsageBatch> {
+    pub fn take_due(
+        &mut self,
+        now_ms: u64,
+        interval_ms: u64,
+        random: u64,
+        balances: &mut dyn FnMut() -> Vec<BalanceReport>,
+    ) -> Vec<UsageBatch> {
         if (self.reports.is_empty() && self.unsent.is_empty())
             || self
                 .last_flush_ms
@@ -67,15 +94,18 @@ impl Pending {
         let mut out: Vec<UsageBatch> = self.unsent.drain(..).collect();
         let mut reports: Vec<UsageReport> =
             std::mem::take(&mut self.reports).into_values().collect();
-        while !reports.is_empty() {
+        let mut balances = balances();
+        while !reports.is_empty() || !balances.is_empty() {
             let rest = reports.split_off(reports.len().min(MAX_USAGE_REPORTS));
+            let more = balances.split_off(balances.len().min(MAX_USAGE_REPORTS));
             self.batches += 1;
             out.push(UsageBatch {
                 batch_id: format!("{now_ms:x}-{:x}-{random:016x}", self.batches),
                 reports,
-                balances: Vec::new(),
+                balances,
             });
             reports = rest;
+            balances = more;
         }
         out
     }
@@ -116,25 +146,39 @@ enum Sent {
     Unconfirmed(String),
 }
 
+/// One request to count.
+#[derive(Debug)]
+pub struct Counted<'a> {
+    /// The key.
+    pub key_id: &'a KeyId,
+    /// Its workspace.
+    pub workspace: &'a str,
+    /// Its owner.
+    pub owner_id: Option<&'a str>,
+    /// The outcome.
+    pub code: VerdictCode,
+    /// Credits the request spent.
+    pub credits_spent: u64,
+}
+
 /// Counts one request and, when a flush is due, sends the batches via `ctx.wait_until`.
-pub fn record(
-    ctx: &Context,
-    url: Option<&str>,
-    secret: Option<&Secret>,
-    interval_ms: u64,
-    (key_id, workspace): (&KeyId, &str),
-    now_ms: u64,
-) {
-    let (Some(url), Some(secret)) = (url, secret) else {
+pub fn record(ctx: &Context, cfg: &Config, counted: Counted<'_>, now_ms: u64) {
+    let (Some(url), Some(secret)) = (cfg.usage_url.as_deref(), cfg.usage_secret.as_ref()) else {
         return;
     };
+    let interval_ms = cfg.usage_flush_ms;
     let now = unix_seconds(now_ms);
     // Uniqueness only (batches are signed): the clock, a counter and 53 random bits.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     let due = PENDING.with_borrow_mut(|p| {
-        p.record(key_id, workspace, now);
-        p.take_due(now_ms, interval_ms, random)
+        p.record(&counted, now);
+        p.take_due(
+            now_ms,
+            interval_ms,
+            random,
+            &mut crate::allowance::take_balances,
+        )
     });
     if due.is_empty() {
         return;
@@ -194,16 +238,30 @@ mod tests {
         KeyId::new(1, [2; 10])
     }
 
+    fn valid(key_id: &KeyId) -> Counted<'_> {
+        Counted {
+            key_id,
+            workspace: "acme",
+            owner_id: None,
+            code: VerdictCode::Valid,
+            credits_spent: 0,
+        }
+    }
+
+    fn none() -> Vec<BalanceReport> {
+        Vec::new()
+    }
+
     #[test]
     fn counts_are_batched_and_flushed_at_most_once_per_interval() {
         let mut p = Pending::default();
-        p.record(&id(), "acme", 1_800_000_000);
-        let first = p.take_due(1_000, 5_000, 7);
+        p.record(&valid(&id()), 1_800_000_000);
+        let first = p.take_due(1_000, 5_000, 7, &mut none);
         assert_eq!(first[0].reports[0].counts.valid, 1);
-        p.record(&id(), "acme", 1_800_000_001);
-        p.record(&id(), "acme", 1_800_000_002);
-        assert!(p.take_due(3_000, 5_000, 7).is_empty());
-        let second = p.take_due(6_000, 5_000, 7);
+        p.record(&valid(&id()), 1_800_000_001);
+        p.record(&valid(&id()), 1_800_000_002);
+        assert!(p.take_due(3_000, 5_000, 7, &mut none).is_empty());
+        let second = p.take_due(6_000, 5_000, 7, &mut none);
         assert_eq!(second[0].reports[0].counts.valid, 2);
         assert_eq!(second[0].reports[0].last_used_at, Some(1_800_000_002));
         assert_ne!(first[0].batch_id, second[0].batch_id);
@@ -213,11 +271,11 @@ mod tests {
     #[test]
     fn an_unconfirmed_batch_is_sent_again_unchanged_and_new_counts_go_in_a_new_batch() {
         let mut p = Pending::default();
-        p.record(&id(), "acme", 1_800_000_000);
-        let batch = p.take_due(0, 5_000, 1).remove(0);
-        p.record(&id(), "acme", 1_800_000_005);
+        p.record(&valid(&id()), 1_800_000_000);
+        let batch = p.take_due(0, 5_000, 1, &mut none).remove(0);
+        p.record(&valid(&id()), 1_800_000_005);
         p.resend(batch.clone());
-        let again = p.take_due(10_000, 5_000, 2);
+        let again = p.take_due(10_000, 5_000, 2, &mut none);
         assert_eq!(again.len(), 2);
         assert_eq!(again[0], batch, "same id, same reports");
         assert_eq!(again[1].reports[0].counts.valid, 1);
@@ -228,14 +286,76 @@ mod tests {
     fn a_large_flush_is_split_to_the_control_planes_batch_limit() {
         let mut p = Pending::default();
         for i in 0..2_500u64 {
-            p.record(&KeyId::new(i, [1; 10]), "acme", 1_800_000_000);
+            p.record(&valid(&KeyId::new(i, [1; 10])), 1_800_000_000);
         }
-        let batches = p.take_due(0, 5_000, 3);
+        let batches = p.take_due(0, 5_000, 3, &mut none);
         let sizes: Vec<usize> = batches.iter().map(|b| b.reports.len()).collect();
         assert_eq!(sizes, [1000, 1000, 500]);
         let ids: std::collections::HashSet<&str> =
             batches.iter().map(|b| b.batch_id.as_str()).collect();
         assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn requests_are_counted_by_outcome_per_hour_with_credits_and_the_latest_balances() {
+        let mut p = Pending::default();
+        let key = id();
+        let mut c = valid(&key);
+        c.owner_id = Some("cust_1");
+        c.credits_spent = 5;
+        p.record(&c, 1_800_000_000);
+        for code in [
+            VerdictCode::RateLimited,
+            VerdictCode::UsageExceeded,
+            VerdictCode::UsageExceeded,
+            VerdictCode::ForbiddenIp,
+            VerdictCode::Disabled,
+            VerdictCode::NotFound,
+        ] {
+            p.record(
+                &Counted {
+                    code,
+                    credits_spent: 0,
+                    ..c
+                },
+                1_800_000_010,
+            );
+        }
+        p.record(&c, 1_800_003_600);
+        let balance = BalanceReport {
+            target: keyward_common::credits::CreditTarget::Key {
+                workspace: "acme".into(),
+                key_id: key.clone(),
+            },
+            remaining: 7,
+            seq: 3,
+            at_ms: 1,
+        };
+        let batch = p
+            .take_due(0, 5_000, 1, &mut || vec![balance.clone()])
+            .remove(0);
+        let mut reports = batch.reports;
+        reports.sort_by_key(|r| r.hour);
+        assert_eq!(reports.len(), 2, "one report per hour");
+        let first = &reports[0];
+        assert_eq!(first.owner_id.as_deref(), Some("cust_1"));
+        assert_eq!(first.hour, 1_800_000_000);
+        let want = OutcomeCounts {
+            valid: 1,
+            rate_limited: 1,
+            usage_exceeded: 2,
+            forbidden: 1,
+            disabled: 1,
+            credits_spent: 5,
+            ..OutcomeCounts::default()
+        };
+        assert_eq!(first.counts, want);
+        assert_eq!(
+            first.last_used_at,
+            Some(1_800_000_000),
+            "only admitted requests"
+        );
+        assert_eq!(batch.balances, vec![balance]);
     }
 
     #[test]

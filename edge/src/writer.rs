@@ -18,7 +18,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use futures_util::StreamExt;
-use keyward_common::sync::{RoleSyncItem, SyncItem, SyncOutcome};
+use keyward_common::record::OwnerEntry;
+use keyward_common::sync::{OwnerSyncItem, RoleSyncItem, SyncItem, SyncOutcome};
 use keyward_common::time::unix_seconds;
 use keyward_common::{EdgeEntry, KeyHash, RoleEntry};
 use serde::de::DeserializeOwned;
@@ -63,6 +64,9 @@ pub struct ShardBatch {
     /// Role writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleSyncItem>,
+    /// Owner writes (`o:{workspace}:{owner_id}`), after the roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<OwnerSyncItem>,
 }
 
 /// An entry the writer keeps monotonic in KV.
@@ -79,6 +83,16 @@ impl Versioned for EdgeEntry {
     }
     fn kv_expiration(&self) -> Option<i64> {
         EdgeEntry::kv_expiration(self)
+    }
+}
+
+impl Versioned for OwnerEntry {
+    /// Newest version wins; the same version again is written again (a retried batch).
+    fn supersedes(&self, stored: &Self) -> bool {
+        self.version > stored.version
+    }
+    fn kv_expiration(&self) -> Option<i64> {
+        None
     }
 }
 
@@ -218,6 +232,21 @@ impl DurableObject for KvWriter {
             )));
         }
         // Distinct KV keys are written concurrently; `buffered` keeps the outcomes in order.
+        let mut owner_writes = Vec::with_capacity(batch.owners.len());
+        for owner in &batch.owners {
+            let Some(kv_key) = owner.kv_key() else {
+                return Response::error("an owner write with an invalid workspace or id", 400);
+            };
+            owner_writes.push(self.apply(kv_key, &owner.entry, now));
+        }
+        let writes = writes
+            .into_iter()
+            .map(futures_util::future::Either::Left)
+            .chain(
+                owner_writes
+                    .into_iter()
+                    .map(futures_util::future::Either::Right),
+            );
         let outcomes: Vec<Result<SyncOutcome>> = futures_util::stream::iter(writes)
             .buffered(WRITES_IN_FLIGHT)
             .collect()

@@ -167,7 +167,11 @@ exec "$@""#,
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
-            .env("WRANGLER_LOG_PATH", state_dir.join("wrangler-logs"));
+            .env("WRANGLER_LOG_PATH", state_dir.join("wrangler-logs"))
+            // Each edge its own dev registry: in the shared one, every `wrangler dev` of the
+            // same worker name sees each new one start and restarts its workerd ("Your worker
+            // restarted mid-request"), losing its isolates' state (leases of allowance).
+            .env("WRANGLER_REGISTRY_PATH", state_dir.join("registry"));
         for (k, v) in &vars {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }

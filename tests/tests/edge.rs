@@ -7,11 +7,12 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use keyward_common::credits::{CreditOp, CreditOpKind, CreditTarget, Interval, Refill};
 use keyward_common::origin::{Identity, verify_request};
-use keyward_common::record::EDGE_SCHEMA;
+use keyward_common::record::{EDGE_SCHEMA, NamedRateLimit, OwnerEntry, OwnerStatus};
 use keyward_common::sync::{
-    RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome, TIMESTAMP_HEADER, UsageBatch,
-    verify_signature,
+    OwnerSyncItem, RoleSyncItem, SIGNATURE_HEADER, SyncBatch, SyncItem, SyncOutcome,
+    TIMESTAMP_HEADER, UsageBatch, verify_signature,
 };
 use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyStatus, RateLimit, RoleEntry, SecretKey};
 use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, unix_now};
@@ -1250,8 +1251,9 @@ async fn a_warm_key_with_roles_costs_no_kv_read_and_a_cold_one_one_per_uncached_
         .send()
         .await
         .unwrap();
-    // The sync that wrote the roles evicted them here; the key entry and both roles are read.
-    assert_eq!(reads(&resp).as_deref(), Some("3"));
+    // The sync that wrote the roles evicted them here; the key entry, its owner's entry (none
+    // is stored: cached as absent) and both roles are read.
+    assert_eq!(reads(&resp).as_deref(), Some("4"));
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "VALID");
     let warm = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
@@ -1469,4 +1471,610 @@ async fn ten_thousand_holders_see_a_role_change() {
         changed.elapsed(),
         first_sweep.unwrap_or_default()
     );
+}
+
+// ---- Credits, several limits, cost and owners (the allowance objects and their leases) ----
+//
+// These run against their own edge: their exact counts rely on the leases an isolate holds, and
+// the shared edge's isolate is sometimes restarted by workerd while another test streams a large
+// body through it ("Your worker restarted mid-request"), which would strand a lease until its
+// grace ends.
+
+fn aw() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let origin = EchoOrigin::start().expect("echo origin starts");
+        let edge = EdgeServer::start(EdgeOptions {
+            bundle: EdgeBundle::TestHooks,
+            origin_url: origin.url(),
+            route_scopes: "* /v1/admin/** => admin; * /v1/items/** => items.read; \
+                           * /v1/costly/** => items.read cost 5"
+                .into(),
+            sync_secret: SECRET.into(),
+            usage_secret: USAGE_SECRET.into(),
+            origin_secret: ORIGIN_SECRET.into(),
+            usage_url: format!("{}/_usage", origin.url()),
+            vars: vec![("USAGE_FLUSH_S".into(), "1".into())],
+            ..EdgeOptions::default()
+        })
+        .expect("wrangler dev starts the edge");
+        World { edge, origin }
+    })
+}
+
+async fn astored(entry: &EdgeEntry) -> SecretKey {
+    let key = new_key();
+    let batch = SyncBatch {
+        items: vec![SyncItem {
+            hash: key.hash(),
+            entry: entry.clone(),
+        }],
+        ..SyncBatch::default()
+    };
+    let outcome = aw()
+        .edge
+        .sync(&batch)
+        .await
+        .expect("sync succeeds")
+        .outcomes[0];
+    assert_eq!(outcome, SyncOutcome::Applied);
+    key
+}
+
+async fn aget(path: &str, key: &str) -> Response {
+    client()
+        .get(format!("{}{path}", aw().edge.url()))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn averify(body: Value) -> (StatusCode, Value) {
+    let resp = client()
+        .post(format!("{}/v1/keys/verify", aw().edge.url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
+    )
+}
+
+fn key_target(e: &EdgeEntry) -> CreditTarget {
+    CreditTarget::Key {
+        workspace: e.workspace.clone(),
+        key_id: e.key_id.clone(),
+    }
+}
+
+fn owner_target(workspace: &str, owner_id: &str) -> CreditTarget {
+    CreditTarget::Owner {
+        workspace: workspace.into(),
+        owner_id: owner_id.into(),
+    }
+}
+
+fn credit_op(target: &CreditTarget, seq: u64, op: CreditOpKind, value: u64) -> CreditOp {
+    CreditOp {
+        target: target.clone(),
+        seq,
+        op,
+        value,
+        refill: None,
+        at: unix_now(),
+    }
+}
+
+async fn send_op(op: CreditOp) -> SyncOutcome {
+    let batch = SyncBatch {
+        credit_ops: vec![op],
+        ..SyncBatch::default()
+    };
+    aw().edge
+        .sync(&batch)
+        .await
+        .expect("sync succeeds")
+        .credit_outcomes[0]
+}
+
+/// A new key whose entry says it has credits, with `remaining` set by operation 1.
+async fn credited_key(remaining: u64) -> (SecretKey, EdgeEntry) {
+    let mut e = entry(1);
+    e.owner_id = None;
+    e.credited = true;
+    let op = credit_op(&key_target(&e), 1, CreditOpKind::Set, remaining);
+    assert_eq!(send_op(op).await, SyncOutcome::Applied);
+    (astored(&e).await, e)
+}
+
+async fn put_owner(workspace: &str, owner_id: &str, entry: OwnerEntry) -> SyncOutcome {
+    let batch = SyncBatch {
+        owners: vec![OwnerSyncItem {
+            workspace: workspace.into(),
+            owner_id: owner_id.into(),
+            entry,
+        }],
+        ..SyncBatch::default()
+    };
+    aw().edge
+        .sync(&batch)
+        .await
+        .expect("sync succeeds")
+        .owner_outcomes[0]
+}
+
+fn new_owner_id() -> String {
+    format!("cust_{}", hex_of(&random::<6>()))
+}
+
+/// `n` requests at once, alternately through the proxy and the verify API: the codes.
+async fn burst(keys: &[String], n: usize) -> Vec<String> {
+    let calls = (0..n).map(|i| {
+        let key = keys[i % keys.len()].clone();
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                averify(json!({"key": key})).await.1["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            } else {
+                let resp = aget("/v1/items/1", &key).await;
+                if resp.status() == StatusCode::OK {
+                    "VALID".to_owned()
+                } else {
+                    let body: Value = resp.json().await.unwrap();
+                    body["code"].as_str().unwrap().to_owned()
+                }
+            }
+        })
+    });
+    let mut codes = Vec::new();
+    for c in calls.collect::<Vec<_>>() {
+        codes.push(c.await.unwrap());
+    }
+    codes
+}
+
+fn count(codes: &[String], code: &str) -> usize {
+    codes.iter().filter(|c| *c == code).count()
+}
+
+#[tokio::test]
+async fn exactly_the_credits_are_admitted_under_concurrency_and_an_increment_admits_exactly_that_many_more()
+ {
+    let (key, e) = credited_key(50).await;
+    let keys = [key.expose().to_owned()];
+    let codes = burst(&keys, 200).await;
+    assert_eq!(
+        (count(&codes, "VALID"), count(&codes, "USAGE_EXCEEDED")),
+        (50, 150),
+        "{codes:?}"
+    );
+    let op = credit_op(&key_target(&e), 2, CreditOpKind::Increment, 10);
+    assert_eq!(send_op(op.clone()).await, SyncOutcome::Applied);
+    assert_eq!(
+        send_op(op).await,
+        SyncOutcome::Stale,
+        "a replayed operation"
+    );
+    let codes = burst(&keys, 60).await;
+    assert_eq!(count(&codes, "VALID"), 10, "{codes:?}");
+    let (_, v) = averify(json!({"key": key.expose()})).await;
+    assert_eq!(v["code"], "USAGE_EXCEEDED");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["credits"]["remaining"], 0);
+}
+
+#[tokio::test]
+async fn an_increment_racing_concurrent_spending_is_never_lost() {
+    let (key, e) = credited_key(100).await;
+    let keys = [key.expose().to_owned()];
+    let spending = tokio::spawn({
+        let keys = keys.clone();
+        async move { burst(&keys, 120).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let op = credit_op(&key_target(&e), 2, CreditOpKind::Increment, 30);
+    assert_eq!(send_op(op).await, SyncOutcome::Applied);
+    let mut valid = count(&spending.await.unwrap(), "VALID");
+    // Whatever of the 130 the race left over is still there.
+    valid += count(&burst(&keys, 60).await, "VALID");
+    assert_eq!(valid, 130);
+}
+
+#[tokio::test]
+async fn a_disabled_owner_refuses_its_keys_and_spends_nothing() {
+    let owner_id = new_owner_id();
+    let mut e = entry(1);
+    e.owner_id = Some(owner_id.clone());
+    let key = astored(&e).await;
+    let active = |version| OwnerEntry {
+        version,
+        status: OwnerStatus::Active,
+        rate_limits: vec![NamedRateLimit {
+            name: "minute".into(),
+            limit: 100,
+            period_s: 60,
+        }],
+        credited: false,
+    };
+    fresh_minute().await;
+    assert_eq!(
+        put_owner("acme", &owner_id, active(1)).await,
+        SyncOutcome::Applied
+    );
+    let (_, v) = averify(json!({"key": key.expose()})).await;
+    assert_eq!(v["code"], "VALID");
+    let disabled = OwnerEntry {
+        status: OwnerStatus::Disabled,
+        ..active(2)
+    };
+    assert_eq!(
+        put_owner("acme", &owner_id, disabled).await,
+        SyncOutcome::Applied
+    );
+    assert_eq!(
+        put_owner("acme", &owner_id, active(1)).await,
+        SyncOutcome::Stale,
+        "an older version never comes back"
+    );
+    let started = Instant::now();
+    loop {
+        let (_, v) = averify(json!({"key": key.expose()})).await;
+        if v["code"] == "DISABLED" {
+            assert_eq!(v["valid"], false);
+            assert_eq!(v["ratelimits"][0]["scope"], "owner");
+            assert_eq!(v["ratelimits"][0]["remaining"], 99, "nothing spent: {v}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_refused(aget("/v1/items/1", key.expose()).await, 401, "DISABLED").await;
+}
+
+#[tokio::test]
+async fn an_owners_credits_are_shared_exactly_by_its_keys() {
+    let owner_id = new_owner_id();
+    let target = owner_target("acme", &owner_id);
+    assert_eq!(
+        send_op(credit_op(&target, 1, CreditOpKind::Set, 30)).await,
+        SyncOutcome::Applied
+    );
+    let owner = OwnerEntry {
+        version: 1,
+        status: OwnerStatus::Active,
+        rate_limits: Vec::new(),
+        credited: true,
+    };
+    assert_eq!(
+        put_owner("acme", &owner_id, owner).await,
+        SyncOutcome::Applied
+    );
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let mut e = entry(1);
+        e.owner_id = Some(owner_id.clone());
+        keys.push(astored(&e).await.expose().to_owned());
+    }
+    let codes = burst(&keys, 90).await;
+    assert_eq!(
+        (count(&codes, "VALID"), count(&codes, "USAGE_EXCEEDED")),
+        (30, 60),
+        "{codes:?}"
+    );
+    let (_, v) = averify(json!({"key": keys[0]})).await;
+    assert_eq!(v["credits"]["scope"], "owner");
+    assert_eq!(v["credits"]["remaining"], 0);
+}
+
+#[tokio::test]
+async fn every_limit_of_a_key_and_its_owner_applies_and_the_headers_report_the_tightest() {
+    fresh_minute().await;
+    let owner_id = new_owner_id();
+    let owner = OwnerEntry {
+        version: 1,
+        status: OwnerStatus::Active,
+        rate_limits: vec![NamedRateLimit {
+            name: "hour".into(),
+            limit: 50,
+            period_s: 3600,
+        }],
+        credited: false,
+    };
+    assert_eq!(
+        put_owner("acme", &owner_id, owner).await,
+        SyncOutcome::Applied
+    );
+    let mut e = entry(1);
+    e.owner_id = Some(owner_id);
+    e.rate_limits = vec![
+        NamedRateLimit {
+            name: "minute".into(),
+            limit: 3,
+            period_s: 60,
+        },
+        NamedRateLimit {
+            name: "month".into(),
+            limit: 100,
+            period_s: 2_592_000,
+        },
+    ];
+    let key = astored(&e).await;
+    for left in (0..3).rev() {
+        let resp = aget("/v1/items/1", key.expose()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(header(&resp, "x-ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            header(&resp, "x-ratelimit-remaining"),
+            Some(left.to_string())
+        );
+    }
+    let resp = aget("/v1/items/1", key.expose()).await;
+    assert!(header(&resp, "retry-after").is_some());
+    assert_refused(resp, 429, "RATE_LIMITED").await;
+    let (_, v) = averify(json!({"key": key.expose()})).await;
+    assert_eq!(v["code"], "RATE_LIMITED");
+    let limits = v["ratelimits"].as_array().unwrap();
+    let by_name = |n: &str| limits.iter().find(|l| l["name"] == n).unwrap().clone();
+    assert_eq!(limits.len(), 3, "{v}");
+    assert_eq!(
+        (
+            by_name("minute")["remaining"].as_u64(),
+            by_name("minute")["scope"].as_str()
+        ),
+        (Some(0), Some("key"))
+    );
+    assert_eq!(
+        by_name("month")["remaining"],
+        97,
+        "a refused request spends nothing"
+    );
+    assert_eq!(by_name("month")["limit"], 100);
+    assert_eq!(
+        (
+            by_name("hour")["remaining"].as_u64(),
+            by_name("hour")["scope"].as_str()
+        ),
+        (Some(47), Some("owner"))
+    );
+    assert_eq!(
+        v["ratelimit"]["limit"], 3,
+        "the singular form is the tightest"
+    );
+}
+
+#[tokio::test]
+async fn a_cost_spends_credits_on_a_route_rule_and_in_the_verify_body() {
+    let (key, _) = credited_key(12).await;
+    for _ in 0..2 {
+        let resp = aget("/v1/costly/x", key.expose()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let resp = aget("/v1/costly/x", key.expose()).await;
+    assert_eq!(header(&resp, "retry-after"), None, "no refill is due");
+    assert_refused(resp, 429, "USAGE_EXCEEDED").await;
+    let (_, v) = averify(json!({"key": key.expose(), "cost": 3})).await;
+    assert_eq!(v["code"], "USAGE_EXCEEDED");
+    assert_eq!(
+        v["credits"]["remaining"], 2,
+        "5 + 5 spent, the refusals nothing"
+    );
+    let (_, v) = averify(json!({"key": key.expose(), "cost": 2})).await;
+    assert_eq!(v["code"], "VALID");
+    assert_eq!(v["credits"]["remaining"], 0);
+    // Refused for its scope: spends nothing, still reports the credits.
+    let (key, _) = credited_key(1).await;
+    let resp = aget("/v1/admin/x", key.expose()).await;
+    assert_refused(resp, 403, "FORBIDDEN_SCOPE").await;
+    let (_, v) = averify(json!({"key": key.expose()})).await;
+    assert_eq!(
+        (v["code"].as_str(), v["credits"]["remaining"].as_u64()),
+        (Some("VALID"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn out_of_credits_with_a_refill_due_the_proxy_says_when_to_retry() {
+    let mut e = entry(1);
+    e.credited = true;
+    let daily = Refill {
+        amount: 5,
+        interval: Interval::Daily,
+        day: None,
+    };
+    let mut op = credit_op(&key_target(&e), 1, CreditOpKind::Set, 1);
+    op.refill = Some(daily);
+    assert_eq!(send_op(op).await, SyncOutcome::Applied);
+    let key = astored(&e).await;
+    assert_eq!(
+        aget("/v1/items/1", key.expose()).await.status(),
+        StatusCode::OK
+    );
+    let resp = aget("/v1/items/1", key.expose()).await;
+    let retry: i64 = header(&resp, "retry-after").unwrap().parse().unwrap();
+    let midnight = daily.next_after(unix_now());
+    assert!(
+        (retry - (midnight - unix_now())).abs() <= 2,
+        "retry-after {retry}"
+    );
+    assert_refused(resp, 429, "USAGE_EXCEEDED").await;
+    let (_, v) = averify(json!({"key": key.expose()})).await;
+    assert_eq!(v["credits"]["refill_at"], midnight);
+}
+
+#[tokio::test]
+async fn usage_batches_count_each_outcome_per_hour_with_the_credits_spent_and_the_balance() {
+    let (key, e) = credited_key(2).await;
+    for _ in 0..3 {
+        let _ = aget("/v1/items/1", key.expose()).await;
+    }
+    let _ = aget("/v1/admin/x", key.expose()).await;
+    let mut counts = keyward_common::sync::OutcomeCounts::default();
+    let mut balance = None;
+    for _ in 0..20 {
+        counts = keyward_common::sync::OutcomeCounts::default();
+        for echo in aw().origin.received() {
+            if echo["path"] != "/_usage" {
+                continue;
+            }
+            let batch: UsageBatch = serde_json::from_str(echo["body"].as_str().unwrap()).unwrap();
+            for r in batch.reports.iter().filter(|r| r.key_id == e.key_id) {
+                assert_eq!(r.hour % 3600, 0);
+                counts.add(&r.counts);
+            }
+            for b in batch.balances.iter().filter(|b| b.target == key_target(&e)) {
+                balance = Some((b.remaining, b.seq));
+            }
+        }
+        if counts.requests() >= 4 && balance.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let _ = aget("/v1/items/1", astored(&entry(1)).await.expose()).await;
+    }
+    let want = keyward_common::sync::OutcomeCounts {
+        valid: 2,
+        usage_exceeded: 1,
+        forbidden: 1,
+        credits_spent: 2,
+        ..Default::default()
+    };
+    assert_eq!(counts, want);
+    assert_eq!(balance, Some((0, 1)));
+}
+
+#[tokio::test]
+async fn a_hot_key_with_credits_and_two_limits_rarely_calls_its_object() {
+    fresh_minute().await;
+    let mut e = entry(1);
+    e.owner_id = None;
+    e.credited = true;
+    e.rate_limits = vec![
+        NamedRateLimit {
+            name: "minute".into(),
+            limit: 100_000,
+            period_s: 60,
+        },
+        NamedRateLimit {
+            name: "month".into(),
+            limit: 10_000_000,
+            period_s: 2_592_000,
+        },
+    ];
+    let op = credit_op(&key_target(&e), 1, CreditOpKind::Set, 1_000_000);
+    assert_eq!(send_op(op).await, SyncOutcome::Applied);
+    let key = astored(&e).await;
+    let calls = |resp: &Response| -> u64 {
+        header(resp, "x-keyward-allowance-calls")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let verify_raw = || {
+        client()
+            .post(format!("{}/v1/keys/verify", aw().edge.url()))
+            .json(&json!({"key": key.expose()}))
+            .send()
+    };
+    let first = verify_raw().await.unwrap();
+    let before = calls(&first);
+    const N: u64 = 400;
+    // Steady load: 8 clients at a time.
+    for _ in 0..N / 8 {
+        let answers: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, key) = (aw().edge.url(), key.expose().to_owned());
+                tokio::spawn(async move {
+                    client()
+                        .post(format!("{url}/v1/keys/verify"))
+                        .json(&json!({ "key": key }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                })
+            })
+            .collect();
+        for a in answers {
+            assert_eq!(a.await.unwrap(), StatusCode::OK);
+        }
+    }
+    let last = verify_raw().await.unwrap();
+    let made = calls(&last) - before;
+    let v: Value = last.json().await.unwrap();
+    assert_eq!(v["code"], "VALID");
+    assert_eq!(v["ratelimits"].as_array().unwrap().len(), 2);
+    eprintln!("{made} allowance object calls for {N} warm requests");
+    // 64-unit leases: about one call per 64 requests, plus renewals when a lease's 2 s end.
+    assert!(
+        made * 20 <= N,
+        "{made} object calls for {N} requests (> 0.05 per request)"
+    );
+}
+
+#[tokio::test]
+async fn a_daily_refill_key_that_spent_its_credits_verifies_again_after_midnight_utc() {
+    // An edge whose allowance clock stands 30 s before the next midnight UTC (time to start).
+    let midnight = (unix_now().div_euclid(86_400) + 1) * 86_400;
+    let offset = midnight - 30 - unix_now();
+    let origin = EchoOrigin::start().expect("echo origin starts");
+    let clocked = EdgeServer::start(EdgeOptions {
+        bundle: EdgeBundle::TestHooks,
+        origin_url: origin.url(),
+        sync_secret: SECRET.into(),
+        vars: vec![("CLOCK_OFFSET_S".into(), offset.to_string())],
+        ..EdgeOptions::default()
+    })
+    .expect("wrangler dev starts the edge");
+    let mut e = entry(1);
+    e.credited = true;
+    let mut op = credit_op(&key_target(&e), 1, CreditOpKind::Set, 1);
+    op.refill = Some(Refill {
+        amount: 3,
+        interval: Interval::Daily,
+        day: None,
+    });
+    op.at = unix_now() + offset;
+    let key = new_key();
+    let batch = SyncBatch {
+        items: vec![SyncItem {
+            hash: key.hash(),
+            entry: e.clone(),
+        }],
+        credit_ops: vec![op],
+        ..SyncBatch::default()
+    };
+    let answer = clocked.sync(&batch).await.unwrap();
+    assert_eq!(answer.credit_outcomes, vec![SyncOutcome::Applied]);
+    let code = || async {
+        let v: Value = client()
+            .post(format!("{}/v1/keys/verify", clocked.url()))
+            .json(&json!({"key": key.expose()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (v["code"].as_str().unwrap().to_owned(), v["credits"].clone())
+    };
+    assert_eq!(code().await.0, "VALID");
+    let (refused, credits) = code().await;
+    assert_eq!(refused, "USAGE_EXCEEDED");
+    assert_eq!(credits["refill_at"], midnight);
+    let until_midnight = midnight + 1 - (unix_now() + offset);
+    assert!(
+        until_midnight > 1,
+        "the set fell before midnight on the edge's clock"
+    );
+    tokio::time::sleep(Duration::from_secs(u64::try_from(until_midnight).unwrap())).await;
+    let (after, credits) = code().await;
+    assert_eq!(after, "VALID", "refilled at midnight: {credits}");
+    assert_eq!(credits["remaining"], 2);
 }

@@ -1,0 +1,70 @@
+//! Requests to an allowance Durable Object (`AllowanceRequest` JSON, as the edge's isolates send
+//! them), applied in order to one object's state on a clock that moves forward.
+//!
+//! Properties: a request that deserialises serialises back to the same request; nothing panics
+//! (no overflow whatever the values); an admitted request never spends more credits than were
+//! free nor more units than a limit had left; a lease holds at most `MAX_BLOCK` units and ends
+//! within `LEASE_TTL_MS`; a refused request changes no credits.
+#![no_main]
+
+use keyward_common::allowance::{
+    Allowance, AllowanceRequest, LEASE_TTL_MS, MAX_BLOCK, Outcome,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// The clock at the first request (2027-01-15), in ms.
+const T0: u64 = 1_800_000_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(requests) = serde_json::from_slice::<Vec<(u32, AllowanceRequest)>>(data) else {
+        return;
+    };
+    let mut state = Allowance::default();
+    let mut now = T0;
+    for (step_ms, request) in requests {
+        let json = serde_json::to_vec(&request).unwrap();
+        assert_eq!(serde_json::from_slice::<AllowanceRequest>(&json).unwrap(), request);
+        now += u64::from(step_ms);
+        match request {
+            AllowanceRequest::Acquire {
+                rules,
+                cost,
+                lease,
+                returns,
+            } => {
+                state.settle(&rules, now);
+                state.give_back(&returns, &[]);
+                let before = state.peek(&rules, now);
+                let answer = state.acquire(&rules, cost, lease, now);
+                if answer.outcome == Outcome::Admitted {
+                    if let Some(c) = before.credits {
+                        assert!(c.remaining >= u64::from(cost), "spent credits it did not have");
+                    }
+                    for l in &before.limits {
+                        assert!(l.remaining >= cost, "went over limit {}", l.name);
+                    }
+                } else {
+                    assert_eq!(answer.credits, before.credits, "a refusal spent credits");
+                }
+                if let Some(l) = answer.lease {
+                    assert!(l.units <= MAX_BLOCK && l.units > 0);
+                    assert!(l.expires_ms <= now + LEASE_TTL_MS);
+                }
+                let json = serde_json::to_string(&answer).unwrap();
+                assert_eq!(serde_json::from_str::<keyward_common::allowance::Answer>(&json).unwrap(), answer);
+            }
+            AllowanceRequest::Peek { rules } => {
+                state.settle(&rules, now);
+                let _ = state.peek(&rules, now);
+            }
+            AllowanceRequest::Return { returns, refunds } => state.give_back(&returns, &refunds),
+            AllowanceRequest::Credit { op } => {
+                state.settle_credits(now);
+                let seq = state.seq;
+                let applied = state.apply_op(&op);
+                assert_eq!(applied, op.seq > seq, "a seq applied twice, or a new one refused");
+                assert!(!state.apply_op(&op), "a replay applied");
+            }
+        }
+    }
+});
