@@ -517,8 +517,8 @@ async fn the_usage_endpoints_report_exactly_the_requests_made(w: World) {
     let lines: Vec<&str> = csv.text.trim_end().split("\r\n").collect();
     assert_eq!(
         lines.len(),
-        3,
-        "a header and a row per key for the one day: {}",
+        4,
+        "a header and a row per key (metered, limited, the pinger) for the one day: {}",
         csv.text
     );
     assert!(
