@@ -7,9 +7,7 @@
 //! within `LEASE_TTL_MS`; a refused request changes no credits.
 #![no_main]
 
-use keyward_common::allowance::{
-    Allowance, AllowanceRequest, LEASE_TTL_MS, MAX_BLOCK, Outcome,
-};
+use keyward_common::allowance::{Allowance, AllowanceRequest, LEASE_TTL_MS, MAX_BLOCK, Outcome};
 use libfuzzer_sys::fuzz_target;
 
 /// The clock at the first request (2027-01-15), in ms.
@@ -23,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let mut now = T0;
     for (step_ms, request) in requests {
         let json = serde_json::to_vec(&request).unwrap();
-        assert_eq!(serde_json::from_slice::<AllowanceRequest>(&json).unwrap(), request);
+        assert_eq!(
+            serde_json::from_slice::<AllowanceRequest>(&json).unwrap(),
+            request
+        );
         now += u64::from(step_ms);
         match request {
             AllowanceRequest::Acquire {
@@ -38,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
                 let answer = state.acquire(&rules, cost, lease, now);
                 if answer.outcome == Outcome::Admitted {
                     if let Some(c) = before.credits {
-                        assert!(c.remaining >= u64::from(cost), "spent credits it did not have");
+                        assert!(
+                            c.remaining >= u64::from(cost),
+                            "spent credits it did not have"
+                        );
                     }
                     for l in &before.limits {
                         assert!(l.remaining >= cost, "went over limit {}", l.name);
@@ -51,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
                     assert!(l.expires_ms <= now + LEASE_TTL_MS);
                 }
                 let json = serde_json::to_string(&answer).unwrap();
-                assert_eq!(serde_json::from_str::<keyward_common::allowance::Answer>(&json).unwrap(), answer);
+                assert_eq!(
+                    serde_json::from_str::<keyward_common::allowance::Answer>(&json).unwrap(),
+                    answer
+                );
             }
             AllowanceRequest::Peek { rules } => {
                 state.settle(&rules, now);
@@ -62,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
                 state.settle_credits(now);
                 let seq = state.seq;
                 let applied = state.apply_op(&op);
-                assert_eq!(applied, op.seq > seq, "a seq applied twice, or a new one refused");
+                assert_eq!(
+                    applied,
+                    op.seq > seq,
+                    "a seq applied twice, or a new one refused"
+                );
                 assert!(!state.apply_op(&op), "a replay applied");
             }
         }

@@ -157,6 +157,7 @@ const SCENARIOS: &[(&str, Scenario)] = keyward_tests::scenarios![
     roles_are_managed_and_their_holders_verified_through_the_cli,
     a_five_thousand_row_csv_imports_with_progress_and_a_summary,
     owners_and_credits_are_managed_through_the_cli,
+    usage_is_read_through_the_cli_as_tables_json_and_csv,
 ];
 
 fn main() {
@@ -804,4 +805,75 @@ async fn owners_and_credits_are_managed_through_the_cli(w: World) {
         ])
         .await;
     assert_eq!(usage.code, 2, "{usage:?}");
+}
+
+async fn usage_is_read_through_the_cli_as_tables_json_and_csv(w: World) {
+    let cli = w.cli("cli-usage");
+    let key: KeyWithSecret = cli
+        .run(&[
+            "keys", "create", "--name", "billed", "--owner", "cus_9", "--json",
+        ])
+        .await
+        .json();
+    let id = key.record.id.to_string();
+    let secret = key.key.expose().to_owned();
+    cli.verify_until(&secret, &[], VerdictCode::Valid).await;
+    for _ in 0..3 {
+        assert_eq!(
+            cli.run(&["verify", &secret]).await.ok().stdout.trim(),
+            "VALID"
+        );
+    }
+    // Counts leave the edge's isolate at most once a second, with a later request.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let valid = loop {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        cli.run(&["verify", &secret]).await;
+        let usage: serde_json::Value = cli
+            .run(&["usage", "key", &id, "--granularity", "hour", "--json"])
+            .await
+            .json();
+        let valid: u64 = usage["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["valid"].as_u64())
+            .sum();
+        if valid >= 4 || Instant::now() > deadline {
+            break valid;
+        }
+    };
+    assert!(valid >= 4, "the verifications were counted: {valid}");
+    // Off a terminal the table is tab-separated rows: the 30 days, today last.
+    let table = cli.run(&["usage", "key", &id]).await;
+    let rows: Vec<&str> = table.ok().stdout.lines().collect();
+    assert_eq!(rows.len(), 30, "{table:?}");
+    let today = keyward_common::Timestamp(keyward_tests::control_plane::unix_now()).day();
+    assert!(rows[29].starts_with(&today), "{table:?}");
+    let csv = cli.run(&["usage", "report", "--csv"]).await;
+    let text = &csv.ok().stdout;
+    assert!(text.starts_with("start,key_id,owner_id,valid,"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&id) && l.contains(",cus_9,")),
+        "{text}"
+    );
+    let by_owner: serde_json::Value = cli
+        .run(&[
+            "usage",
+            "report",
+            "--group-by",
+            "owner",
+            "--owner",
+            "cus_9",
+            "--json",
+        ])
+        .await
+        .json();
+    let rows = by_owner["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{by_owner}");
+    assert_eq!(rows[0]["owner_id"], "cus_9");
+    let bad = cli.run(&["usage", "key", &id, "--from", "yesterday"]).await;
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("from"), "{bad:?}");
 }
