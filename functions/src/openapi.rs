@@ -21,7 +21,7 @@ use crate::input::key::{CreateKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use crate::input::role::{CreateRoleRequest, UpdateRoleRequest};
 use crate::input::webhook::{CreateWebhookRequest, UpdateWebhookRequest};
 use crate::ops::import::{ImportResult, Imported};
-use crate::ops::usage::{KeyUsage, UsageList, UsagePeriod, UsageRow};
+use crate::ops::usage::{KeyUsage, Outcomes, UsageList, UsagePeriod, UsageRow};
 use crate::ops::webhooks::{DeliveryList, WebhookList, WebhookWithSecret};
 use crate::store::AuditEvent;
 use crate::webhook::{Delivery, WebhookRecord};
@@ -714,7 +714,7 @@ fn test_webhook() {}
         KeyList, AuditList, AuditEvent, CreateKeyRequest, UpdateKeyRequest, RotateKeyRequest,
         RoleRecord, RoleList, CreateRoleRequest, UpdateRoleRequest, ImportRequest, ImportItem,
         Imported, ImportResult, KeyUsage, UsagePeriod, UsageList, UsageRow, WebhookRecord,
-        WebhookWithSecret, WebhookList, Delivery, DeliveryList, CreateWebhookRequest,
+        WebhookWithSecret, WebhookList, Delivery, DeliveryList, CreateWebhookRequest, Outcomes,
         UpdateWebhookRequest, NamedRateLimit, Credits, Refill, Interval, OwnerRecord,
         OwnerStatus, OwnerList, CreditsLeft, CreditOpRequest, PutOwnerRequest
     )),

@@ -19,6 +19,43 @@ use crate::store::{Position, UsageHour};
 /// Most hourly items one `GET /usage` reads; a longer range is refused (ask for less).
 pub const MAX_ITEMS: usize = 100_000;
 
+/// Requests by outcome and the credits the admitted ones spent, as the usage reads answer
+/// them (the same fields as the edge's reports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Outcomes {
+    /// Admitted.
+    pub valid: u64,
+    /// Refused by a rate limit (the key's or its owner's).
+    pub rate_limited: u64,
+    /// Refused for lack of credits.
+    pub usage_exceeded: u64,
+    /// Refused for a missing permission or scope, or a client address not allowed.
+    pub forbidden: u64,
+    /// Refused because the key or its owner is disabled.
+    pub disabled: u64,
+    /// Refused because the key expired.
+    pub expired: u64,
+    /// Refused because the key is revoked.
+    pub revoked: u64,
+    /// Credits the admitted requests spent.
+    pub credits_spent: u64,
+}
+
+impl From<OutcomeCounts> for Outcomes {
+    fn from(c: OutcomeCounts) -> Self {
+        Self {
+            valid: c.valid,
+            rate_limited: c.rate_limited,
+            usage_exceeded: c.usage_exceeded,
+            forbidden: c.forbidden,
+            disabled: c.disabled,
+            expired: c.expired,
+            revoked: c.revoked,
+            credits_spent: c.credits_spent,
+        }
+    }
+}
+
 /// One period's counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UsagePeriod {
@@ -27,8 +64,7 @@ pub struct UsagePeriod {
     pub start: Timestamp,
     /// The counts by outcome, and the credits spent.
     #[serde(flatten)]
-    #[schema(inline)]
-    pub counts: OutcomeCounts,
+    pub counts: Outcomes,
 }
 
 /// `GET /keys/{id}/usage`.
@@ -63,8 +99,7 @@ pub struct UsageRow {
     pub owner_id: Option<String>,
     /// The counts by outcome, and the credits spent.
     #[serde(flatten)]
-    #[schema(inline)]
-    pub counts: OutcomeCounts,
+    pub counts: Outcomes,
 }
 
 /// `GET /usage` as JSON: one page of rows, by period then key or owner.
@@ -111,7 +146,7 @@ pub async fn key_usage(
             .into_iter()
             .map(|(start, counts)| UsagePeriod {
                 start: Timestamp(start),
-                counts,
+                counts: counts.into(),
             })
             .collect(),
     })
@@ -152,7 +187,8 @@ pub async fn workspace_rows(
 /// then key id or owner id (keys without an owner first).
 #[must_use]
 pub fn group_rows(hours: &[UsageHour], range: UsageRange, group: GroupBy) -> Vec<UsageRow> {
-    let mut rows: BTreeMap<(i64, Option<String>, Option<String>), UsageRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(i64, Option<String>, Option<String>), (UsageRow, OutcomeCounts)> =
+        BTreeMap::new();
     for h in hours {
         let start = range.period_of(h.hour);
         let (key, id) = match group {
@@ -164,18 +200,25 @@ pub fn group_rows(hours: &[UsageHour], range: UsageRange, group: GroupBy) -> Vec
         } else {
             None
         };
-        let row = rows
-            .entry((start, sort_owner, id))
-            .or_insert_with(|| UsageRow {
-                start: Timestamp(start),
-                key_id: key,
-                owner_id: h.owner_id.clone(),
-                counts: OutcomeCounts::default(),
-            });
-        row.counts.add(&h.counts);
+        let row = rows.entry((start, sort_owner, id)).or_insert_with(|| {
+            (
+                UsageRow {
+                    start: Timestamp(start),
+                    key_id: key,
+                    owner_id: h.owner_id.clone(),
+                    counts: Outcomes::default(),
+                },
+                OutcomeCounts::default(),
+            )
+        });
+        row.1.add(&h.counts);
     }
     rows.into_values()
-        .filter(|r| r.counts.requests() > 0 || r.counts.credits_spent > 0)
+        .filter(|(_, c)| c.requests() > 0 || c.credits_spent > 0)
+        .map(|(mut r, c)| {
+            r.counts = c.into();
+            r
+        })
         .collect()
 }
 
