@@ -183,12 +183,14 @@ pub async fn workspace_rows(
     Ok(group_rows(&hours, range, group))
 }
 
+/// A row's place: its period, then the owner (by owner), then the key or owner id.
+type RowKey = (i64, Option<String>, Option<String>);
+
 /// Sums hourly items into rows of `range`'s periods per key or per owner, ordered by period
 /// then key id or owner id (keys without an owner first).
 #[must_use]
 pub fn group_rows(hours: &[UsageHour], range: UsageRange, group: GroupBy) -> Vec<UsageRow> {
-    let mut rows: BTreeMap<(i64, Option<String>, Option<String>), (UsageRow, OutcomeCounts)> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, (UsageRow, OutcomeCounts)> = BTreeMap::new();
     for h in hours {
         let start = range.period_of(h.hour);
         let (key, id) = match group {
