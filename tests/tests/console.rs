@@ -503,13 +503,27 @@ async fn person(w: World, engine: Engine) {
     s.click("dialog[open] button[type=submit]").await;
     s.take_secret_once("webhook-secret-shown-once", "whsec_")
         .await;
-    s.click("#webhooks-table button[aria-label^='Send a test event']")
-        .await;
+    // The workspace may hold other endpoints (an earlier browser's): act on this one's row.
+    let sent =
+        s.b.execute(
+            "for (const tr of document.querySelectorAll('#webhooks-table tbody tr[data-webhook-id]'))
+               if (tr.cells[0].textContent === arguments[0]) {
+                 tr.querySelector(\"button[aria-label^='Send a test event']\").click();
+                 return true;
+               }
+             return false;",
+            json!([hook_url]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, true, "a row for {hook_url}");
     s.b.wait_until(
         "the test delivery",
-        "const c = document.querySelector('#webhooks-table td.last-attempt');
-         return c !== null && c.textContent.startsWith('delivered (200)');",
-        json!([]),
+        "for (const tr of document.querySelectorAll('#webhooks-table tbody tr[data-webhook-id]'))
+           if (tr.cells[0].textContent === arguments[0])
+             return tr.querySelector('td.last-attempt').textContent.startsWith('delivered (200)');
+         return false;",
+        json!([hook_url]),
     )
     .await
     .unwrap();
