@@ -1,9 +1,11 @@
 //! Per-key usage counted in the isolate and reported in signed batches, off the critical path.
 //!
 //! Each isolate counts requests of found keys per key and UTC hour, by outcome, with the credits
-//! the admitted ones spent, and keeps the latest balance each allowance object reported. At most once per `USAGE_FLUSH_S` a request
-//! that finds counts pending hands them to `ctx.wait_until` as signed [`UsageBatch`] POSTs of at
-//! most [`MAX_USAGE_REPORTS`] reports, each with its own `batch_id`; the response never waits.
+//! the admitted ones spent, and keeps the latest balance each allowance object reported. At most
+//! once per `USAGE_FLUSH_S` a request that finds counts pending hands them to `ctx.wait_until`
+//! as signed [`UsageBatch`] POSTs of at most [`MAX_USAGE_REPORTS`] reports, each with its own
+//! `batch_id`; the response never waits. A request that finds a flush not yet due schedules one
+//! at the interval's end (one at a time), so counts never wait for the isolate's next request.
 //! A batch that is not confirmed (network error, 5xx, 408, 429) is sent again unchanged with the
 //! same id at the next flush, and the control plane counts each (batch, report) once, so a retry
 //! never counts twice. A batch refused with another 4xx is dropped and logged: resending it
@@ -134,6 +136,8 @@ fn log_dropped(batch: &UsageBatch, why: &str) {
 
 thread_local! {
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+    /// Whether a flush at the end of the current interval is waiting.
+    static FLUSH_SCHEDULED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// How a send ended.
@@ -180,24 +184,45 @@ pub fn record(ctx: &Context, cfg: &Config, counted: Counted<'_>, now_ms: u64) {
             &mut crate::allowance::take_balances,
         )
     });
+    let (url, secret) = (url.to_owned(), secret.clone());
     if due.is_empty() {
+        // Not due yet: a flush at the end of the interval, so a burst followed by silence (the
+        // refusals that make an auth-failure alert, the request that spent the last credit) is
+        // still reported within the interval, not at the isolate's next request.
+        if !FLUSH_SCHEDULED.replace(true) {
+            ctx.wait_until(async move {
+                worker::Delay::from(std::time::Duration::from_millis(interval_ms + 50)).await;
+                FLUSH_SCHEDULED.set(false);
+                let now_ms = crate::check::now_ms();
+                let due = PENDING.with_borrow_mut(|p| {
+                    p.take_due(
+                        now_ms,
+                        interval_ms,
+                        random ^ 1,
+                        &mut crate::allowance::take_balances,
+                    )
+                });
+                send_all(&url, &secret, due, unix_seconds(now_ms)).await;
+            });
+        }
         return;
     }
-    let (url, secret) = (url.to_owned(), secret.clone());
-    ctx.wait_until(async move {
-        for batch in due {
-            match send(&url, &secret, &batch, now).await {
-                Sent::Confirmed => {}
-                Sent::Refused(status) => {
-                    log_dropped(&batch, &format!("the control plane answered {status}"));
-                }
-                Sent::Unconfirmed(err) => {
-                    worker::console_error!("usage report to {url} failed: {err}; will resend");
-                    PENDING.with_borrow_mut(|p| p.resend(batch));
-                }
+    ctx.wait_until(async move { send_all(&url, &secret, due, now).await });
+}
+
+async fn send_all(url: &str, secret: &Secret, due: Vec<UsageBatch>, now: i64) {
+    for batch in due {
+        match send(url, secret, &batch, now).await {
+            Sent::Confirmed => {}
+            Sent::Refused(status) => {
+                log_dropped(&batch, &format!("the control plane answered {status}"));
+            }
+            Sent::Unconfirmed(err) => {
+                worker::console_error!("usage report to {url} failed: {err}; will resend");
+                PENDING.with_borrow_mut(|p| p.resend(batch));
             }
         }
-    });
+    }
 }
 
 async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> Sent {

@@ -261,7 +261,7 @@ pub enum RecordError {
     NoImage,
 }
 
-fn image_key(image: &serde_dynamo::Item) -> Result<Option<StoredKey>, ItemError> {
+pub(crate) fn image_key(image: &serde_dynamo::Item) -> Result<Option<StoredKey>, ItemError> {
     if image.is_empty() {
         Ok(None)
     } else {
@@ -367,7 +367,7 @@ pub fn credit_ops(old: Option<&CreditState>, new: &CreditState) -> Vec<CreditOp>
     }
 }
 
-fn image_owner(image: &serde_dynamo::Item) -> Result<Option<StoredOwner>, ItemError> {
+pub(crate) fn image_owner(image: &serde_dynamo::Item) -> Result<Option<StoredOwner>, ItemError> {
     if image.is_empty() {
         Ok(None)
     } else {
@@ -482,7 +482,7 @@ pub fn plan_record(record: &EventRecord, now: i64) -> Result<Option<SyncBatch>, 
 
 /// Whether `new` differs from `old` in what the usage function writes at most: `last_used_at`,
 /// and the credit balance the edge reported (same operation).
-fn only_usage_changed(old: &StoredKey, new: &StoredKey) -> bool {
+pub(crate) fn only_usage_changed(old: &StoredKey, new: &StoredKey) -> bool {
     let mut old = old.clone();
     old.record.last_used_at = new.record.last_used_at;
     if old.credit.seq == new.credit.seq {
@@ -605,6 +605,15 @@ pub async fn handle(edge: &EdgeClient, event: &Value, now: i64) -> DynamoDbEvent
     }
     failed.sort_unstable();
     failed.dedup();
+    // The oldest record's wait (stream write to here): what the SyncLag alarm watches.
+    let oldest = records
+        .iter()
+        .filter_map(|r| r.pointer("/dynamodb/ApproximateCreationDateTime")?.as_f64())
+        .fold(f64::INFINITY, f64::min);
+    if oldest.is_finite() {
+        #[allow(clippy::cast_possible_truncation)] // seconds since 1970, in ms: far below 2^53
+        crate::metrics::sync_lag(crate::metrics::now_ms_i64() - (oldest * 1000.0) as i64);
+    }
     tracing::info!(
         records = records.len(),
         batches,

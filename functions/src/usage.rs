@@ -39,16 +39,154 @@ pub use crate::store::usage::{Recorded, UsageStore};
 pub struct DynamoUsage {
     client: Client,
     table: String,
+    alerts: AuthFailureAlerts,
+}
+
+/// When a key's refused requests make a `key.auth_failures` event: `threshold` of them
+/// within one window of `window_s` seconds (windows start at multiples of `window_s`, in the
+/// time the reports arrive). Defaults: 20 in 300 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFailureAlerts {
+    /// Refusals in one window that make the event.
+    pub threshold: u64,
+    /// The window's length.
+    pub window_s: i64,
+}
+
+impl Default for AuthFailureAlerts {
+    fn default() -> Self {
+        Self {
+            threshold: 20,
+            window_s: 300,
+        }
+    }
+}
+
+impl AuthFailureAlerts {
+    /// Reads `KEYWARD_AUTH_FAILURE_THRESHOLD` and `KEYWARD_AUTH_FAILURE_WINDOW_S` via `get`.
+    ///
+    /// # Errors
+    /// The variable that is not a whole number in range.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut a = Self::default();
+        let number = |name: &'static str, max: u64| -> Result<Option<u64>, ConfigError> {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or(ConfigError::Invalid {
+                            name,
+                            why: format!("must be a whole number from 1 to {max}"),
+                        })
+                })
+                .transpose()
+        };
+        if let Some(t) = number("KEYWARD_AUTH_FAILURE_THRESHOLD", 1_000_000)? {
+            a.threshold = t;
+        }
+        if let Some(w) = number("KEYWARD_AUTH_FAILURE_WINDOW_S", 86_400)? {
+            a.window_s = i64::try_from(w).unwrap_or(300);
+        }
+        Ok(a)
+    }
+}
+
+/// The refusals that count as failed authentication: wrong IP or missing permission,
+/// disabled, expired, revoked (not rate limits or spent credits: those are the plan working).
+#[must_use]
+pub fn auth_failures(c: &keyward_common::sync::OutcomeCounts) -> u64 {
+    c.forbidden + c.disabled + c.expired + c.revoked
 }
 
 impl DynamoUsage {
-    /// A store on `table` through `client`.
+    /// A store on `table` through `client`, with the default alert thresholds.
     #[must_use]
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            alerts: AuthFailureAlerts::default(),
         }
+    }
+
+    /// The same with `alerts`.
+    #[must_use]
+    pub fn with_alerts(self, alerts: AuthFailureAlerts) -> Self {
+        Self { alerts, ..self }
+    }
+
+    /// Adds `failures` to the key's count of this window; the report that takes the count
+    /// across the threshold writes the window's `key.auth_failures` event (once: its id names
+    /// the window).
+    async fn count_failures(&self, r: &UsageReport, failures: u64, now: i64) -> anyhow::Result<()> {
+        let window = now - now.rem_euclid(self.alerts.window_s);
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
+            .key(
+                SK,
+                AttributeValue::S(format!("AUTHFAIL#{}#{window:010}", r.key_id)),
+            )
+            .update_expression("ADD #c :n SET #ttl = :ttl")
+            .expression_attribute_names("#c", "count")
+            .expression_attribute_names("#ttl", item::TTL)
+            .expression_attribute_values(":n", AttributeValue::N(failures.to_string()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((window + self.alerts.window_s + 86_400).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .context("counting refused requests")?;
+        let count: u64 = counted
+            .attributes()
+            .and_then(|a| a.get("count"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let t = self.alerts.threshold;
+        if count < t || count - failures >= t {
+            return Ok(());
+        }
+        let key = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(item::workspace_pk(&r.workspace)))
+            .key(SK, AttributeValue::S(item::key_sk(&r.key_id)))
+            .projection_expression("#n, #o")
+            .expression_attribute_names("#n", item::key::NAME)
+            .expression_attribute_names("#o", item::key::OWNER_ID)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .context("reading the key's name")?;
+        let field = |k: &str| {
+            key.item()
+                .and_then(|i| i.get(k))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+        };
+        let event = crate::events::Event::new(
+            &r.workspace,
+            "key.auth_failures",
+            now,
+            serde_json::json!({
+                "key_id": r.key_id, "name": field(item::key::NAME),
+                "owner_id": field(item::key::OWNER_ID), "count": count, "threshold": t,
+                "window_start": Timestamp(window), "window_s": self.alerts.window_s,
+            }),
+            &[&r.key_id.to_string(), &window.to_string()],
+        );
+        crate::events::outbox::put(&self.client, &self.table, &event).await?;
+        Ok(())
     }
 }
 
@@ -87,7 +225,20 @@ impl UsageStore for DynamoUsage {
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Recorded::Counted),
+            Ok(_) => {
+                let failures = auth_failures(&r.counts);
+                if failures > 0 {
+                    // An alert, not a bill: a failure here is logged, never retried (the
+                    // batch's markers already stand).
+                    if let Err(e) = self.count_failures(r, failures, now).await {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "counting refused requests failed"
+                        );
+                    }
+                }
+                Ok(Recorded::Counted)
+            }
             Err(SdkError::ServiceError(e))
                 if e.err().is_transaction_canceled_exception() && marker_exists(e.err()) =>
             {
@@ -296,9 +447,10 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
         return problem(Problem::validation(errors), &request_id);
     }
     let mut duplicates = 0;
+    let mut counted = keyward_common::sync::OutcomeCounts::default();
     for (index, report) in batch.reports.iter().enumerate() {
         match app.store.record(&batch.batch_id, index, report, now).await {
-            Ok(Recorded::Counted) => {}
+            Ok(Recorded::Counted) => counted.add(&report.counts),
             Ok(Recorded::Duplicate) => duplicates += 1,
             Err(e) => {
                 tracing::error!(request_id, error = format!("{e:#}"), "writing usage failed");
@@ -326,6 +478,19 @@ pub async fn handle(app: &UsageApp, req: Request, now: i64) -> Response<Body> {
                     "storing a balance failed"
                 );
             }
+        }
+    }
+    for (outcome, count) in [
+        ("VALID", counted.valid),
+        ("RATE_LIMITED", counted.rate_limited),
+        ("USAGE_EXCEEDED", counted.usage_exceeded),
+        ("FORBIDDEN", counted.forbidden),
+        ("DISABLED", counted.disabled),
+        ("EXPIRED", counted.expired),
+        ("REVOKED", counted.revoked),
+    ] {
+        if count > 0 {
+            crate::metrics::verifications(outcome, count);
         }
     }
     tracing::info!(
@@ -356,15 +521,16 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         .await
         .unwrap_or_else(|e| exit_on_config_error("usage", &e));
     let get = secrets.lookup();
-    let config: Result<(String, String), ConfigError> = (|| {
+    let config: Result<(String, String, AuthFailureAlerts), ConfigError> = (|| {
         Ok((
             required(&get, "KEYWARD_TABLE")?,
             required(&get, "KEYWARD_USAGE_SECRET")?,
+            AuthFailureAlerts::from_lookup(&get)?,
         ))
     })();
-    let (table, secret) = config.unwrap_or_else(|e| exit_on_config_error("usage", &e));
+    let (table, secret, alerts) = config.unwrap_or_else(|e| exit_on_config_error("usage", &e));
     let app = Arc::new(UsageApp {
-        store: Arc::new(DynamoUsage::new(Client::new(&sdk), table)),
+        store: Arc::new(DynamoUsage::new(Client::new(&sdk), table).with_alerts(alerts)),
         secret: secret.into_bytes(),
     });
     lambda_http::run(service_fn(move |req: Request| {

@@ -138,6 +138,7 @@ pub struct ControlPlane {
     jwt: JwtSettings,
     log_dir: PathBuf,
     dynamodb: Client,
+    webhook_queue: crate::queue::Queue,
 }
 
 impl ControlPlane {
@@ -177,6 +178,12 @@ impl ControlPlane {
             .await
             .with_context(|| format!("creating table {table} on moto"))?;
 
+        // The webhook retry queue and its failure queue, on moto as on AWS.
+        let (webhook_queue, _) =
+            crate::queue::create_queue(&moto_url, &format!("keyward-webhooks-{run_id}"), 5)
+                .await
+                .context("creating the webhook retry queue on moto")?;
+
         let jwt = JwtSettings {
             alg: "HS256".to_owned(),
             secret: random_hex(32),
@@ -184,6 +191,10 @@ impl ControlPlane {
             audience: DEV_AUDIENCE.to_owned(),
         };
         let mut env = function_env(&opts, &moto_url, &table, &jwt);
+        env.push((
+            "KEYWARD_WEBHOOK_QUEUE_URL".to_owned(),
+            webhook_queue.url.clone(),
+        ));
         let mut secrets = vec![
             ("KEYWARD_JWT_KEY".to_owned(), jwt.secret.clone()),
             ("KEYWARD_CURSOR_SECRET".to_owned(), random_hex(32)),
@@ -245,6 +256,7 @@ impl ControlPlane {
             jwt,
             log_dir,
             dynamodb,
+            webhook_queue,
         };
         plane.warm_up().await?;
         Ok(plane)
@@ -296,6 +308,12 @@ impl ControlPlane {
             }
         }
         Ok(())
+    }
+
+    /// The webhook retry queue on moto.
+    #[must_use]
+    pub fn webhook_queue(&self) -> &crate::queue::Queue {
+        &self.webhook_queue
     }
 
     /// The router's base URL: the API at its production paths (`{url}/v1/workspaces/...`).
@@ -476,6 +494,8 @@ fn function_env(
         ("KEYWARD_DEFAULT_PREFIX", "kw"),
         // The local stack's webhooks may go to plain http on loopback (test receivers).
         ("KEYWARD_WEBHOOK_ALLOW_LOOPBACK", "true"),
+        // Retries compressed from about a day to about half a minute, still exponential.
+        ("KEYWARD_WEBHOOK_RETRY_DELAYS_S", "1,2,4,8,16"),
         ("RUST_LOG", "info"),
     ]
     .into_iter()

@@ -7,6 +7,7 @@ pub mod origin;
 pub mod paths;
 pub mod poller;
 pub mod process;
+pub mod queue;
 pub mod receiver;
 pub mod router;
 pub mod scenarios;

@@ -12,6 +12,15 @@ pub type Seen = Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
 /// Starts a one-connection-at-a-time HTTP receiver; its URL (`http://127.0.0.1:{port}/hook`)
 /// and what it has seen. It answers `status` (and `extra` headers).
 pub async fn receiver(status: &'static str, extra: &'static str) -> (String, Seen) {
+    scripted(move |_| Some(status), extra).await
+}
+
+/// A receiver that answers the n-th request (from 0) with `script(n)`, or never when `None`
+/// (it keeps the connection open and reads nothing more: a hanging receiver).
+pub async fn scripted(
+    script: impl Fn(usize) -> Option<&'static str> + Send + 'static,
+    extra: &'static str,
+) -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -62,9 +71,21 @@ pub async fn receiver(status: &'static str, extra: &'static str) -> (String, See
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                 .collect();
-            keep.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((headers, buf[start..].to_vec()));
+            let n = {
+                let mut seen = keep
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.push((headers, buf[start..].to_vec()));
+                seen.len() - 1
+            };
+            let Some(status) = script(n) else {
+                // Hang: hold the connection for a minute without a byte of answer.
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    drop(sock);
+                });
+                continue;
+            };
             let answer = format!(
                 "HTTP/1.1 {status}\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n"
             );

@@ -16,6 +16,7 @@ use crate::edge::{EdgeBundle, EdgeOptions, EdgeServer};
 use crate::origin::EchoOrigin;
 use crate::poller::{Poller, PollerConfig, PollerStats};
 use crate::process::{free_port, repo_root};
+use crate::queue::{QueuePoller, Scheduler};
 
 /// How to start a [`Stack`].
 #[derive(Debug, Clone)]
@@ -53,10 +54,13 @@ impl Default for StackOptions {
     }
 }
 
-/// A running stack. Fields drop in order: poller, edge, origin, control plane.
+/// A running stack. Fields drop in order: pollers and scheduler, edge, origin, control plane.
 #[derive(Debug)]
 pub struct Stack {
     poller: Poller,
+    _events_poller: Poller,
+    _retries: QueuePoller,
+    _scheduler: Scheduler,
     edge: Option<EdgeServer>,
     origin: EchoOrigin,
     plane: ControlPlane,
@@ -129,9 +133,33 @@ impl Stack {
         })
         .await
         .context("starting the stream poller")?;
+        // The table's second stream consumer, as in the template: webhook events.
+        let events_poller = Poller::start(PollerConfig {
+            dynamodb_url: plane.moto_url().to_owned(),
+            table: plane.table().to_owned(),
+            lambda_url: plane.lambda_url().to_owned(),
+            function: "events".to_owned(),
+            batch_size: 100,
+            idle_wait: opts.poll_interval,
+            max_retry_attempts: opts.max_retry_attempts,
+            failure_function: None,
+        })
+        .await
+        .context("starting the events stream poller")?;
+        let retries = QueuePoller::start(
+            plane.moto_url(),
+            plane.webhook_queue().clone(),
+            plane.lambda_url(),
+            "webhook-retries",
+        )?;
+        // Every second here (every 5 minutes in the template): reminders fall due on time.
+        let scheduler = Scheduler::start(plane.lambda_url(), "events", Duration::from_secs(1))?;
 
         Ok(Self {
             poller,
+            _events_poller: events_poller,
+            _retries: retries,
+            _scheduler: scheduler,
             edge: Some(edge),
             origin,
             plane,

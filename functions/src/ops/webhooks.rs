@@ -105,6 +105,7 @@ pub async fn create(
         created_at: at,
         updated_at: at,
         version: 1,
+        failing_since: None,
     };
     let audit = audit_event(
         caller,
@@ -183,6 +184,8 @@ pub async fn update(
     }
     if let Some(e) = patch.enabled.filter(|e| *e != before.enabled) {
         after.enabled = e;
+        // Switched on again: its next event is tried at once, not queued behind a failure.
+        after.failing_since = None;
         changed.push("enabled".to_owned());
     }
     if changed.is_empty() {
@@ -272,23 +275,10 @@ pub async fn test(app: &App, caller: &Caller, id: &str, now: Now) -> Result<Deli
             body: &body,
         },
         app.config.webhook_allow_loopback,
+        deliver::TIMEOUT,
     )
     .await;
-    let delivery = Delivery {
-        message_id,
-        event: TEST_EVENT.to_owned(),
-        attempt: 1,
-        status: if outcome.delivered {
-            "delivered"
-        } else {
-            "failed"
-        }
-        .to_owned(),
-        response_code: outcome.response_code,
-        latency_ms: outcome.latency_ms,
-        error: outcome.error,
-        at,
-    };
+    let delivery = Delivery::of(message_id, TEST_EVENT.to_owned(), 1, outcome, at);
     app.store
         .record_delivery(&caller.workspace, id, &delivery)
         .await?;

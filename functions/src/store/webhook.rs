@@ -20,6 +20,8 @@ use crate::webhook::{Delivery, WebhookRecord};
 pub const HOOK_SK_PREFIX: &str = "HOOK#";
 /// Sort-key prefix of deliveries.
 pub const DELIVERY_SK_PREFIX: &str = "HOOKDLV#";
+/// Attribute: since when an endpoint's deliveries fail (Unix seconds).
+const FAILING_SINCE: &str = "failing_since";
 /// How long deliveries are kept.
 pub const DELIVERY_TTL_S: i64 = 30 * 86_400;
 
@@ -58,6 +60,14 @@ pub trait WebhookStore: Send + Sync {
         &self,
         hook: &WebhookRecord,
         audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Marks endpoint `id` as failing since `since` (kept if already failing), or, with `None`,
+    /// as answering again. Not a settings change: `version` stays.
+    async fn set_webhook_failing(
+        &self,
+        workspace: &str,
+        id: &str,
+        since: Option<Timestamp>,
     ) -> Result<(), StoreError>;
     /// Records one delivery attempt of endpoint `hook_id`.
     async fn record_delivery(
@@ -116,6 +126,9 @@ fn hook_item(h: &WebhookRecord, sealed: Option<&[u8]>) -> HashMap<String, Attrib
     if let Some(d) = &h.description {
         item.insert("description".to_owned(), s(d));
     }
+    if let Some(t) = h.failing_since {
+        item.insert(FAILING_SINCE.to_owned(), n(t.unix()));
+    }
     if let Some(b) = sealed {
         item.insert(
             "secret".to_owned(),
@@ -146,6 +159,7 @@ fn hook_from(item: &HashMap<String, AttributeValue>) -> anyhow::Result<(WebhookR
         created_at: Timestamp(num("created_at")?),
         updated_at: Timestamp(num("updated_at")?),
         version: u64::try_from(num("version")?).unwrap_or(0),
+        failing_since: num(FAILING_SINCE).ok().map(Timestamp),
     };
     let secret = item
         .get("secret")
@@ -350,9 +364,18 @@ impl WebhookStore for DynamoStore {
                 .expression_attribute_values(format!(":a{i}"), v);
         }
         let mut expr = format!("SET {}", sets.join(", "));
+        let mut removes = Vec::new();
         if hook.description.is_none() {
-            expr.push_str(" REMOVE #d");
+            removes.push("#d");
             update = update.expression_attribute_names("#d", "description");
+        }
+        if hook.failing_since.is_none() {
+            removes.push("#f");
+            update = update.expression_attribute_names("#f", FAILING_SINCE);
+        }
+        if !removes.is_empty() {
+            expr.push_str(" REMOVE ");
+            expr.push_str(&removes.join(", "));
         }
         let update = update
             .update_expression(expr)
@@ -378,6 +401,39 @@ impl WebhookStore for DynamoStore {
             .context("building the webhook delete")?;
         self.hook_transaction(TransactWriteItem::builder().delete(delete).build(), audit)
             .await
+    }
+
+    async fn set_webhook_failing(
+        &self,
+        workspace: &str,
+        id: &str,
+        since: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(hook_sk(id)))
+            .expression_attribute_names("#f", FAILING_SINCE);
+        let update = match since {
+            Some(t) => update
+                .update_expression("SET #f = :t")
+                .condition_expression("attribute_exists(PK) AND attribute_not_exists(#f)")
+                .expression_attribute_values(":t", n(t.unix())),
+            None => update
+                .update_expression("REMOVE #f")
+                .condition_expression("attribute_exists(#f)"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Other(
+                anyhow::anyhow!("{}", DisplayErrorContext(&e)).context("marking a webhook"),
+            )),
+        }
     }
 
     async fn record_delivery(
@@ -522,6 +578,22 @@ impl WebhookStore for MemoryStore {
         }
         drop(h);
         self.keep_audit(audit);
+        Ok(())
+    }
+
+    async fn set_webhook_failing(
+        &self,
+        workspace: &str,
+        id: &str,
+        since: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        if let Some((h, _)) = self
+            .hooks()
+            .hooks
+            .get_mut(&(workspace.to_owned(), id.to_owned()))
+        {
+            h.failing_since = since.map(|t| h.failing_since.unwrap_or(t));
+        }
         Ok(())
     }
 

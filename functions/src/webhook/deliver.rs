@@ -9,8 +9,12 @@ use serde_json::Value;
 use super::signature::sign;
 use super::target;
 
-/// How long one attempt may take, connection included.
+/// How long one attempt may take, connection included: a test event, or a retry.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for a first attempt, made in the stream's path: a receiver slower than this is
+/// tried again from the retry queue (same `webhook-id`), so it cannot hold up other endpoints'
+/// events.
+pub const FIRST_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One signed event ready to send.
 #[derive(Debug, Clone)]
@@ -36,12 +40,14 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Sends `message` to `url`, signed with `key` (the decoded secret).
+/// Sends `message` to `url`, signed with `key` (the decoded secret), waiting at most
+/// `timeout`.
 pub async fn attempt(
     url: &str,
     key: &[u8],
     message: &Message<'_>,
     allow_loopback: bool,
+    timeout: Duration,
 ) -> Outcome {
     let started = Instant::now();
     let elapsed =
@@ -62,8 +68,8 @@ pub async fn attempt(
     };
     let host = parsed.host_str().unwrap_or_default().to_owned();
     let client = match reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .resolve(&host, addr)
         .no_proxy()
@@ -95,7 +101,7 @@ pub async fn attempt(
                 error: (!delivered).then(|| format!("the receiver answered {code}")),
             }
         }
-        Err(e) if e.is_timeout() => fail(format!("no answer within {} s", TIMEOUT.as_secs())),
+        Err(e) if e.is_timeout() => fail(format!("no answer within {} s", timeout.as_secs())),
         Err(e) if e.is_connect() => fail("could not connect".to_owned()),
         Err(_) => fail("the request failed".to_owned()),
     }

@@ -52,6 +52,11 @@ pub struct WebhookRecord {
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version (also the `ETag`).
     pub version: u64,
+    /// Since when its deliveries fail (absent while it answers). New events for a failing
+    /// endpoint wait in the retry queue instead of holding up the others; a success clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub failing_since: Option<Timestamp>,
 }
 
 /// One delivery attempt, as `GET /webhooks/{id}/deliveries` lists it.
@@ -74,6 +79,34 @@ pub struct Delivery {
     /// When it was made.
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+}
+
+impl Delivery {
+    /// The record of attempt `attempt` of message `message_id` (`event`), made at `at`.
+    #[must_use]
+    pub fn of(
+        message_id: String,
+        event: String,
+        attempt: u32,
+        outcome: deliver::Outcome,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            message_id,
+            event,
+            attempt,
+            status: if outcome.delivered {
+                "delivered"
+            } else {
+                "failed"
+            }
+            .to_owned(),
+            response_code: outcome.response_code,
+            latency_ms: outcome.latency_ms,
+            error: outcome.error,
+            at,
+        }
+    }
 }
 
 /// Seals and opens endpoint secrets (`whsec_…`), bound to their endpoint.
