@@ -250,6 +250,7 @@ pub fn verify_now(
         Err(problem) => return respond::problem(&problem).ok().map(Into::into),
     };
     let checked = check::check_now(
+        &env,
         &Context::new(ctx),
         &config,
         verify.key.as_deref(),
