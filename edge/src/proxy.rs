@@ -12,6 +12,7 @@ use keyward_common::time::unix_seconds;
 use keyward_common::{Problem, ProblemCode, RequestContext, Verdict};
 use worker::{
     Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
+    web_sys,
 };
 
 use crate::check::{check, now_ms};
@@ -85,6 +86,11 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Res
             query: query.filter(|q| !q.is_empty()),
         };
         match forward(&req, cfg, &presented, &checked.verdict, &target, now).await {
+            // A fetched response's headers are immutable: copied (one call) only when ours are
+            // added, else the origin's answer goes back as it came.
+            Ok(resp) if checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks") => {
+                with_own_headers(resp)?
+            }
             Ok(resp) => resp,
             Err(err) => {
                 worker::console_error!("forwarding to the origin: {err}");
@@ -133,11 +139,15 @@ async fn forward(
         .as_deref()
         .ok_or_else(|| worker::Error::RustError("ORIGIN_URL is not set".into()))?;
     let request_target = target.request_target();
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if !is_stripped(&name, presented) {
-            headers.append(&name, &value)?;
-        }
+    // The client's headers copied in one call, then the few to strip deleted by name: no
+    // header value crosses into WASM.
+    let headers = Headers(web_sys::Headers::new_with_headers(&req.inner().headers())?);
+    let stripped: Vec<String> = headers
+        .keys()
+        .filter(|name| is_stripped(name, presented))
+        .collect();
+    for name in &stripped {
+        headers.delete(name)?;
     }
     let identity = Identity::new(
         verdict.key_id.as_deref().unwrap_or_default(),
@@ -169,17 +179,17 @@ async fn forward(
         // The body streams through: it is never read into WASM memory.
         init.with_body(req.inner().body().map(Into::into));
     }
-    let resp = Fetch::Request(Request::new_with_init(
+    Fetch::Request(Request::new_with_init(
         &format!("{origin}{request_target}"),
         &init,
     )?)
     .send()
-    .await?;
-    // A fetched response's headers are immutable: copy them so ours can be added.
-    let copied = Headers::new();
-    for (name, value) in resp.headers().entries() {
-        copied.append(&name, &value)?;
-    }
+    .await
+}
+
+/// The origin's answer with headers of its own (a copy, made in one call), so ours can be added.
+fn with_own_headers(resp: Response) -> Result<Response> {
+    let copied = Headers(web_sys::Headers::new_with_headers(&resp.headers().0)?);
     Ok(resp.with_headers(copied))
 }
 
