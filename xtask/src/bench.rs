@@ -95,9 +95,16 @@ fn bench_edge_only(repo: &Path) -> Result<()> {
     } else {
         repo.join(SAMPLE)
     };
-    let mut report: BenchReport = read_typed(&base)?;
     let (edge_raw, wasm) = measure_edge(repo, &env)?;
-    report.edge = bench_report::edge_figures(today(), &edge_raw, wasm);
+    // The base is read as plain JSON: only its other parts are kept, and an older edge part
+    // (fewer fields) is replaced whole.
+    let text =
+        std::fs::read_to_string(&base).with_context(|| format!("reading {}", base.display()))?;
+    let mut merged: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", base.display()))?;
+    merged["edge"] = serde_json::to_value(bench_report::edge_figures(today(), &edge_raw, wasm))?;
+    let report: BenchReport =
+        bench_report::parse(&base.display().to_string(), &merged.to_string())?;
     write_report(&path, &report, started)
 }
 
@@ -127,16 +134,19 @@ fn readme(repo: &Path) -> Result<()> {
     let readme = std::fs::read_to_string(&readme_path)?;
     let block = bench_report::readme_block(&report);
     if bench_report::current_block(&readme) == Some(block.as_str()) {
-        println!("bench: README.md already shows the run of {}", report.date);
+        println!(
+            "bench: README.md already shows the run of {} (edge: {})",
+            report.date, report.edge.fair.date
+        );
         return Ok(());
     }
     let updated = bench_report::replace_block(&readme, &block)?;
     std::fs::write(&readme_path, updated)
         .with_context(|| format!("writing {}", readme_path.display()))?;
     println!(
-        "bench: README.md tables now show the run of {}; commit them with \
+        "bench: README.md tables now show the run of {} (edge: {}); commit them with \
          {SAMPLE} replaced by that bench.json",
-        report.date
+        report.date, report.edge.fair.date
     );
     Ok(())
 }

@@ -830,9 +830,9 @@ pub fn readme_block(r: &BenchReport) -> String {
         )
     };
     format!(
-        "{README_START}\n{when}, {}. Nothing else was\nrunning, but wrk and workerd share the \
-         cores, so read the edge figures as ratios between\nvariants measured side by side, not as \
-         capacity. The edge part took {} s.\n\n{}{README_END}",
+        "{README_START}\n{when}, {}. wrk and workerd share\nthe cores, and other work on the \
+         machine may have too, so read the edge figures as ratios\nbetween variants measured side \
+         by side, not as capacity. The edge part took {} s.\n\n{}{README_END}",
         r.machine,
         r.edge.harness.seconds,
         tables(r)

@@ -195,6 +195,9 @@ pub fn breakdown(module: &[u8]) -> Result<Breakdown> {
                 "import".into()
             }
             3 => "function".into(),
+            4 => "table".into(),
+            5 => "memory".into(),
+            6 => "global".into(),
             7 => "export".into(),
             9 => "element".into(),
             10 => {
@@ -209,6 +212,7 @@ pub fn breakdown(module: &[u8]) -> Result<Breakdown> {
                 "code".into()
             }
             11 => "data".into(),
+            12 => "data count".into(),
             other => format!("section {other}"),
         };
         sections.push(Section {
