@@ -95,9 +95,7 @@ async fn handle(
             "No such internal route.",
         ))
         .map(Into::into),
-        Route::Proxy => proxy::handle(Request::from(req), &env, &ctx, &config)
-            .await
-            .map(Into::into),
+        Route::Proxy => proxy::handle(req, &env, &ctx, &config).await,
     }
 }
 
