@@ -10,16 +10,26 @@
 // 1. starts one workerd (Miniflare) serving these Workers, each on its own direct socket:
 //    `noop` (200, the floor; it gets the very request the verify variants send, a POST with the
 //    JSON body, and does not read it), `body-floor` (reads the JSON body and answers a fixed
-//    verdict: the floor of any verify API), `origin` (the noop code, the proxy's upstream), `keyward` (the built
-//    edge/build/worker/shim.mjs + index_bg.wasm, the release bundle), `js-peer`, and counting
-//    twins of `keyward` and `js-peer` (bench/workers/count-kv.js around the same code) that
-//    report their KV reads per request. All share one local KV namespace.
-// 2. provisions one valid key through Keyward's signed `POST /_keyward/sync` (the JS peer reads
-//    the very same `h:{sha256}` entry);
-// 3. counts KV reads per request on each path through the counting twins;
-// 4. runs wrk against every variant, alternating variants within each round, and writes
+//    verdict: the floor of any verify API), `passthrough` (forwards to the origin with one
+//    header stripped: the floor of any proxy), `origin` (the noop code, the proxy's upstream),
+//    `keyward` (the built edge/build/worker/shim.mjs + index_bg.wasm, the release bundle),
+//    `js-peer` (no cache) and `js-peer-cached` (Keyward's isolate cache policy: found 5 s,
+//    unknown 2 s), `usage-sink` (accepts Keyward's signed usage batches: usage reporting is on,
+//    as deployed), and counting twins of `keyward` and `js-peer` (bench/workers/count-kv.js
+//    around the same code) that report their KV reads per request and Durable Object calls.
+//    All share one local KV namespace.
+// 2. provisions keys through Keyward's signed `POST /_keyward/sync` (the JS peers read the very
+//    same `h:{sha256}` entries): a valid key without limits; the same kind of key with two rate
+//    limits (per minute, per 31 days: large enough never to refuse here) and credits (a credit
+//    op `set` in the same batch); and a key with two limits and few credits for the exactness
+//    phase;
+// 3. counts KV reads per request on each path through the counting twins, and Durable Object
+//    calls per request for the limited key under wrk load;
+// 4. exactness: many concurrent clients spend the few-credits key through the verify API and
+//    the proxy together; exactly its credits are admitted;
+// 5. runs wrk against every variant, alternating variants within each round, and writes
 //    medians over the rounds (requests/s, p50, p99) as JSON;
-// 5. measures latency one request at a time (nothing queues; every request timed by a node
+// 6. measures latency one request at a time (nothing queues; every request timed by a node
 //    client) for the floors, Keyward and the peer: the p99 a Worker adds over the no-op.
 
 import { spawn } from "node:child_process";
@@ -33,6 +43,7 @@ import { fileURLToPath } from "node:url";
 
 import { Log, LogLevel, Miniflare } from "miniflare";
 
+const startedAt = performance.now();
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..");
 const args = parseArgs(process.argv.slice(2));
@@ -43,6 +54,11 @@ const THREADS = Number(args.threads ?? 1);
 const OUT = resolve(args.out ?? join(repo, "target/keyward/bench-edge.json"));
 const BUILD = resolve(args.build ?? join(repo, "edge/build"));
 const SYNC_SECRET = randomBytes(16).toString("hex");
+const USAGE_SECRET = randomBytes(16).toString("hex");
+/** Credits of the exactness key: fewer than the requests its phase sends. */
+const EXACT_CREDITS = Number(args["exact-credits"] ?? 2000);
+const EXACT_REQUESTS = Number(args["exact-requests"] ?? 3000);
+const EXACT_CLIENTS = 16;
 const COMPAT_DATE = "2026-04-01";
 const KV_ID = "keyward-bench-keys";
 
@@ -115,16 +131,19 @@ const read = (p) => readFileSync(p);
 const noopSrc = read(join(here, "workers/noop.js"), "utf8");
 const bodyFloorSrc = read(join(here, "workers/body-floor.js"), "utf8");
 const peerSrc = read(join(here, "workers/js-peer.js"), "utf8");
+const passthroughSrc = read(join(here, "workers/passthrough.js"), "utf8");
+const sinkSrc = read(join(here, "workers/usage-sink.js"), "utf8");
 const countSrc = read(join(here, "workers/count-kv.js"), "utf8");
 const edgeIndex = read(join(BUILD, "index.js"));
 const edgeWasm = read(join(BUILD, "index_bg.wasm"));
 const edgeShim = read(join(BUILD, "worker/shim.mjs"));
 
 const ports = {};
-for (const name of ["noop", "bodyFloor", "origin", "keyward", "keywardCounted", "peer", "peerCounted"]) {
+for (const name of ["noop", "bodyFloor", "passthrough", "origin", "sink", "keyward", "keywardCounted", "peer", "peerCached", "peerCounted"]) {
   ports[name] = await freePort();
 }
 const originUrl = `http://127.0.0.1:${ports.origin}`;
+const sinkUrl = `http://127.0.0.1:${ports.sink}/v1/usage`;
 const direct = (port) => [{ host: "127.0.0.1", port }];
 const V = "/bench"; // virtual module root
 
@@ -149,11 +168,13 @@ function keywardWorker(name, port, counted) {
     modules,
     modulesRoot: V,
     compatibilityDate: COMPAT_DATE,
-    // The values edge/wrangler.toml ships with, except the origin and the secret.
+    // The values edge/wrangler.toml ships with, except the origin, the secrets and the usage
+    // endpoint: usage reporting is on, to the sink, as a deployment has it.
     bindings: {
       ORIGIN_URL: originUrl,
       ROUTE_SCOPES: "",
-      USAGE_URL: "",
+      USAGE_URL: sinkUrl,
+      USAGE_SECRET,
       CACHE_TTL_S: "5",
       NEGATIVE_CACHE_TTL_S: "2",
       USAGE_FLUSH_S: "5",
@@ -168,7 +189,7 @@ function keywardWorker(name, port, counted) {
   };
 }
 
-function peerWorker(name, port, counted) {
+function peerWorker(name, port, counted, cached = false) {
   const modules = counted
     ? [
         { type: "ESModule", path: `${V}/entry.js`, contents: countSrc },
@@ -180,7 +201,7 @@ function peerWorker(name, port, counted) {
     modules,
     modulesRoot: V,
     compatibilityDate: COMPAT_DATE,
-    bindings: { ORIGIN_URL: originUrl },
+    bindings: cached ? { ORIGIN_URL: originUrl, CACHE_TTL_S: "5", NEGATIVE_CACHE_TTL_S: "2" } : { ORIGIN_URL: originUrl },
     kvNamespaces: { KV: KV_ID },
     unsafeDirectSockets: direct(port),
   };
@@ -210,6 +231,22 @@ const mf = new Miniflare({
       unsafeDirectSockets: direct(ports.bodyFloor),
     },
     {
+      name: "passthrough",
+      modules: [{ type: "ESModule", path: `${V}/passthrough.js`, contents: passthroughSrc }],
+      modulesRoot: V,
+      compatibilityDate: COMPAT_DATE,
+      bindings: { ORIGIN_URL: originUrl },
+      unsafeDirectSockets: direct(ports.passthrough),
+    },
+    {
+      name: "usage-sink",
+      modules: [{ type: "ESModule", path: `${V}/usage-sink.js`, contents: sinkSrc }],
+      modulesRoot: V,
+      compatibilityDate: COMPAT_DATE,
+      bindings: { USAGE_SECRET },
+      unsafeDirectSockets: direct(ports.sink),
+    },
+    {
       name: "origin",
       modules: [{ type: "ESModule", path: `${V}/noop.js`, contents: noopSrc }],
       modulesRoot: V,
@@ -219,6 +256,7 @@ const mf = new Miniflare({
     keywardWorker("keyward", ports.keyward, false),
     keywardWorker("keyward-counted", ports.keywardCounted, true),
     peerWorker("js-peer", ports.peer, false),
+    peerWorker("js-peer-cached", ports.peerCached, false, true),
     peerWorker("js-peer-counted", ports.peerCounted, true),
   ],
 });
@@ -228,13 +266,14 @@ try {
   await mf.ready;
   const url = (name) => `http://127.0.0.1:${ports[name]}`;
 
-  // ---- provision one valid key through the signed sync route ----
+  // ---- provision the keys through the signed sync route ----
   const valid = newKey();
   const garbage = garble(valid);
   const unknown = newKey();
+  const limited = newKey(); // two limits and credits, never refused during the run
+  const exact = newKey(); // two limits and EXACT_CREDITS credits
   const now = Math.floor(Date.now() / 1000);
-  const keyId = `key_01${randomB62(20)}`;
-  const entry = {
+  const entryOf = (keyId, extra = {}) => ({
     schema: 1,
     version: 1,
     key_id: keyId,
@@ -247,18 +286,38 @@ try {
     retires_at: null,
     allowed_ips: [],
     rate_limit: null,
-  };
-  const batch = JSON.stringify({ items: [{ hash: sha256Hex(valid), entry }] });
-  const ts = Math.floor(Date.now() / 1000);
-  const sig = "v1=" + createHmac("sha256", SYNC_SECRET).update(`${ts}.`).update(batch).digest("hex");
-  const synced = await fetch(`${url("keyward")}/_keyward/sync`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-keyward-timestamp": String(ts), "x-keyward-signature": sig },
-    body: batch,
+    ...extra,
   });
-  const syncText = await synced.text();
-  if (synced.status !== 200 || !syncText.includes("applied")) {
-    throw new Error(`sync answered ${synced.status}: ${syncText}`);
+  // A plan as sold: a per-minute and a per-month limit (31 days), both far above what this run
+  // sends, so they count every request but never refuse.
+  const limits = [
+    { name: "per_minute", limit: 100_000_000, period_s: 60 },
+    { name: "per_month", limit: 4_000_000_000, period_s: 2_678_400 },
+  ];
+  const keyIds = { valid: `key_01${randomB62(20)}`, limited: `key_01${randomB62(20)}`, exact: `key_01${randomB62(20)}` };
+  const creditSet = (keyId, value) => ({ target: { kind: "key", workspace: "bench", key_id: keyId }, seq: 1, op: "set", value, at: now });
+  const batch = JSON.stringify({
+    items: [
+      { hash: sha256Hex(valid), entry: entryOf(keyIds.valid) },
+      { hash: sha256Hex(limited), entry: entryOf(keyIds.limited, { rate_limits: limits, credited: true }) },
+      { hash: sha256Hex(exact), entry: entryOf(keyIds.exact, { rate_limits: limits, credited: true }) },
+    ],
+    credit_ops: [creditSet(keyIds.limited, 1_000_000_000), creditSet(keyIds.exact, EXACT_CREDITS)],
+  });
+  // Each Keyward Worker has its own Allowance objects: the credit ops go to both.
+  for (const target of ["keyward", "keywardCounted"]) {
+    const ts = Math.floor(Date.now() / 1000);
+    const sig = "v1=" + createHmac("sha256", SYNC_SECRET).update(`${ts}.`).update(batch).digest("hex");
+    const synced = await fetch(`${url(target)}/_keyward/sync`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-keyward-timestamp": String(ts), "x-keyward-signature": sig },
+      body: batch,
+    });
+    const syncText = await synced.text();
+    const answer = synced.status === 200 ? JSON.parse(syncText) : null;
+    if (answer?.credit_outcomes?.join() !== "applied,applied") {
+      throw new Error(`sync to ${target} answered ${synced.status}: ${syncText}`);
+    }
   }
 
   // ---- sanity: every variant answers what it should ----
@@ -272,6 +331,12 @@ try {
     ["keyward verify unknown", () => post(url("keyward"), unknown), 200, '"NOT_FOUND"'],
     ["keyward proxy valid", () => get(url("keyward"), valid), 200, "ok"],
     ["keyward proxy garbage", () => get(url("keyward"), garbage), 401, ""],
+    ["keyward verify limited", () => post(url("keyward"), limited), 200, '"VALID"'],
+    ["keyward proxy limited", () => get(url("keyward"), limited), 200, "ok"],
+    ["js-peer-cached verify valid", () => post(url("peerCached"), valid), 200, '"VALID"'],
+    ["js-peer-cached verify unknown", () => post(url("peerCached"), unknown), 200, '"NOT_FOUND"'],
+    ["js-peer-cached proxy valid", () => get(url("peerCached"), valid), 200, "ok"],
+    ["passthrough", () => get(url("passthrough"), valid), 200, "ok"],
     ["js-peer verify valid", () => post(url("peer"), valid), 200, '"VALID"'],
     ["js-peer verify unknown", () => post(url("peer"), unknown), 200, '"NOT_FOUND"'],
     ["js-peer proxy valid", () => get(url("peer"), valid), 200, "ok"],
@@ -317,7 +382,11 @@ try {
   kv.js_peer.garbage = await perRequest(() => post(pc, garbage));
   kv.js_peer.unknown = await perRequest((i) => post(pc, unknowns[i]));
 
-  // ---- throughput ----
+  // ---- the limited key: Durable Object calls per request at steady load ----
+  // wrk drives the counting twin with the limited key for a few seconds; the calls its stubs
+  // made (lease returns by timer included: read after they are due) over the requests served.
+  const counts = async () => (await fetch(`${kc}/_bench/counts`)).json();
+  const settle = () => new Promise((ok) => setTimeout(ok, 3000));
   const luaDir = mkdtempSync(join(tmpdir(), "keyward-wrk-"));
   const lua = (name, text) => {
     const p = join(luaDir, `${name}.lua`);
@@ -327,11 +396,41 @@ try {
   const postLua = (name, key) =>
     lua(name, `wrk.method = "POST"\nwrk.body = '${verifyBody(key)}'\nwrk.headers["content-type"] = "application/json"\n`);
   const getLua = (name, key) => lua(name, `wrk.method = "GET"\nwrk.headers["authorization"] = "Bearer ${key}"\n`);
+  const doCalls = {};
+  for (const [id, path, script] of [
+    ["verify", "/v1/keys/verify", postLua("dov", limited)],
+    ["proxy", "/v1/items/1", getLua("dop", limited)],
+  ]) {
+    await wrk({ url: `${kc}${path}`, script }, 1); // warm: the first lease is taken here
+    await settle();
+    const before = await counts();
+    const r = await wrk({ url: `${kc}${path}`, script }, Math.max(3, DURATION_S));
+    await settle();
+    const after = await counts();
+    if (r.non2xx) throw new Error(`the limited key was refused ${r.non2xx} times under load (${id})`);
+    const requests = after.requests - before.requests;
+    doCalls[id] = { requests, do_calls: after.do_calls - before.do_calls, per_request: (after.do_calls - before.do_calls) / requests, rps: r.rps };
+    process.stderr.write(`edge bench: limited key ${id}: ${doCalls[id].do_calls} Durable Object calls for ${requests} requests\n`);
+  }
+
+  // ---- exactness: EXACT_CLIENTS clients spend the few-credits key, verify API and proxy ----
+  const exactness = await spendConcurrently(url("keyward"), exact, EXACT_REQUESTS, EXACT_CLIENTS);
+  exactness.credits_granted = EXACT_CREDITS;
+  exactness.over = Math.max(0, exactness.admitted - EXACT_CREDITS);
+  exactness.under = Math.max(0, EXACT_CREDITS - exactness.admitted);
+  process.stderr.write(`edge bench: exactness: ${exactness.admitted} admitted of ${EXACT_CREDITS} credits (${EXACT_REQUESTS} requests, ${EXACT_CLIENTS} clients)\n`);
+
+  // ---- throughput ----
   const variants = [
     { id: "noop", label: "no-op worker (floor), same POST as verify", url: `${url("noop")}/v1/keys/verify`, script: postLua("nv", valid) },
     { id: "body_floor", label: "JS body floor: reads the JSON body, fixed verdict", url: `${url("bodyFloor")}/v1/keys/verify`, script: postLua("bf", valid) },
     { id: "keyward_verify_warm", label: "Keyward verify, warm valid key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kv", valid) },
     { id: "keyward_proxy_warm", label: "Keyward proxy → origin worker, warm valid key", url: `${url("keyward")}/v1/items/1`, script: getLua("kp", valid) },
+    { id: "keyward_verify_limited", label: "Keyward verify, warm key with two limits and credits", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kvl", limited) },
+    { id: "keyward_proxy_limited", label: "Keyward proxy, warm key with two limits and credits", url: `${url("keyward")}/v1/items/1`, script: getLua("kpl", limited) },
+    { id: "passthrough", label: "JS pass-through floor → origin worker (one header stripped)", url: `${url("passthrough")}/v1/items/1`, script: getLua("pt", valid) },
+    { id: "js_verify_cached", label: "JS peer verify, isolate cache (found 5 s, unknown 2 s)", url: `${url("peerCached")}/v1/keys/verify`, script: postLua("jvc", valid) },
+    { id: "js_proxy_cached", label: "JS peer proxy → origin worker, isolate cache", url: `${url("peerCached")}/v1/items/1`, script: getLua("jpc", valid) },
     { id: "js_verify", label: "JS peer verify, valid key", url: `${url("peer")}/v1/keys/verify`, script: postLua("jv", valid) },
     { id: "js_proxy", label: "JS peer proxy → origin worker, valid key", url: `${url("peer")}/v1/items/1`, script: getLua("jp", valid) },
     { id: "keyward_verify_garbage", label: "Keyward verify, garbage key (bad checksum)", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kg", garbage) },
@@ -356,9 +455,9 @@ try {
   // them (wrk's latency percentiles at one connection disagree with its own request count, so
   // they are not used). The client's own cost is the same for every variant: the p99 difference
   // to the no-op is what the Worker adds.
-  const latencyIds = ["noop", "body_floor", "keyward_verify_warm", "js_verify", "keyward_proxy_warm"];
+  const latencyIds = ["noop", "body_floor", "keyward_verify_warm", "js_verify", "js_verify_cached", "keyward_proxy_warm", "passthrough"];
   const latencyRuns = Object.fromEntries(latencyIds.map((id) => [id, []]));
-  const bodies = { noop: verifyBody(valid), body_floor: verifyBody(valid), keyward_verify_warm: verifyBody(valid), js_verify: verifyBody(valid) };
+  const bodies = { noop: verifyBody(valid), body_floor: verifyBody(valid), keyward_verify_warm: verifyBody(valid), js_verify: verifyBody(valid), js_verify_cached: verifyBody(valid) };
   for (const id of latencyIds) await sequential(variants.find((x) => x.id === id), bodies[id], valid, 1);
   for (let round = 1; round <= ROUNDS; round++) {
     for (const id of latencyIds) {
@@ -401,11 +500,19 @@ try {
       load: `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} rounds, variants alternated`,
       origin: "a second no-op worker in the same workerd (bench/workers/noop.js)",
       bundle: BUILD,
+      usage_reporting: `on: USAGE_URL is a sink in the same workerd (bench/workers/usage-sink.js) that checks each batch's signature; USAGE_FLUSH_S = 5`,
+      seconds: Math.round((performance.now() - startedAt) / 1000),
     },
     variants: results,
     latency_one_connection: latency,
     kv_reads_per_request: kv,
+    do_calls_per_request: doCalls,
+    exactness,
+    usage_sink: await (await fetch(`${url("sink")}/stats`)).json(),
   };
+  if (out.usage_sink.batches === 0 || out.usage_sink.refused > 0) {
+    throw new Error(`usage reporting did not reach the sink: ${JSON.stringify(out.usage_sink)}`);
+  }
   writeFileSync(OUT, JSON.stringify(out, null, 2) + "\n");
   process.stderr.write(`edge bench: wrote ${OUT}\n`);
 } catch (err) {
@@ -416,6 +523,59 @@ try {
   rmSync(stateDir, { recursive: true, force: true });
 }
 process.exit(exitCode);
+
+// ---- exactness ----
+
+/**
+ * Sends `n` requests with `key` from `clients` concurrent clients, alternating the verify API
+ * and the proxy, and counts what was admitted (VALID / 200) and refused for credits
+ * (USAGE_EXCEEDED / 429); anything else is an error.
+ */
+async function spendConcurrently(base, key, n, clients) {
+  let next = 0;
+  const tally = { requests: n, clients, admitted: 0, usage_exceeded: 0, via_verify: 0, via_proxy: 0 };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  const target = new URL(base);
+  const once = (i) =>
+    new Promise((ok, fail) => {
+      const verify = i % 2 === 0;
+      const body = JSON.stringify({ key });
+      const req = http.request(
+        {
+          agent,
+          host: target.hostname,
+          port: target.port,
+          path: verify ? "/v1/keys/verify" : "/v1/items/1",
+          method: verify ? "POST" : "GET",
+          headers: verify
+            ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+            : { authorization: `Bearer ${key}` },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => (text += d));
+          res.on("end", () => ok({ verify, status: res.statusCode, text }));
+        },
+      );
+      req.on("error", fail);
+      req.end(verify ? body : undefined);
+    });
+  async function client() {
+    while (next < n) {
+      const r = await once(next++);
+      const admitted = r.verify ? r.status === 200 && r.text.includes('"code":"VALID"') : r.status === 200;
+      const exhausted = r.verify ? r.text.includes('"USAGE_EXCEEDED"') : r.status === 429 && r.text.includes("USAGE_EXCEEDED");
+      if (admitted) {
+        tally.admitted++;
+        r.verify ? tally.via_verify++ : tally.via_proxy++;
+      } else if (exhausted) tally.usage_exceeded++;
+      else throw new Error(`exactness: unexpected answer ${r.status}: ${r.text}`);
+    }
+  }
+  await Promise.all(Array.from({ length: clients }, client));
+  agent.destroy();
+  return tally;
+}
 
 // ---- one request at a time ----
 
@@ -494,6 +654,7 @@ function toMs(value) {
 }
 
 function parseWrk(text) {
+  const total = /(\d+) requests in/.exec(text);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
   const p50 = /^\s+50%\s+(\S+)/m.exec(text);
   const p99 = /^\s+99%\s+(\S+)/m.exec(text);
@@ -501,6 +662,7 @@ function parseWrk(text) {
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text);
   const errors = /Socket errors:.*/.exec(text);
   return {
+    requests: total ? Number(total[1]) : null,
     rps: Number(rps[1]),
     p50_ms: toMs(p50[1]),
     p99_ms: toMs(p99[1]),

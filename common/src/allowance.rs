@@ -25,9 +25,10 @@ pub const RETURN_GRACE_MS: u64 = 2_000;
 /// When, after a lease ends, its holder's timer gives back what is left — unless a request
 /// already gave it back with its next round trip (then the timer has nothing to send).
 pub const RETURN_DELAY_MS: u64 = 500;
-/// Largest block of units in one lease: at 20+ requests per lease a hot key makes ≤ 0.05
-/// object calls per request.
-pub const MAX_BLOCK: u64 = 64;
+/// Largest block of units in one lease: a hot key makes about two object calls (the lease and
+/// its return) per block, so ≤ 0.01 per request; and with the next block asked for when half
+/// of this one is spent ([`Held::wants_top_up`]), 128 requests cover the round trip.
+pub const MAX_BLOCK: u64 = 256;
 /// A lease takes at most this fraction of what remains after the request's own cost, so
 /// concurrent isolates each get a share and little remains stranded when the allowance is low.
 pub const SHARE: u64 = 4;
@@ -35,6 +36,9 @@ pub const SHARE: u64 = 4;
 pub const MIN_LEASE_MS: u64 = 200;
 /// Longest a [`Outcome::Wait`] asks the isolate to sleep before asking again.
 pub const MAX_WAIT_MS: u64 = 100;
+/// The smallest block an isolate asks to follow early ([`Held::wants_top_up`]): a smaller one
+/// means little remains, and asking before it runs out would only add round trips.
+pub const MIN_TOP_UP_BLOCK: u64 = 16;
 
 /// What the isolate knows about a target from its edge entry: its limits, and whether it has
 /// credits.
@@ -583,6 +587,18 @@ impl Held {
         (limits, credits)
     }
 
+    /// Whether to ask the object for the next block now, in the background, while this one
+    /// still admits requests: the isolate holds at most half of its latest block, and that block
+    /// was at least [`MIN_TOP_UP_BLOCK`]. So a hot key's next lease lands before the current one
+    /// runs out, and no request waits for the round trip; a key with little left asks only when
+    /// it must.
+    #[must_use]
+    pub fn wants_top_up(&self, now_ms: u64) -> bool {
+        self.leases.iter().max_by_key(|l| l.id).is_some_and(|last| {
+            last.units >= MIN_TOP_UP_BLOCK && self.units(now_ms).saturating_mul(2) <= last.units
+        })
+    }
+
     /// Whether an answer was ever learnt.
     #[must_use]
     pub fn knows(&self) -> bool {
@@ -670,6 +686,60 @@ impl Held {
 }
 
 #[cfg(test)]
+mod top_up_tests {
+    use super::*;
+
+    fn answer_with(lease: Option<Lease>) -> Answer {
+        Answer {
+            outcome: Outcome::Admitted,
+            lease,
+            limits: Vec::new(),
+            credits: None,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn a_large_block_is_followed_early_once_half_spent_and_a_small_one_never() {
+        let now = 1_000;
+        let mut held = Held::default();
+        assert!(!held.wants_top_up(now));
+        held.learn(&answer_with(Some(Lease {
+            id: 1,
+            units: 64,
+            expires_ms: now + LEASE_TTL_MS,
+            granted_s: 1,
+        })));
+        for _ in 0..31 {
+            assert!(held.spend(1, now));
+        }
+        assert!(!held.wants_top_up(now), "33 of 64 left");
+        assert!(held.spend(1, now));
+        assert!(held.wants_top_up(now), "32 of 64 left");
+        // The next block landed: nothing more to ask for until it is half spent too.
+        held.learn(&answer_with(Some(Lease {
+            id: 2,
+            units: 64,
+            expires_ms: now + LEASE_TTL_MS,
+            granted_s: 1,
+        })));
+        assert!(!held.wants_top_up(now));
+
+        let mut small = Held::default();
+        small.learn(&answer_with(Some(Lease {
+            id: 7,
+            units: MIN_TOP_UP_BLOCK - 1,
+            expires_ms: now + LEASE_TTL_MS,
+            granted_s: 1,
+        })));
+        for _ in 0..MIN_TOP_UP_BLOCK - 1 {
+            assert!(small.spend(1, now));
+        }
+        assert!(!small.wants_top_up(now));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::credits::{CreditTarget, Interval};
@@ -747,7 +817,7 @@ mod tests {
 
     #[test]
     fn a_lease_is_a_share_of_what_remains_and_none_when_little_does() {
-        let mut a = with_credits(1_000);
+        let mut a = with_credits(10_000);
         let ans = acquire(&mut a, &credited(), 1, true, T0);
         assert_eq!(ans.lease.unwrap().units, MAX_BLOCK);
         let mut a = with_credits(41);
@@ -965,7 +1035,8 @@ mod tests {
 
     #[test]
     fn an_isolate_spends_its_lease_locally_until_it_ends_and_gives_back_the_rest() {
-        let mut a = with_credits(1_000);
+        // 257 credits: the request's 1, then a quarter of the 256 left on lease.
+        let mut a = with_credits(257);
         let ans = acquire(&mut a, &credited(), 1, true, T0);
         let mut held = Held::default();
         held.learn(&ans);
@@ -975,7 +1046,7 @@ mod tests {
         let (_, credits) = held.view(T0);
         assert_eq!(
             credits.unwrap().remaining,
-            935 + 4,
+            192 + 4,
             "what the object has plus the 4 held"
         );
         assert!(held.refund(3, T0));
@@ -988,7 +1059,7 @@ mod tests {
         let back = held.take_expired(end);
         assert_eq!(back, vec![LeaseReturn { id: 0, unused: 7 }]);
         a.give_back(&back, &[]);
-        assert_eq!(a.balance(), Some((942, 1)));
+        assert_eq!(a.balance(), Some((199, 1)));
         assert!(held.is_empty());
     }
 

@@ -266,6 +266,49 @@ pub fn spend_now(target: &Target, cost: u32, now: u64) -> Option<Spent> {
     })
 }
 
+/// Asks `target`'s object for the next block in the background when this isolate's lease is
+/// half spent ([`Held::wants_top_up`]) and no round trip to it is in flight: a hot key's next
+/// lease then lands before the current one runs out, and no request waits for the object.
+/// The request costs nothing and gives back only leases that ended; what it returns is
+/// learnt as any answer is (its lease goes back by timer when it ends).
+pub fn top_up(env: &Env, ctx: &Context, target: &Target) {
+    let name = target.who.object_name();
+    let now = clock_ms();
+    if INFLIGHT.with_borrow(|f| f.contains(&name))
+        || !HELD.with_borrow(|h| h.get(&name).is_some_and(|held| held.wants_top_up(now)))
+    {
+        return;
+    }
+    let guard = Inflight::begin(&name);
+    let returns = HELD.with_borrow_mut(|h| {
+        h.get_mut(&name)
+            .map(|held| held.take_expired(now))
+            .unwrap_or_default()
+    });
+    let request = AllowanceRequest::Acquire {
+        rules: target.rules.clone(),
+        cost: 0,
+        lease: true,
+        returns,
+    };
+    let (env, target) = (env.clone(), target.clone());
+    ctx.wait_until(async move {
+        let answer = match call(&env, &name, &request).await {
+            Ok(text) => serde_json::from_str::<Answer>(&text).map_err(worker::Error::from),
+            Err(err) => Err(err),
+        };
+        drop(guard);
+        match answer {
+            Ok(answer) => {
+                if let Some(give_back) = learn_state(&env, &target, &answer, clock_ms()) {
+                    give_back.await;
+                }
+            }
+            Err(err) => worker::console_error!("topping up the lease of {name}: {err}"),
+        }
+    });
+}
+
 /// Puts back `cost` just spent with [`spend_now`] (a later target could not spend locally).
 pub fn unspend_now(target: &Target, cost: u32, now: u64) {
     HELD.with_borrow_mut(|h| {
@@ -439,6 +482,19 @@ pub async fn peek(env: &Env, ctx: &Context, target: &Target) -> Result<Spent> {
 /// Records an answer: its state and lease, the balance for usage, and a timer that gives the
 /// lease back when it ends.
 fn learn(ctx: &Context, env: &Env, target: &Target, answer: &Answer, now: u64) {
+    if let Some(give_back) = learn_state(env, target, answer, now) {
+        ctx.wait_until(give_back);
+    }
+}
+
+/// [`learn`] without the timer: the future that gives the answer's lease back when it ends,
+/// for the caller to run off the response's path.
+fn learn_state(
+    env: &Env,
+    target: &Target,
+    answer: &Answer,
+    now: u64,
+) -> Option<impl std::future::Future<Output = ()> + 'static> {
     let name = target.who.object_name();
     HELD.with_borrow_mut(|h| h.entry(name.clone()).or_default().learn(answer));
     if let Some(c) = answer.credits {
@@ -450,9 +506,9 @@ fn learn(ctx: &Context, env: &Env, target: &Target, answer: &Answer, now: u64) {
         };
         BALANCES.with_borrow_mut(|b| b.insert(name.clone(), report));
     }
-    if let Some(lease) = answer.lease {
+    answer.lease.map(|lease| {
         let env = env.clone();
-        ctx.wait_until(async move {
+        async move {
             let wait = lease.expires_ms.saturating_sub(now) + RETURN_DELAY_MS;
             Delay::from(Duration::from_millis(wait)).await;
             let returns: Vec<LeaseReturn> = HELD.with_borrow_mut(|h| {
@@ -470,8 +526,8 @@ fn learn(ctx: &Context, env: &Env, target: &Target, answer: &Answer, now: u64) {
             if let Err(err) = call(&env, &name, &request).await {
                 worker::console_error!("returning leases of {name}: {err}");
             }
-        });
-    }
+        }
+    })
 }
 
 /// The balances learnt since the last call, latest per target.

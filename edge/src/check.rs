@@ -168,6 +168,9 @@ async fn spend_all(
     for (i, t) in targets.iter().enumerate() {
         let spent = allowance::spend(env, ctx, t, cost).await?;
         let refusal = spent.refusal;
+        if refusal.is_none() {
+            allowance::top_up(env, ctx, t);
+        }
         states.add(spent);
         if let Some(r) = refusal {
             for earlier in &targets[..i] {
@@ -295,6 +298,7 @@ async fn owner_of(
 /// roles') is in this isolate's cache and that has no rate limit. `None` means [`check`] is
 /// needed.
 pub fn check_now(
+    env: &Env,
     ctx: &Context,
     cfg: &Config,
     key: Option<&str>,
@@ -346,6 +350,9 @@ pub fn check_now(
                 return None;
             };
             states.add(spent);
+        }
+        for t in &targets {
+            allowance::top_up(env, ctx, t);
         }
         verdict = verdict.with_allowance(None, states.limits, states.credits);
     }

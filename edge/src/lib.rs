@@ -95,9 +95,7 @@ async fn handle(
             "No such internal route.",
         ))
         .map(Into::into),
-        Route::Proxy => proxy::handle(Request::from(req), &env, &ctx, &config)
-            .await
-            .map(Into::into),
+        Route::Proxy => proxy::handle(req, &env, &ctx, &config).await,
     }
 }
 
@@ -250,6 +248,7 @@ pub fn verify_now(
         Err(problem) => return respond::problem(&problem).ok().map(Into::into),
     };
     let checked = check::check_now(
+        &env,
         &Context::new(ctx),
         &config,
         verify.key.as_deref(),

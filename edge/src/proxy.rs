@@ -10,9 +10,9 @@ use keyward_common::origin::{
 use keyward_common::route::{Access, NormalizedPath, normalize_path};
 use keyward_common::time::unix_seconds;
 use keyward_common::{Problem, ProblemCode, RequestContext, Verdict};
-use worker::{
-    Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
-};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use worker::{Context, Env, Headers, Response, Result, js_sys, web_sys};
 
 use crate::check::{check, now_ms};
 use crate::config::Config;
@@ -29,29 +29,36 @@ fn is_stripped(name: &str, presented: &Presented) -> bool {
         || (name == "authorization" && presented.from_authorization)
 }
 
-/// Verifies the request's key and forwards it to the origin, or answers the refusal.
+/// Verifies the request's key and forwards it to the origin, or answers the refusal. Works on
+/// the runtime's own request and response objects (no worker-rs wrappers): a forwarded answer
+/// goes back as the origin sent it.
 ///
 /// # Errors
 /// Only if the runtime fails to build a response; I/O failures become a 500/502 answer.
-pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Result<Response> {
-    let url = req.inner().url();
+pub async fn handle(
+    req: web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+    cfg: &Config,
+) -> Result<web_sys::Response> {
+    let url = req.url();
     let (raw_path, query) = path_and_query(&url);
     let path = match normalize_path(raw_path) {
         Ok(p) => p,
         Err(err) => {
-            return respond::problem(&Problem::of(
+            return own(respond::problem(&Problem::of(
                 ProblemCode::AmbiguousPath,
                 format!("The request path is refused: {err}. Send it without that encoding."),
-            ));
+            )));
         }
     };
     let method = req.method();
-    let (required_permission, cost) = match cfg.routes.access(method.as_ref(), &path) {
+    let (required_permission, cost) = match cfg.routes.access(&method, &path) {
         Access::Deny => {
-            return respond::problem(&Problem::of(
+            return own(respond::problem(&Problem::of(
                 ProblemCode::RouteDenied,
                 "No route rule allows this path, and this edge denies unmatched paths.",
-            ));
+            )));
         }
         Access::AnyKey => (None, None),
         Access::Rule { query, cost } => (Some(query.clone()), cost),
@@ -76,32 +83,43 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context, cfg: &Config) -> Res
     };
     let checked = match check(env, ctx, cfg, key, &request, cost.unwrap_or(1)).await {
         Ok(c) => c,
-        Err(err) => return respond::internal("verifying a key", &err),
+        Err(err) => return own(respond::internal("verifying a key", &err)),
     };
     let now = unix_seconds(now_ms());
-    let mut resp = if checked.verdict.valid {
+    let resp = if checked.verdict.valid {
         let target = Target {
             path: &path,
             query: query.filter(|q| !q.is_empty()),
         };
         match forward(&req, cfg, &presented, &checked.verdict, &target, now).await {
-            Ok(resp) => resp,
+            // A fetched response's headers are immutable: copied (one call) only when ours are
+            // added, else the origin's answer goes back as it came.
+            Ok(resp) if checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks") => {
+                with_own_headers(resp)?
+            }
+            Ok(resp) => return Ok(resp),
             Err(err) => {
                 worker::console_error!("forwarding to the origin: {err}");
-                respond::problem(&Problem::of(
+                own(respond::problem(&Problem::of(
                     ProblemCode::OriginUnreachable,
                     "The origin did not answer.",
-                ))?
+                )))?
             }
         }
     } else {
-        respond::refusal(&checked.verdict, now)?
+        own(respond::refusal(&checked.verdict, now))?
     };
+    let headers = Headers(resp.headers());
     if let Some(state) = &checked.verdict.ratelimit {
-        respond::rate_limit_headers(resp.headers_mut(), state)?;
+        respond::rate_limit_headers(&headers, state)?;
     }
-    respond::kv_reads(&mut resp, &checked)?;
+    respond::kv_reads(&headers, &checked)?;
     Ok(resp)
+}
+
+/// One of our own answers as the runtime's response (its headers stay mutable).
+fn own(resp: Result<Response>) -> Result<web_sys::Response> {
+    resp.map(Into::into)
 }
 
 /// Where a verified request goes on the origin: the normalised path and the query as sent.
@@ -121,23 +139,27 @@ impl Target<'_> {
 }
 
 async fn forward(
-    req: &Request,
+    req: &web_sys::Request,
     cfg: &Config,
     presented: &Presented,
     verdict: &Verdict,
     target: &Target<'_>,
     now: i64,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let origin = cfg
         .origin_url
         .as_deref()
         .ok_or_else(|| worker::Error::RustError("ORIGIN_URL is not set".into()))?;
     let request_target = target.request_target();
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if !is_stripped(&name, presented) {
-            headers.append(&name, &value)?;
-        }
+    // The client's headers copied in one call, then the few to strip deleted by name: no
+    // header value crosses into WASM.
+    let headers = Headers(web_sys::Headers::new_with_headers(&req.headers())?);
+    let stripped: Vec<String> = headers
+        .keys()
+        .filter(|name| is_stripped(name, presented))
+        .collect();
+    for name in &stripped {
+        headers.delete(name)?;
     }
     let identity = Identity::new(
         verdict.key_id.as_deref().unwrap_or_default(),
@@ -151,36 +173,38 @@ async fn forward(
     }
     let method = req.method();
     if let Some(secret) = &cfg.origin_secret {
-        let signature = sign_request(
-            secret.expose(),
-            now,
-            method.as_ref(),
-            &request_target,
-            &identity,
-        );
+        let signature = sign_request(secret.expose(), now, &method, &request_target, &identity);
         headers.set(TIMESTAMP_HEADER, &now.to_string())?;
         headers.set(SIGNATURE_HEADER, &signature)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if !matches!(method, Method::Get | Method::Head) {
+    let init = web_sys::RequestInit::new();
+    init.set_method(&method);
+    init.set_headers(&headers.0);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if method != "GET" && method != "HEAD" {
         // The body streams through: it is never read into WASM memory.
-        init.with_body(req.inner().body().map(Into::into));
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
     }
-    let resp = Fetch::Request(Request::new_with_init(
-        &format!("{origin}{request_target}"),
+    let request =
+        web_sys::Request::new_with_str_and_init(&format!("{origin}{request_target}"), &init)?;
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp = JsFuture::from(global.fetch_with_request(&request)).await?;
+    Ok(resp.unchecked_into())
+}
+
+/// The origin's answer with headers of its own (a copy, made in one call), so ours can be
+/// added; the body streams through.
+fn with_own_headers(resp: web_sys::Response) -> Result<web_sys::Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(resp.status());
+    init.set_status_text(&resp.status_text());
+    init.set_headers_headers(&web_sys::Headers::new_with_headers(&resp.headers())?);
+    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
+        resp.body().as_ref(),
         &init,
     )?)
-    .send()
-    .await?;
-    // A fetched response's headers are immutable: copy them so ours can be added.
-    let copied = Headers::new();
-    for (name, value) in resp.headers().entries() {
-        copied.append(&name, &value)?;
-    }
-    Ok(resp.with_headers(copied))
 }
 
 #[cfg(test)]

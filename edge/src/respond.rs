@@ -124,8 +124,8 @@ pub fn rate_limit_headers(headers: &Headers, state: &RateLimitState) -> Result<(
 ///
 /// # Errors
 /// When the headers are immutable.
-pub fn kv_reads(resp: &mut Response, checked: &Checked) -> Result<()> {
-    kv_reads_header(resp.headers_mut(), checked)
+pub fn kv_reads(headers: &Headers, checked: &Checked) -> Result<()> {
+    kv_reads_header(headers, checked)
 }
 
 #[cfg(feature = "test-hooks")]

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::bench_report::{self, BenchReport, ControlRun, EdgeRun, LambdaFigures, round};
+use crate::bench_report::{self, BenchReport, ControlRun, EdgeRun, LambdaFigures, WasmSize, round};
 use crate::util::{bin_targets, cmd, file_size, gzip_size, output, run, step};
 use crate::{bootstrap, edge};
 
@@ -33,14 +33,94 @@ const INIT_RUNS: usize = 5;
 /// Longest a function may take to ask for its first event.
 const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `cargo xtask bench [--readme]`: `--readme` only rewrites the README's tables from the last
-/// run's `target/keyward/bench.json`.
+/// `cargo xtask bench [--readme|--edge]`: `--readme` only rewrites the README's tables from the
+/// last run's `target/keyward/bench.json`; `--edge` measures the edge alone and replaces the edge
+/// figures of that file (or of the committed sample when there is none).
 pub fn bench_command(repo: &Path, args: &[String]) -> Result<()> {
     match args {
         [] => bench(repo),
         [flag] if flag == "--readme" => readme(repo),
-        [other, ..] => bail!("`bench` takes `--readme` or nothing, not `{other}`"),
+        [flag] if flag == "--edge" => bench_edge_only(repo),
+        [other, ..] => bail!("`bench` takes `--readme`, `--edge` or nothing, not `{other}`"),
     }
+}
+
+/// The committed figures the README shows: the base an edge-only run updates when no full run
+/// has written `target/keyward/bench.json` here.
+pub const SAMPLE: &str = "xtask/testdata/bench.json";
+
+/// Builds the edge and runs `bench/edge.mjs`: the raw run and the module's size.
+fn measure_edge(repo: &Path, env: &[(String, String)]) -> Result<(EdgeRun, WasmSize)> {
+    if !bootstrap::has_wrk() {
+        bail!("wrk is not installed: `cargo xtask bootstrap` installs it (apt-get install -y wrk)");
+    }
+    let built = step("build edge (release-edge profile)", || {
+        edge::build_edge(repo, env)
+    })?;
+    let out_dir = repo.join("target/keyward");
+    std::fs::create_dir_all(&out_dir)?;
+    let edge_json = out_dir.join("bench-edge.json");
+    step("edge throughput (workerd via Miniflare, wrk)", || {
+        run(cmd("node", repo, env)
+            .arg(repo.join("bench/edge.mjs"))
+            .arg("--out")
+            .arg(&edge_json)
+            .arg("--build")
+            .arg(&built.dir))
+    })?;
+    let wasm = built
+        .wasm
+        .first()
+        .context("the edge build has no .wasm")?
+        .clone();
+    Ok((
+        read_typed(&edge_json)?,
+        WasmSize {
+            bytes: file_size(&wasm)?,
+            gzip_bytes: gzip_size(&wasm)?,
+            breakdown: built.breakdown,
+        },
+    ))
+}
+
+/// `cargo xtask bench --edge`: the edge alone (about 8 minutes), its figures written into
+/// `target/keyward/bench.json` beside the other parts' last figures.
+fn bench_edge_only(repo: &Path) -> Result<()> {
+    let started = Instant::now();
+    step("bootstrap", || bootstrap::bootstrap(repo))?;
+    let env = bootstrap::tool_env(repo)?;
+    let path = repo.join("target/keyward/bench.json");
+    let base = if path.is_file() {
+        path.clone()
+    } else {
+        repo.join(SAMPLE)
+    };
+    let (edge_raw, wasm) = measure_edge(repo, &env)?;
+    // The base is read as plain JSON: only its other parts are kept, and an older edge part
+    // (fewer fields) is replaced whole.
+    let text =
+        std::fs::read_to_string(&base).with_context(|| format!("reading {}", base.display()))?;
+    let mut merged: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", base.display()))?;
+    merged["edge"] = serde_json::to_value(bench_report::edge_figures(today(), &edge_raw, wasm))?;
+    let report: BenchReport =
+        bench_report::parse(&base.display().to_string(), &merged.to_string())?;
+    write_report(&path, &report, started)
+}
+
+fn write_report(path: &Path, report: &BenchReport, started: Instant) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("\n{}", bench_report::tables(report));
+    for line in bench_report::targets(report) {
+        println!("  {line}");
+    }
+    println!(
+        "bench: wrote {} in {:.0}s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Rewrites the README block between `<!-- bench:start -->` and `<!-- bench:end -->` from
@@ -54,16 +134,19 @@ fn readme(repo: &Path) -> Result<()> {
     let readme = std::fs::read_to_string(&readme_path)?;
     let block = bench_report::readme_block(&report);
     if bench_report::current_block(&readme) == Some(block.as_str()) {
-        println!("bench: README.md already shows the run of {}", report.date);
+        println!(
+            "bench: README.md already shows the run of {} (edge: {})",
+            report.date, report.edge.fair.date
+        );
         return Ok(());
     }
     let updated = bench_report::replace_block(&readme, &block)?;
     std::fs::write(&readme_path, updated)
         .with_context(|| format!("writing {}", readme_path.display()))?;
     println!(
-        "bench: README.md tables now show the run of {}; commit them with \
-         xtask/testdata/bench-2026-11-23.json replaced by that bench.json",
-        report.date
+        "bench: README.md tables now show the run of {} (edge: {}); commit them with \
+         {SAMPLE} replaced by that bench.json",
+        report.date, report.edge.fair.date
     );
     Ok(())
 }
@@ -73,26 +156,10 @@ pub fn bench(repo: &Path) -> Result<()> {
     let started = Instant::now();
     step("bootstrap", || bootstrap::bootstrap(repo))?;
     let env = bootstrap::tool_env(repo)?;
-    if !bootstrap::has_wrk() {
-        bail!("wrk is not installed: `cargo xtask bootstrap` installs it (apt-get install -y wrk)");
-    }
-    let built = step("build edge (release-edge profile)", || {
-        edge::build_edge(repo, &env)
-    })?;
     let out_dir = repo.join("target/keyward");
     std::fs::create_dir_all(&out_dir)?;
-
     let core = step("core (criterion)", || core(repo, &env))?;
-    let edge_json = out_dir.join("bench-edge.json");
-    step("edge throughput (workerd via Miniflare, wrk)", || {
-        run(cmd("node", repo, &env)
-            .arg(repo.join("bench/edge.mjs"))
-            .arg("--out")
-            .arg(&edge_json)
-            .arg("--build")
-            .arg(&built.dir))
-    })?;
-    let edge_raw: EdgeRun = read_typed(&edge_json)?;
+    let (edge_raw, wasm) = measure_edge(repo, &env)?;
     let control_json = out_dir.join("bench-control.json");
     step("control plane (local stack)", || {
         run(cmd("cargo", repo, &env).args([
@@ -111,12 +178,6 @@ pub fn bench(repo: &Path) -> Result<()> {
     })?;
     let control_raw: ControlRun = read_typed(&control_json)?;
     let lambda = step("lambda init", || lambda_init(repo, &env))?;
-
-    let wasm = built
-        .wasm
-        .first()
-        .context("the edge build has no .wasm")?
-        .clone();
     let report = bench_report::assemble(
         today(),
         machine(),
@@ -124,22 +185,9 @@ pub fn bench(repo: &Path) -> Result<()> {
         edge_raw,
         control_raw,
         lambda,
-        file_size(&wasm)?,
-        gzip_size(&wasm)?,
+        wasm,
     );
-    let path = out_dir.join("bench.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("\n{}", bench_report::tables(&report));
-    for line in bench_report::targets(&report) {
-        println!("  {line}");
-    }
-    println!(
-        "bench: wrote {} in {:.0}s",
-        path.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    write_report(&out_dir.join("bench.json"), &report, started)
 }
 
 /// criterion's `estimates.json`, the part read here.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::util::{cmd, file_size, gzip_size, human_size, run};
+use crate::wasm_size::{self, Breakdown};
 
 /// The cargo profile for the Worker's WASM: `[profile.release-edge]` in the workspace
 /// manifest, tuned for size (upload limit, cold start).
@@ -21,6 +22,8 @@ pub struct EdgeBuild {
     pub dir: PathBuf,
     /// The Worker's WASM module(s).
     pub wasm: Vec<PathBuf>,
+    /// What the first module's bytes are, measured while it still had its names.
+    pub breakdown: Breakdown,
 }
 
 /// Runs worker-build for the edge crate and prints the WASM size, raw and gzipped.
@@ -39,6 +42,9 @@ pub fn build_edge(repo: &Path, env: &[(String, String)]) -> Result<EdgeBuild> {
         );
     }
     wasm.sort();
+    let breakdown = wasm_size::breakdown(
+        &fs::read(&wasm[0]).with_context(|| format!("reading {}", wasm[0].display()))?,
+    )?;
     if std::env::var_os(KEEP_NAMES_VAR).is_none() {
         for w in &wasm {
             strip_names(w)?;
@@ -52,7 +58,11 @@ pub fn build_edge(repo: &Path, env: &[(String, String)]) -> Result<EdgeBuild> {
             human_size(gzip_size(w)?)
         );
     }
-    Ok(EdgeBuild { dir, wasm })
+    Ok(EdgeBuild {
+        dir,
+        wasm,
+        breakdown,
+    })
 }
 
 /// Writes `edge/js/entry.mjs` over worker-build's `worker/shim.mjs` in `out` (wrangler.toml's
@@ -102,21 +112,7 @@ fn strip_names(path: &Path) -> Result<()> {
 
 /// `module` without its custom sections called `name`.
 fn without_custom_section(module: &[u8], name: &str) -> Result<Vec<u8>> {
-    fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
-        let (mut value, mut shift) = (0usize, 0);
-        loop {
-            let byte = *bytes.get(*at).context("a section header is cut short")?;
-            *at += 1;
-            value |= usize::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return Ok(value);
-            }
-            shift += 7;
-            if shift > 28 {
-                bail!("a section size is not a u32");
-            }
-        }
-    }
+    use wasm_size::len as leb;
     if module.get(..4) != Some(b"\0asm".as_slice()) || module.len() < 8 {
         bail!("no WASM header");
     }

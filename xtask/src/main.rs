@@ -20,6 +20,7 @@ mod package;
 mod paths;
 mod test;
 mod util;
+mod wasm_size;
 
 use std::process::ExitCode;
 
