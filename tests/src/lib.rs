@@ -10,6 +10,7 @@ pub mod process;
 pub mod receiver;
 pub mod router;
 pub mod scenarios;
+pub mod soak;
 pub mod stack;
 pub mod table;
 pub mod webdriver;
