@@ -31,7 +31,7 @@ use crate::util::{bin_targets, cmd, file_size, gzip_size, output, run, step, tes
 use crate::{bootstrap, edge};
 
 /// What `cargo xtask bench` says up front: minutes on a warm 2-core machine, and what a first run
-/// adds for its release builds (the README's estimates).
+/// adds for its release builds. Estimates (the README's): replace them with a measured run's.
 const WARM_MINUTES: u32 = 15;
 const COLD_EXTRA_MINUTES: u32 = 25;
 /// Runs of each function binary for the init figure; the median is reported.
@@ -78,7 +78,7 @@ fn readme(repo: &Path) -> Result<()> {
 pub fn bench(repo: &Path) -> Result<()> {
     let started = Instant::now();
     println!(
-        "bench: about {WARM_MINUTES} minutes once the release builds exist; a first run also \
+        "bench: an estimated {WARM_MINUTES} minutes once the release builds exist; a first run also \
          builds the functions (release) and the handler bench (bench profile), each with fat \
          LTO: add about {COLD_EXTRA_MINUTES} minutes on 2 cores"
     );
