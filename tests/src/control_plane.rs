@@ -52,6 +52,9 @@ pub struct ControlPlaneOptions {
     pub log_dir: Option<PathBuf>,
     /// Build the functions before starting `cargo lambda watch` (so no invocation compiles).
     pub prebuild: bool,
+    /// Run the functions' release build (`--release`: the profile deployed), not the dev one.
+    /// It is the build `cargo xtask bench` times for Lambda init too.
+    pub release: bool,
     /// Create the table with its stream (replication needs it). Off only for the control-plane
     /// benchmark: see [`table::create_table_with`].
     pub stream: bool,
@@ -68,6 +71,7 @@ impl Default for ControlPlaneOptions {
             concurrency: 1,
             log_dir: None,
             prebuild: true,
+            release: false,
             stream: true,
         }
     }
@@ -214,7 +218,7 @@ impl ControlPlane {
             .with_context(|| format!("writing {}", env_file.display()))?;
 
         if opts.prebuild {
-            prebuild(&root, &log_dir.join("build.log")).await?;
+            prebuild(&root, &log_dir.join("build.log"), opts.release).await?;
         }
 
         let lambda_port = free_port()?;
@@ -235,6 +239,7 @@ impl ControlPlane {
         .arg(lambda_port.to_string())
         .arg("--concurrency")
         .arg(opts.concurrency.max(1).to_string())
+        .args(opts.release.then_some("--release"))
         .arg("--env-file")
         .arg(&env_file)
         .current_dir(root.join("functions"))
@@ -242,6 +247,10 @@ impl ControlPlane {
         // The functions also inherit the process environment; set it too, so either way
         // they see the same values.
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // It runs `cargo run --bin <function>`: the same build as `prebuild`'s.
+        for name in crate::paths::package_env_vars() {
+            cmd.env_remove(name);
+        }
         let watch = Managed::spawn("cargo lambda watch", cmd, &log_dir.join("functions.log"))?;
         let watch = wait_blocking(watch, lambda_port, Duration::from_secs(120)).await?;
         let lambda_url = format!("http://127.0.0.1:{lambda_port}");
@@ -376,6 +385,13 @@ impl ControlPlane {
     #[must_use]
     pub fn moto_log(&self) -> &Path {
         self.moto.log()
+    }
+
+    /// The process groups of moto and of `cargo lambda watch` (with the function processes it
+    /// starts), by component name: what a soak samples for resident memory.
+    #[must_use]
+    pub fn process_groups(&self) -> Vec<(&'static str, u32)> {
+        vec![("moto", self.moto.pid()), ("functions", self.watch.pid())]
     }
 
     /// Fails with a log tail when moto or `cargo lambda watch` has exited.
@@ -519,15 +535,23 @@ fn function_env(
     env
 }
 
-/// Builds every function binary once, with the profile `cargo lambda watch` runs (dev), so the
-/// first invocations do not compile.
-async fn prebuild(root: &Path, log: &Path) -> Result<()> {
+/// Builds every function binary once, as `cargo lambda watch` builds them (`cargo run --bin
+/// <function>` in `functions/`: this package's features, no extra flags, `--release` when
+/// asked), so the first invocations do not compile.
+async fn prebuild(root: &Path, log: &Path, release: bool) -> Result<()> {
     let root = root.to_owned();
     let log = log.to_owned();
     tokio::task::spawn_blocking(move || {
         let out = std::fs::File::create(&log)?;
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        // Without the variables cargo set for this test or launcher: a build script watching one
+        // would make this build differ from `cargo lambda watch`'s and from a shell's.
+        for name in crate::paths::package_env_vars() {
+            cargo.env_remove(name);
+        }
+        let status = cargo
             .args(["build", "-p", "keyward-functions", "--bins"])
+            .args(release.then_some("--release"))
             .current_dir(&root)
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -214,6 +214,12 @@ exec "$@""#,
         self.port
     }
 
+    /// The process group of `wrangler dev` and its workerd.
+    #[must_use]
+    pub fn process_group(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// Where its KV and Durable Object state and its log live.
     #[must_use]
     pub fn state_dir(&self) -> &Path {

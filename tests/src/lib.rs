@@ -11,6 +11,7 @@ pub mod queue;
 pub mod receiver;
 pub mod router;
 pub mod scenarios;
+pub mod soak;
 pub mod stack;
 pub mod table;
 pub mod webdriver;

@@ -71,6 +71,12 @@ impl Moto {
         dynamodb_client(&self.url)
     }
 
+    /// The server's process id (also its process group's).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// What moto printed.
     #[must_use]
     pub fn log(&self) -> &Path {

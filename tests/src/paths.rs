@@ -5,6 +5,7 @@
 //! the same file with `#[path]` (it must not depend on this crate, which would build the AWS SDK
 //! into every `cargo xtask`). Only `std` and `anyhow`, which both crates have.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -38,4 +39,34 @@ pub fn tools_dir() -> Result<PathBuf> {
     }
     let home = std::env::var_os("HOME").context("HOME is not set; set KEYWARD_TOOLS instead")?;
     Ok(PathBuf::from(home).join(".cache/keyward/tools"))
+}
+
+/// The variables cargo sets for the package it runs (`cargo run`, `cargo test`) that are present
+/// in this process: `CARGO_PKG_*`, `CARGO_MANIFEST_*`, `CARGO_CRATE_NAME`, `OUT_DIR`, ...
+///
+/// A cargo started from inside a running package inherits them, and a build script that watches
+/// one (`rerun-if-env-changed`; ring watched `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`) reruns
+/// whenever cargo is started from somewhere else, rebuilding everything above it. Every cargo
+/// the project starts (`xtask`, the functions' build, `cargo lambda watch`) has them removed,
+/// so one build serves whoever starts it.
+#[must_use]
+pub fn package_env_vars() -> Vec<OsString> {
+    const EXACT: [&str; 6] = [
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|n| {
+                n.starts_with("CARGO_PKG_")
+                    || n.starts_with("CARGO_MANIFEST_")
+                    || EXACT.contains(&n)
+            })
+        })
+        .collect()
 }

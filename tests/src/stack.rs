@@ -232,6 +232,17 @@ impl Stack {
         &self.sync_secret
     }
 
+    /// Every component's process group by name (moto, functions, edge); the poller and the echo
+    /// origin run inside this process.
+    #[must_use]
+    pub fn process_groups(&self) -> Vec<(&'static str, u32)> {
+        let mut groups = self.plane.process_groups();
+        if let Some(edge) = &self.edge {
+            groups.push(("edge", edge.process_group()));
+        }
+        groups
+    }
+
     /// The poller's counters.
     #[must_use]
     pub fn poller_stats(&self) -> &PollerStats {

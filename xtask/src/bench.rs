@@ -24,10 +24,16 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::bench_report::{self, BenchReport, ControlRun, EdgeRun, LambdaFigures, WasmSize, round};
-use crate::util::{bin_targets, cmd, file_size, gzip_size, output, run, step};
+use crate::bench_report::{
+    self, BenchReport, ControlRun, EdgeRun, HandlerRun, LambdaFigures, WasmSize, round,
+};
+use crate::util::{bin_targets, cmd, file_size, gzip_size, output, run, step, test_build_bin};
 use crate::{bootstrap, edge};
 
+/// What `cargo xtask bench` says up front: minutes on a warm 2-core machine, and what a first run
+/// adds for its release builds. Estimates (the README's): replace them with a measured run's.
+const WARM_MINUTES: u32 = 15;
+const COLD_EXTRA_MINUTES: u32 = 25;
 /// Runs of each function binary for the init figure; the median is reported.
 const INIT_RUNS: usize = 5;
 /// Longest a function may take to ask for its first event.
@@ -154,30 +160,18 @@ fn readme(repo: &Path) -> Result<()> {
 /// Runs every benchmark and writes `target/keyward/bench.json`.
 pub fn bench(repo: &Path) -> Result<()> {
     let started = Instant::now();
+    println!(
+        "bench: an estimated {WARM_MINUTES} minutes once the release builds exist; a first run also \
+         builds the functions (release) and the handler bench (bench profile), each with fat \
+         LTO: add about {COLD_EXTRA_MINUTES} minutes on 2 cores"
+    );
     step("bootstrap", || bootstrap::bootstrap(repo))?;
     let env = bootstrap::tool_env(repo)?;
     let out_dir = repo.join("target/keyward");
     std::fs::create_dir_all(&out_dir)?;
     let core = step("core (criterion)", || core(repo, &env))?;
     let (edge_raw, wasm) = measure_edge(repo, &env)?;
-    let control_json = out_dir.join("bench-control.json");
-    step("control plane (local stack)", || {
-        run(cmd("cargo", repo, &env).args([
-            "build",
-            "-p",
-            "keyward-tests",
-            "--bin",
-            "bench_control",
-        ]))?;
-        // 200 per operation on a table without a stream (see bench_control.rs): moto copies
-        // the whole table per transaction, so each write is a little slower than the last;
-        // creates and bare transactions alternate, so both see the same table.
-        run(cmd(repo.join("target/debug/bench_control"), repo, &env)
-            .arg(&control_json)
-            .arg("200"))
-    })?;
-    let control_raw: ControlRun = read_typed(&control_json)?;
-    let lambda = step("lambda init", || lambda_init(repo, &env))?;
+    let (control_raw, handlers, lambda) = control_plane_benches(repo, &env, &out_dir)?;
     let report = bench_report::assemble(
         today(),
         machine(),
@@ -185,9 +179,50 @@ pub fn bench(repo: &Path) -> Result<()> {
         edge_raw,
         control_raw,
         lambda,
+        handlers,
         wasm,
     );
     write_report(&out_dir.join("bench.json"), &report, started)
+}
+
+/// The control plane's parts: the handlers in-process, the release functions on the local stack,
+/// and Lambda init from the same release build (`cargo build --release -p keyward-functions
+/// --bins`, which is also what `cargo lambda watch --release` runs: one build for both).
+fn control_plane_benches(
+    repo: &Path,
+    env: &[(String, String)],
+    out_dir: &Path,
+) -> Result<(ControlRun, Option<HandlerRun>, LambdaFigures)> {
+    let handlers_json = out_dir.join("bench-handlers.json");
+    step(
+        "handlers (in-process: µs per operation, DynamoDB round trips)",
+        || {
+            run(cmd("cargo", repo, env)
+                .args([
+                    "bench",
+                    "-p",
+                    "keyward-functions",
+                    "--bench",
+                    "handlers",
+                    "--",
+                ])
+                .arg(&handlers_json))
+        },
+    )?;
+    let handlers: HandlerRun = read_typed(&handlers_json)?;
+    // Built first: the control bench's `cargo lambda watch --release` and Lambda init use it.
+    let bins = step(
+        "release functions (once, for the stack and Lambda init)",
+        || function_bins(repo, env),
+    )?;
+    let control_json = out_dir.join("bench-control.json");
+    step("control plane (local stack, release functions)", || {
+        let bench_control = test_build_bin(repo, env, "bench_control")?;
+        run(cmd(bench_control, repo, env).arg(&control_json).arg("200"))
+    })?;
+    let control_raw: ControlRun = read_typed(&control_json)?;
+    let lambda = step("lambda init", || lambda_init(repo, &bins))?;
+    Ok((control_raw, Some(handlers), lambda))
 }
 
 /// criterion's `estimates.json`, the part read here.
@@ -278,13 +313,13 @@ fn function_bins(repo: &Path, env: &[(String, String)]) -> Result<FunctionBins> 
     })
 }
 
-/// For every function binary: median time from spawn to its first `GET .../invocation/next`.
-fn lambda_init(repo: &Path, env: &[(String, String)]) -> Result<LambdaFigures> {
+/// For every function binary of `bins`: median time from spawn to its first
+/// `GET .../invocation/next`.
+fn lambda_init(repo: &Path, bins: &FunctionBins) -> Result<LambdaFigures> {
     let names = bin_targets(repo, "keyward-functions")?;
     if names.is_empty() {
         bail!("keyward-functions has no binaries");
     }
-    let bins = function_bins(repo, env)?;
     // The functions read their secrets from Secrets Manager at start-up, as in production, so
     // the figure includes that read (from a local moto).
     let secrets = SecretsServer::start(repo)?;

@@ -218,6 +218,27 @@ pub struct ControlRun {
     pub bare_txn_concurrent_failed: u64,
     pub bare_get_item: OpStats,
     pub create_vs_bare_txn: f64,
+    /// Create (through the API) and the bare transaction, by the table's size in keys: flat
+    /// when the local DynamoDB's cost does not grow with the table. Absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_by_table_keys: Option<BTreeMap<String, OpStats>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bare_txn_by_table_keys: Option<BTreeMap<String, OpStats>>,
+}
+
+// ---- what `functions/benches/handlers.rs` writes (bench-handlers.json) ----
+
+/// Each management operation through the whole handler: its own time on the in-memory store and
+/// its DynamoDB round trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerRun {
+    pub profile: String,
+    pub runs_per_operation: u64,
+    pub handler_p50_us: BTreeMap<String, f64>,
+    pub handler_p99_us: BTreeMap<String, f64>,
+    pub dynamodb_round_trips: BTreeMap<String, u64>,
+    /// The DynamoDB operation of each round trip, in order.
+    pub dynamodb_requests: BTreeMap<String, Vec<String>>,
 }
 
 /// Latency and throughput of one operation.
@@ -242,6 +263,9 @@ pub struct BenchReport {
     pub edge: EdgeFigures,
     pub control: ControlFigures,
     pub lambda: LambdaFigures,
+    /// Absent in runs before the handler bench.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handlers: Option<HandlerRun>,
 }
 
 /// The edge's named figures.
@@ -380,6 +404,7 @@ pub fn assemble(
     edge: EdgeRun,
     control: ControlRun,
     lambda: LambdaFigures,
+    handlers: Option<HandlerRun>,
     wasm: WasmSize,
 ) -> BenchReport {
     BenchReport {
@@ -397,6 +422,7 @@ pub fn assemble(
             detail: control,
         },
         lambda,
+        handlers,
     }
 }
 
@@ -634,6 +660,10 @@ pub fn tables(r: &BenchReport) -> String {
         "\ncreate p50 / bare transaction p50: **{}** (target ≤ {TARGET_CREATE_VS_BARE_TXN})\n\n",
         num(r.control.create_vs_bare_txn, 2)
     ));
+    s.push_str(&control_by_table_size(&r.control.detail));
+    if let Some(h) = &r.handlers {
+        s.push_str(&handler_table(h));
+    }
     let l = &r.lambda;
     s.push_str(&format!(
         "| Lambda function ({} build, x86_64) | init ms (median of {}) | binary bytes |\n|---|---:|---:|\n",
@@ -731,6 +761,55 @@ fn at_least(what: &str, figure: f64, target: f64) -> String {
         "{what} {figure:.3} (≥ {target}): {}",
         verdict(figure >= target)
     )
+}
+
+/// Create and the bare transaction by the table's size (empty for runs without them).
+fn control_by_table_size(c: &ControlRun) -> String {
+    let (Some(create), Some(bare)) = (&c.create_by_table_keys, &c.bare_txn_by_table_keys) else {
+        return String::new();
+    };
+    let mut sizes: Vec<&String> = create.keys().collect();
+    sizes.sort_by_key(|k| k.parse::<u64>().unwrap_or(u64::MAX));
+    let mut s = String::from(
+        "| keys in the table | create p50 ms | bare transaction p50 ms |\n|---:|---:|---:|\n",
+    );
+    for size in sizes {
+        let bare = bare.get(size).map_or("–".into(), |b| num(b.p50_ms, 2));
+        s.push_str(&format!(
+            "| {size} | {} | {bare} |\n",
+            num(create[size].p50_ms, 2)
+        ));
+    }
+    s.push('\n');
+    s
+}
+
+/// The handler's own time and DynamoDB round trips per operation.
+fn handler_table(h: &HandlerRun) -> String {
+    let mut s = format!(
+        "| operation, whole handler ({}) | p50 µs (in-memory store) | p99 µs | DynamoDB round trips | requests |\n|---|---:|---:|---:|---|\n",
+        h.profile
+    );
+    for (op, p50) in &h.handler_p50_us {
+        let p99 = h.handler_p99_us.get(op).copied().unwrap_or(0.0);
+        let trips = h
+            .dynamodb_round_trips
+            .get(op)
+            .map_or("–".into(), u64::to_string);
+        let requests = h
+            .dynamodb_requests
+            .get(op)
+            .map(|r| r.join(", "))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "| {} | {} | {} | {trips} | {requests} |\n",
+            op.replace('_', " "),
+            num(*p50, 1),
+            num(p99, 1)
+        ));
+    }
+    s.push('\n');
+    s
 }
 
 /// One line per target: the figure, the target, met or missed.
@@ -963,6 +1042,7 @@ mod tests {
             },
             r.control.detail.clone(),
             r.lambda.clone(),
+            r.handlers.clone(),
             WasmSize {
                 bytes: r.edge.wasm_bytes,
                 gzip_bytes: r.edge.wasm_gzip_bytes,

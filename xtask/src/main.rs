@@ -18,6 +18,7 @@ mod package;
     reason = "`repo_root` (KEYWARD_REPO) is for the test harness; xtask uses its own checkout"
 )]
 mod paths;
+mod soak;
 mod test;
 mod util;
 mod wasm_size;
@@ -38,6 +39,8 @@ Commands:
   bench        benchmarks: core, edge (workerd), control plane, Lambda init → target/keyward/bench.json;
                `bench --readme` rewrites the README's tables from that file
   fuzz         [--seconds N] [TARGET]: run the fuzz targets in fuzz/ (default 300 s each)
+  soak         [--seconds N]: the local stack under a steady mixed load (default 600 s) →
+               target/keyward/soak.json (requests, errors, latencies, lags, memory)
   package      build deployable artifacts into target/keyward/package/
   backfill     push every key of the running dev stack's table to its edge (rebuilds KV)
   iam [--template FILE] LOG_DIR
@@ -65,7 +68,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             return Ok(());
         }
     };
-    if !matches!(command, "dev" | "fuzz" | "bench" | "iam") && !rest.is_empty() {
+    if !matches!(command, "dev" | "fuzz" | "bench" | "iam" | "soak") && !rest.is_empty() {
         bail!("`{command}` takes no arguments\n\n{USAGE}");
     }
     match command {
@@ -84,6 +87,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::bench_command(&repo, rest),
         "fuzz" => fuzz::fuzz_command(&repo, rest),
         "package" => package::package(&repo),
+        "soak" => soak::soak(&repo, rest),
         "backfill" => backfill::backfill(&repo),
         "iam" => match rest {
             [flag, template, logs] if flag == "--template" => {

@@ -101,17 +101,9 @@ pub fn test(repo: &Path) -> Result<()> {
     step(
         &format!("api fuzz (schemathesis from openapi.json, {API_FUZZ_SECONDS}s)"),
         || {
-            cargo(&[
-                "run",
-                "--quiet",
-                "-p",
-                "keyward-tests",
-                "--bin",
-                "api_fuzz",
-                "--",
-                "--seconds",
-                &API_FUZZ_SECONDS.to_string(),
-            ])
+            // From the test build just made (`cargo run -p` would build another feature set).
+            let api_fuzz = crate::util::test_build_bin(repo, &env, "api_fuzz")?;
+            run(cmd(&api_fuzz, repo, &env).args(["--seconds", &API_FUZZ_SECONDS.to_string()]))
         },
     )?;
     println!(

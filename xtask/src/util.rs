@@ -1,7 +1,7 @@
 //! Small helpers every subcommand uses: the repo root, running commands, timing steps.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -10,10 +10,15 @@ use anyhow::{Context, Result, bail};
 /// The workspace root: the checkout `cargo xtask` was built from (never `KEYWARD_REPO`).
 pub use crate::paths::workspace_root as repo_root;
 
-/// A command with `env` applied, run in `dir`.
+/// A command with `env` applied, run in `dir`, without the variables cargo set for xtask itself
+/// (`crate::paths::package_env_vars`: a cargo started with them would rebuild what a cargo
+/// started from a shell built).
 pub fn cmd<S: AsRef<OsStr>>(program: S, dir: &Path, env: &[(String, String)]) -> Command {
     let mut c = Command::new(program);
     c.current_dir(dir);
+    for name in crate::paths::package_env_vars() {
+        c.env_remove(name);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -120,4 +125,30 @@ pub fn bin_targets(repo: &Path, package: &str) -> Result<Vec<String>> {
         })
         .filter_map(|t| t["name"].as_str().map(str::to_string))
         .collect())
+}
+
+/// Builds the workspace's test build (`cargo test --workspace --no-run`: every test binary, and
+/// every binary of `keyward-tests` beside them) and returns the path of that package's binary
+/// `bin` in it.
+///
+/// `cargo xtask dev`, `soak` and `bench` start their launchers from this build rather than with
+/// `cargo run -p keyward-tests`: cargo resolves features per command, so `-p keyward-tests`
+/// would compile the async stack a second time with other features, beside what `cargo xtask
+/// test` compiled. One build serves all of them; when it is fresh this takes seconds.
+pub fn test_build_bin(repo: &Path, env: &[(String, String)], bin: &str) -> Result<PathBuf> {
+    run(cmd("cargo", repo, env).args(["test", "--workspace", "--no-run", "--quiet"]))?;
+    let meta =
+        output(cmd("cargo", repo, env).args(["metadata", "--no-deps", "--format-version", "1"]))?;
+    let meta: serde_json::Value = serde_json::from_str(&meta).context("parsing cargo metadata")?;
+    let target = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata names no target_directory")?;
+    let path = Path::new(target).join("debug").join(bin);
+    if !path.is_file() {
+        bail!(
+            "`cargo test --workspace --no-run` left no {}",
+            path.display()
+        );
+    }
+    Ok(path)
 }

@@ -6,8 +6,9 @@
 //! `eval "$(cargo xtask env)" && cargo run -p keyward-tests --bin bench_control -- OUT.json [N]`
 //! (`N` sequential requests per operation, default 200).
 //!
-//! The functions run under `cargo lambda watch` in the debug profile, as `ControlPlane::start`
-//! starts them: the figures are an upper bound for a release deployment.
+//! The functions run under `cargo lambda watch --release` (the profile deployed). Creates and
+//! bare transactions are also timed on a table of 100 and of 10,000 keys (the rest written
+//! straight to the table): the local DynamoDB's cost per transaction must not grow with it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,8 +38,8 @@ async fn main() -> Result<()> {
     let plane = ControlPlane::start(ControlPlaneOptions {
         concurrency: INSTANCES,
         max_active_keys: 1_000_000,
-        // No stream: with one, moto's per-transaction copy includes the stream's history and
-        // every write is slower than the last (see `table::create_table_with`).
+        release: true,
+        // No stream: nothing here reads it, and the figures are the store's.
         stream: false,
         ..ControlPlaneOptions::default()
     })
@@ -77,8 +78,7 @@ async fn main() -> Result<()> {
     floor.write(&plane, u64::MAX).await?; // warm the client's connection
 
     // Sequential: one request at a time. Creates and bare transactions alternate, so both see
-    // the same table (moto copies the whole table state per transaction: its cost grows with
-    // the table).
+    // the same table.
     let mut ids = Vec::with_capacity(n);
     let mut create = Vec::with_capacity(n);
     let mut bare = Vec::with_capacity(n);
@@ -93,6 +93,37 @@ async fn main() -> Result<()> {
         bare.push(s.elapsed());
         bare_wall += s.elapsed();
     }
+    // By the table's size: the first 50 creates and 50 bare transactions above saw at most 100
+    // keys; then the table is filled to 10,000 keys and 100 more of each are timed.
+    let by_size = |lat: &[Duration]| {
+        let first = &lat[..lat.len().min(50)];
+        stats(first, first.iter().sum())
+    };
+    let (create_100, bare_100) = (by_size(&create), by_size(&bare));
+    fill(
+        &plane,
+        &floor,
+        10_000_usize.saturating_sub(2 * ids.len() + 1),
+    )
+    .await?;
+    let (mut create_10k, mut bare_10k) = (Vec::new(), Vec::new());
+    for i in 0..100 {
+        let s = Instant::now();
+        ids.push(api.create(200_000 + i).await?.0);
+        create_10k.push(s.elapsed());
+        let s = Instant::now();
+        floor.write(&plane, 2_000_000 + i as u64).await?;
+        bare_10k.push(s.elapsed());
+    }
+    let create_by_table_keys = json!({
+        "100": create_100,
+        "10000": stats(&create_10k, create_10k.iter().sum()),
+    });
+    let bare_txn_by_table_keys = json!({
+        "100": bare_100,
+        "10000": stats(&bare_10k, bare_10k.iter().sum()),
+    });
+
     let mut list = Vec::with_capacity(n);
     let t = Instant::now();
     for _ in 0..n {
@@ -209,7 +240,7 @@ async fn main() -> Result<()> {
     let ratio =
         create_s["p50_ms"].as_f64().unwrap_or(0.0) / bare_s["p50_ms"].as_f64().unwrap_or(1.0);
     let report = json!({
-        "profile": "debug (cargo lambda watch, as ControlPlane::start runs it)",
+        "profile": "release (cargo lambda watch --release)",
         "store": "moto (DynamoDB API) on 127.0.0.1",
         "requests_per_operation": n,
         "concurrent_clients": CLIENTS,
@@ -225,6 +256,8 @@ async fn main() -> Result<()> {
         "bare_txn_concurrent_failed": bare_conc_failed,
         "bare_get_item": stats(&get, get_wall),
         "create_vs_bare_txn": ratio,
+        "create_by_table_keys": create_by_table_keys,
+        "bare_txn_by_table_keys": bare_txn_by_table_keys,
     });
     std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("writing {out}"))?;
@@ -360,16 +393,6 @@ impl BareTxn {
         n: u64,
         counter_ws: usize,
     ) -> Result<()> {
-        let rekey = |item: &Item, attr: &str, suffix: String| {
-            let mut item = item.clone();
-            if let Some(AttributeValue::S(v)) = item.get(attr).cloned() {
-                item.insert(
-                    attr.to_owned(),
-                    AttributeValue::S(format!("{v}#bare{suffix}")),
-                );
-            }
-            item
-        };
         let tag = format!("{n}-{}", std::process::id());
         let put = |item: Item| -> Result<TransactWriteItem> {
             Ok(TransactWriteItem::builder()
@@ -400,15 +423,63 @@ impl BareTxn {
             )
             .build();
         db.transact_write_items()
-            .transact_items(put(rekey(&self.key, item::SK, tag.clone()))?)
-            .transact_items(put(rekey(&self.hash, item::PK, tag.clone()))?)
-            .transact_items(put(rekey(&self.audit, item::SK, tag))?)
+            .transact_items(put(rekey(&self.key, item::SK, &tag))?)
+            .transact_items(put(rekey(&self.hash, item::PK, &tag))?)
+            .transact_items(put(rekey(&self.audit, item::SK, &tag))?)
             .transact_items(counter)
             .send()
             .await
             .context("bare TransactWriteItems")?;
         Ok(())
     }
+}
+
+/// Writes `n` more keys (key and hash items, as a create leaves them) straight to the table in
+/// batches of 25, so a table of thousands of keys takes seconds, not a create each.
+async fn fill(plane: &ControlPlane, floor: &BareTxn, n: usize) -> Result<()> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let mut items = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let tag = format!("fill{i}");
+        items.push(rekey(&floor.key, item::SK, &tag));
+        items.push(rekey(&floor.hash, item::PK, &tag));
+    }
+    for chunk in items.chunks(25) {
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                Ok(WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build()?)
+                    .build())
+            })
+            .collect::<Result<_>>()?;
+        while !pending.is_empty() {
+            let out = plane
+                .dynamodb()
+                .batch_write_item()
+                .request_items(plane.table(), pending)
+                .send()
+                .await
+                .context("filling the table (BatchWriteItem)")?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(plane.table()))
+                .unwrap_or_default();
+        }
+    }
+    Ok(())
+}
+
+/// `item` with `suffix` appended to its string attribute `attr` (a fresh primary key).
+fn rekey(item: &Item, attr: &str, suffix: &str) -> Item {
+    let mut item = item.clone();
+    if let Some(AttributeValue::S(v)) = item.get(attr).cloned() {
+        item.insert(
+            attr.to_owned(),
+            AttributeValue::S(format!("{v}#bare{suffix}")),
+        );
+    }
+    item
 }
 
 /// p50/p99/mean in ms and requests/s over the wall time.
