@@ -1,7 +1,7 @@
 //! The local stand-ins for the webhook retry queue's event source mapping and for the
 //! schedule (EventBridge).
 //!
-//! [`QueuePoller`] long-polls an SQS queue on moto and invokes a function through
+//! [`QueuePoller`] polls an SQS queue on moto and invokes a function through
 //! `cargo lambda watch` with the event Lambda's SQS mapping sends; messages the function
 //! acknowledges are deleted, the ones it lists in `batchItemFailures` (or all, when it fails)
 //! come back after their visibility timeout, as on AWS; moto's redrive policy moves a message
@@ -161,7 +161,10 @@ impl QueuePoller {
                         "ReceiveMessage",
                         json!({
                             "QueueUrl": queue.url, "MaxNumberOfMessages": 10,
-                            "WaitTimeSeconds": 1, "VisibilityTimeout": 60,
+                            // Short polls: moto serves one request at a time, and a long
+                            // poll would hold every other caller (the table included) for
+                            // its whole wait.
+                            "WaitTimeSeconds": 0, "VisibilityTimeout": 60,
                             "AttributeNames": ["All"],
                         }),
                     )
@@ -175,7 +178,7 @@ impl QueuePoller {
                     }
                 };
                 if messages.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
                 let (sqs, http, invoke, queue, stats) = (

@@ -139,8 +139,10 @@ impl Stack {
             table: plane.table().to_owned(),
             lambda_url: plane.lambda_url().to_owned(),
             function: "events".to_owned(),
-            batch_size: 100,
-            idle_wait: opts.poll_interval,
+            // Larger batches and calmer polls than sync's: events are not on the revocation
+            // path, and moto serves one request at a time for every consumer.
+            batch_size: 500,
+            idle_wait: opts.poll_interval.max(Duration::from_millis(200)),
             max_retry_attempts: opts.max_retry_attempts,
             failure_function: None,
         })
@@ -152,8 +154,8 @@ impl Stack {
             plane.lambda_url(),
             "webhook-retries",
         )?;
-        // Every second here (every 5 minutes in the template): reminders fall due on time.
-        let scheduler = Scheduler::start(plane.lambda_url(), "events", Duration::from_secs(1))?;
+        // Every 2 s here (every 5 minutes in the template): reminders fall due on time.
+        let scheduler = Scheduler::start(plane.lambda_url(), "events", Duration::from_secs(2))?;
 
         Ok(Self {
             poller,

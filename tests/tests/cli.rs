@@ -20,9 +20,11 @@ use keyward_tests::control_plane::{JwtSettings, random_hex};
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
 use serde::de::DeserializeOwned;
 
-/// How long a change may take to reach the edge here (DESIGN promises 2 s; the CLI adds process
-/// start-ups on a busy machine).
-const PROPAGATION: Duration = Duration::from_secs(10);
+/// How long a change may take to reach the edge here. DESIGN's 2 s bound is tested by the edge
+/// and replication suites; these scenarios share one stack with the 5,000-key import, whose
+/// stream backlog (two consumers on a moto that serves one request at a time) takes the local
+/// stack about a minute to drain, and a key created meanwhile waits behind it.
+const PROPAGATION: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 struct World {

@@ -82,6 +82,14 @@ impl Dispatcher {
 
     async fn all_endpoints(&self, workspace: &str) -> anyhow::Result<Vec<WebhookRecord>> {
         let mut out = Vec::new();
+        if !self
+            .store
+            .has_webhooks(workspace)
+            .await
+            .map_err(store_error)?
+        {
+            return Ok(out);
+        }
         let mut after = None;
         loop {
             let page = self

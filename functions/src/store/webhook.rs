@@ -20,6 +20,8 @@ use crate::webhook::{Delivery, WebhookRecord};
 pub const HOOK_SK_PREFIX: &str = "HOOK#";
 /// Sort-key prefix of deliveries.
 pub const DELIVERY_SK_PREFIX: &str = "HOOKDLV#";
+/// Attribute of the workspace's counter item: how many endpoints it has.
+const WEBHOOKS_COUNT: &str = "webhooks";
 /// Attribute: since when an endpoint's deliveries fail (Unix seconds).
 const FAILING_SINCE: &str = "failing_since";
 /// How long deliveries are kept.
@@ -212,10 +214,38 @@ fn delivery_from(item: &HashMap<String, AttributeValue>) -> anyhow::Result<Deliv
 }
 
 impl DynamoStore {
+    /// Whether `workspace` has any endpoint: one read of its counter item, so a workspace
+    /// without endpoints costs no query of its partition (on moto, a query reads the whole
+    /// partition). Every endpoint write keeps the count in the same transaction.
+    ///
+    /// # Errors
+    /// When DynamoDB fails.
+    pub async fn has_webhooks(&self, workspace: &str) -> Result<bool, StoreError> {
+        let got = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(item::workspace_pk(workspace)))
+            .key(SK, s(item::COUNTER_SK))
+            .projection_expression("#w")
+            .expression_attribute_names("#w", WEBHOOKS_COUNT)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("{}", DisplayErrorContext(&e)).context("reading the endpoint count")
+            })?;
+        Ok(got
+            .item()
+            .and_then(|i| i.number(WEBHOOKS_COUNT))
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|c| c > 0))
+    }
+
     async fn hook_transaction(
         &self,
         write: TransactWriteItem,
         audit: &AuditEvent,
+        count: Option<i64>,
     ) -> Result<(), StoreError> {
         let audit_put = Put::builder()
             .table_name(self.table())
@@ -223,13 +253,26 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .context("building the audit put")?;
-        let sent = self
+        let mut txn = self
             .client()
             .transact_write_items()
             .transact_items(write)
-            .transact_items(TransactWriteItem::builder().put(audit_put).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().put(audit_put).build());
+        if let Some(delta) = count {
+            // The workspace's endpoint count, so event delivery can skip the endpoint query for
+            // the many workspaces that have none.
+            let counter = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(self.table())
+                .key(PK, s(item::workspace_pk(&audit.workspace)))
+                .key(SK, s(item::COUNTER_SK))
+                .update_expression("ADD #w :d")
+                .expression_attribute_names("#w", WEBHOOKS_COUNT)
+                .expression_attribute_values(":d", n(delta))
+                .build()
+                .context("building the endpoint count update")?;
+            txn = txn.transact_items(TransactWriteItem::builder().update(counter).build());
+        }
+        let sent = txn.send().await;
         match sent {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
@@ -294,8 +337,12 @@ impl WebhookStore for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .context("building the webhook put")?;
-        self.hook_transaction(TransactWriteItem::builder().put(put).build(), audit)
-            .await
+        self.hook_transaction(
+            TransactWriteItem::builder().put(put).build(),
+            audit,
+            Some(1),
+        )
+        .await
     }
 
     async fn get_webhook(
@@ -381,8 +428,12 @@ impl WebhookStore for DynamoStore {
             .update_expression(expr)
             .build()
             .context("building the webhook update")?;
-        self.hook_transaction(TransactWriteItem::builder().update(update).build(), audit)
-            .await
+        self.hook_transaction(
+            TransactWriteItem::builder().update(update).build(),
+            audit,
+            None,
+        )
+        .await
     }
 
     async fn delete_webhook(
@@ -399,8 +450,12 @@ impl WebhookStore for DynamoStore {
             .expression_attribute_values(":v", n(hook.version))
             .build()
             .context("building the webhook delete")?;
-        self.hook_transaction(TransactWriteItem::builder().delete(delete).build(), audit)
-            .await
+        self.hook_transaction(
+            TransactWriteItem::builder().delete(delete).build(),
+            audit,
+            Some(-1),
+        )
+        .await
     }
 
     async fn set_webhook_failing(
