@@ -332,7 +332,7 @@ async fn a_receiver_that_never_answers_holds_up_no_other_endpoint(w: World) {
     let (ws, app) = w.admin("ev-hang");
     let (hang_url, hung) = scripted(|_| None, "").await;
     let (ok_url, seen) = receiver("200 OK", "").await;
-    w.endpoint(&app, &ws, &hang_url, &["key.created"]).await;
+    let (hanging, _) = w.endpoint(&app, &ws, &hang_url, &["key.created"]).await;
     w.endpoint(&app, &ws, &ok_url, &["key.created"]).await;
     let mut lags = Vec::new();
     for i in 0..4 {
@@ -348,6 +348,16 @@ async fn a_receiver_that_never_answers_holds_up_no_other_endpoint(w: World) {
         assert!(*lag < Duration::from_secs(8), "late: {lags:?}");
     }
     assert!(!got(&hung).is_empty(), "the hanging endpoint was tried");
+    // Gone, its queued retries are dropped unattempted: the stack's one `webhook-retries`
+    // instance (`cargo lambda watch --concurrency 1`) is not held 10 s per retry for the
+    // scenarios that run after this one.
+    w.api(
+        &app,
+        Method::DELETE,
+        &format!("/v1/workspaces/{ws}/webhooks/{hanging}"),
+        None,
+    )
+    .await;
 }
 
 async fn refused_requests_past_the_threshold_make_one_auth_failures_event(w: World) {
