@@ -158,6 +158,8 @@ pub struct SoakReport {
     pub rss_start_kib: BTreeMap<String, u64>,
     /// Resident memory (KiB) per component at the end.
     pub rss_end_kib: BTreeMap<String, u64>,
+    /// Resident memory (KiB) per component sampled during the load, a tenth of it apart.
+    pub rss_samples: Vec<RssSample>,
     /// Secrets seen VALID after the edge had refused them once.
     pub resurrections: Vec<String>,
     /// Acknowledged writes missing from the table or the edge at the end.
@@ -168,7 +170,26 @@ pub struct SoakReport {
     pub usage_valid_counted: u64,
 }
 
+/// Resident memory of every component at one moment of the load.
+#[derive(Debug, Clone, Serialize)]
+pub struct RssSample {
+    /// Seconds since the load started.
+    pub at_s: f64,
+    /// KiB per component.
+    pub kib: BTreeMap<String, u64>,
+}
+
 impl SoakReport {
+    /// The sample taken once the load has warmed up: the first at or after a fifth of the run
+    /// (caches, connection pools and the allocators' arenas are full by then; what grows after
+    /// it grows with time). `None` for a run too short to sample.
+    #[must_use]
+    pub fn rss_warmed(&self) -> Option<&RssSample> {
+        self.rss_samples
+            .iter()
+            .find(|s| s.at_s >= self.seconds / 5.0)
+    }
+
     /// The broken invariants, one line each (empty when none).
     #[must_use]
     pub fn violations(&self) -> Vec<String> {
@@ -215,14 +236,22 @@ impl SoakReport {
                 l.n, l.p50_ms, l.p99_ms, l.max_ms
             );
         }
-        s += "\n| component | RSS start MiB | RSS end MiB | change |\n|---|---:|---:|---:|\n";
+        let warmed = self.rss_warmed();
+        let at = warmed.map_or_else(|| "-".to_owned(), |w| format!("{:.0} s", w.at_s));
+        s += &format!(
+            "\n| component | RSS start MiB | RSS at {at} MiB | RSS end MiB | change since start | change since {at} |\n|---|---:|---:|---:|---:|---:|\n"
+        );
+        let change = |from: u64, to: u64| (to as f64 / from.max(1) as f64 - 1.0) * 100.0;
         for (name, start) in &self.rss_start_kib {
             let end = self.rss_end_kib.get(name).copied().unwrap_or(0);
+            let mid = warmed.and_then(|w| w.kib.get(name).copied());
             s += &format!(
-                "| {name} | {:.1} | {:.1} | {:+.1}% |\n",
+                "| {name} | {:.1} | {} | {:.1} | {:+.1}% | {} |\n",
                 *start as f64 / 1024.0,
+                mid.map_or_else(|| "-".to_owned(), |m| format!("{:.1}", m as f64 / 1024.0)),
                 end as f64 / 1024.0,
-                (end as f64 / (*start).max(1) as f64 - 1.0) * 100.0
+                change(*start, end),
+                mid.map_or_else(|| "-".to_owned(), |m| format!("{:+.1}%", change(m, end))),
             );
         }
         s += &format!(
@@ -311,6 +340,16 @@ pub async fn run(stack: &Stack, length: Duration, rates: Rates) -> Result<SoakRe
             }
         }));
     }
+    // Sample every component's memory a tenth of the load apart while the loops run.
+    let every = (length / 10).max(Duration::from_secs(5));
+    let mut rss_samples = Vec::new();
+    while Instant::now() + every < deadline {
+        tokio::time::sleep(every).await;
+        rss_samples.push(RssSample {
+            at_s: started.elapsed().as_secs_f64(),
+            kib: rss(stack),
+        });
+    }
     for l in loops {
         l.await?;
     }
@@ -326,7 +365,13 @@ pub async fn run(stack: &Stack, length: Duration, rates: Rates) -> Result<SoakRe
     let rss_end = rss(stack);
     let keys_checked = driver.check_end().await;
     let usage = driver.usage_of_warm_keys().await;
-    Ok(driver.report(seconds, rss_start, rss_end, keys_checked, usage))
+    Ok(driver.report(
+        seconds,
+        [rss_start, rss_end],
+        rss_samples,
+        keys_checked,
+        usage,
+    ))
 }
 
 impl Driver {
@@ -833,8 +878,8 @@ impl Driver {
     fn report(
         &self,
         seconds: f64,
-        rss_start: BTreeMap<String, u64>,
-        rss_end: BTreeMap<String, u64>,
+        [rss_start, rss_end]: [BTreeMap<String, u64>; 2],
+        rss_samples: Vec<RssSample>,
         keys_checked: usize,
         usage_valid_counted: u64,
     ) -> SoakReport {
@@ -879,6 +924,7 @@ impl Driver {
             lag,
             rss_start_kib: rss_start,
             rss_end_kib: rss_end,
+            rss_samples,
             resurrections: st.resurrections.clone(),
             lost_writes: st.lost.clone(),
             keys_checked,
