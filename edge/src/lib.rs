@@ -15,6 +15,7 @@ mod cache;
 mod check;
 mod config;
 mod dispatch;
+mod js;
 mod proxy;
 mod respond;
 mod sync;
@@ -86,7 +87,7 @@ async fn handle(
         Route::Sync => sync::handle(Request::from(req), &env, &config)
             .await
             .map(Into::into),
-        Route::Health => respond::json(&serde_json::json!({ "status": "ok" }), 200).map(Into::into),
+        Route::Health => respond::json(r#"{"status":"ok"}"#.to_owned(), 200).map(Into::into),
         Route::MethodNotAllowed(allow) => method_not_allowed(allow),
         Route::UnknownInternal => respond::problem(&Problem::of(
             ProblemCode::NotFound,
