@@ -9,6 +9,7 @@ pub mod crc32;
 pub mod credentials;
 pub mod credits;
 pub mod id;
+pub mod json;
 pub mod key;
 pub mod origin;
 pub mod preset;
@@ -20,6 +21,8 @@ pub mod secret;
 pub mod sync;
 pub mod time;
 pub mod verify;
+pub mod verify_api;
+mod wire;
 
 pub use id::KeyId;
 pub use key::{KeyFormatError, KeyHash, PresentedKey, SecretKey};

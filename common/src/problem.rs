@@ -206,8 +206,7 @@ impl Problem {
     /// The JSON body.
     #[must_use]
     pub fn to_json(&self) -> String {
-        // Serialising plain strings and numbers cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::json::to_string(self)
     }
 }
 

@@ -3,6 +3,7 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::json::JsonObject;
 use crate::{KeyId, Timestamp};
 
 /// Current [`EdgeEntry`] schema number; bumped when the KV layout changes incompatibly.
@@ -308,7 +309,7 @@ pub struct EdgeEntry {
     pub name: Option<String>,
     /// The key's `meta`, for the verify API's answer. Never on a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    pub meta: Option<JsonObject>,
     /// Lifecycle status; `revoked` makes this entry a tombstone.
     pub status: KeyStatus,
     /// Unix seconds after which the key is expired.
@@ -349,7 +350,7 @@ impl EdgeEntry {
             scopes: record.scopes.clone(),
             roles: record.roles.clone(),
             name: Some(record.name.clone()),
-            meta: record.meta.clone(),
+            meta: record.meta.as_ref().map(JsonObject::from_map),
             status: record.status,
             expires_at: record.expires_at.map(Timestamp::unix),
             retires_at: None,
@@ -581,7 +582,10 @@ mod tests {
     fn a_tombstone_keeps_no_name_or_meta() {
         let mut e = entry(2, KeyStatus::Revoked);
         e.name = Some("alice's key".into());
-        e.meta = Some(serde_json::Map::from_iter([("email".into(), "a@x".into())]));
+        e.meta = Some(JsonObject::from_map(&serde_json::Map::from_iter([(
+            "email".into(),
+            "a@x".into(),
+        )])));
         let e = e.scrubbed();
         assert_eq!((e.name, e.meta), (None, None));
         let mut live = entry(2, KeyStatus::Disabled);

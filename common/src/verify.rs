@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::allowance::{CreditState, LimitState};
+use crate::json::JsonObject;
 use crate::query::Query;
 use crate::{EdgeEntry, KeyStatus, PresentedKey, RateLimit, Timestamp};
 
@@ -135,7 +136,7 @@ pub struct Verdict {
     pub name: Option<String>,
     /// The key's `meta`, when found and set.
     #[serde(default)]
-    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    pub meta: Option<JsonObject>,
     /// The key's scopes, when found (empty otherwise).
     pub scopes: Vec<String>,
     /// The roles the key holds, when found.

@@ -15,14 +15,14 @@ use keyward_common::allowance::{
     LimitScope, LimitState, Outcome, RETURN_DELAY_MS, RETURN_GRACE_MS, Refund, Refusal, Rules,
 };
 use keyward_common::credits::{CreditOp, CreditTarget};
+use keyward_common::json;
 use keyward_common::sync::BalanceReport;
-use serde::{Deserialize, Serialize};
 use worker::{
-    Context, Delay, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
-    durable_object,
+    Context, Delay, DurableObject, Env, Request, Response, Result, State, durable_object,
 };
 
 use crate::check::now_ms;
+use crate::js;
 
 thread_local! {
     /// `CLOCK_OFFSET_S` in ms: the allowance clock of a local stack or test, never of production.
@@ -63,13 +63,14 @@ impl std::fmt::Debug for Allowance {
     }
 }
 
-/// The object's answer to a credit operation.
-#[derive(Debug, Serialize, Deserialize)]
+/// The object's answer to a credit operation: `{"applied", "remaining"}`.
+#[derive(Debug, PartialEq, Eq)]
 struct Applied {
     applied: bool,
-    #[serde(default)]
     remaining: Option<u64>,
 }
+
+keyward_common::json_object!(read_write Applied, skip { applied: req, remaining: opt });
 
 impl DurableObject for Allowance {
     fn new(state: State, env: Env) -> Self {
@@ -86,17 +87,23 @@ impl DurableObject for Allowance {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let body = req.bytes().await?;
+        let body = req.text().await?;
         if body.len() > MAX_BODY {
             return Response::error("too large", 413);
         }
-        let Ok(request) = serde_json::from_slice::<AllowanceRequest>(&body) else {
+        let Ok(request) = json::from_str::<AllowanceRequest>(&body) else {
             return Response::error("not an allowance request", 400);
         };
         let storage = self.state.storage();
         if self.cached.borrow().is_none() {
             // Input gate: no other event reaches this object while the read is in flight.
-            let stored: Option<State_> = storage.get(STATE_KEY).await?;
+            // Stored as a JS object (as serde_wasm_bindgen once wrote it): read as its JSON.
+            let stored = js::storage_get(&storage, STATE_KEY).await?;
+            let stored: Option<State_> = if stored.is_undefined() {
+                None
+            } else {
+                Some(js::parse(&js::stringify(&stored)?, "the stored allowance")?)
+            };
             let mut cached = self.cached.borrow_mut();
             if cached.is_none() {
                 *cached = Some(stored.unwrap_or_default());
@@ -107,19 +114,21 @@ impl DurableObject for Allowance {
             let mut cached = self.cached.borrow_mut();
             let st = cached.get_or_insert_with(State_::default);
             let before = st.clone();
-            let reply = answer(st, request, now)?;
+            let reply = answer(st, request, now);
             (before, st.clone(), reply)
         };
         if before != after {
             // Output gate: the answer leaves only once the write is durable.
-            storage.put(STATE_KEY, &after).await?;
+            storage
+                .put_raw(STATE_KEY, js::to_object(&json::to_string(&after))?)
+                .await?;
         }
         Response::ok(reply)
     }
 }
 
-fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String> {
-    Ok(match request {
+fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> String {
+    match request {
         AllowanceRequest::Acquire {
             rules,
             cost,
@@ -128,11 +137,11 @@ fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String
         } => {
             st.settle(&rules, now);
             st.give_back(&returns, &[]);
-            serde_json::to_string(&st.acquire(&rules, cost, lease, now))?
+            json::to_string(&st.acquire(&rules, cost, lease, now))
         }
         AllowanceRequest::Peek { rules } => {
             st.settle(&rules, now);
-            serde_json::to_string(&st.peek(&rules, now))?
+            json::to_string(&st.peek(&rules, now))
         }
         AllowanceRequest::Return { returns, refunds } => {
             st.give_back(&returns, &refunds);
@@ -141,12 +150,12 @@ fn answer(st: &mut State_, request: AllowanceRequest, now: u64) -> Result<String
         AllowanceRequest::Credit { op } => {
             st.settle_credits(now);
             let applied = st.apply_op(&op);
-            serde_json::to_string(&Applied {
+            json::to_string(&Applied {
                 applied,
                 remaining: st.balance().map(|b| b.0),
-            })?
+            })
         }
-    })
+    }
 }
 
 /// Requests this isolate has made to `object` (reported by `test-hooks`).
@@ -159,23 +168,20 @@ pub fn calls(object: &str) -> u64 {
 async fn call(env: &Env, object: &str, request: &AllowanceRequest) -> Result<String> {
     #[cfg(feature = "test-hooks")]
     CALLS.with_borrow_mut(|c| *c.entry(object.to_owned()).or_default() += 1);
-    let stub = env
-        .durable_object(ALLOWANCE_BINDING)?
-        .id_from_name(object)?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(request)?.into()));
-    let mut resp = stub
-        .fetch_with_request(Request::new_with_init("https://allowance/", &init)?)
-        .await?;
-    if resp.status_code() != 200 {
+    let (status, text) = js::post_to_object(
+        env,
+        ALLOWANCE_BINDING,
+        object,
+        "https://allowance/",
+        &json::to_string(request),
+    )
+    .await?;
+    if status != 200 {
         return Err(worker::Error::RustError(format!(
-            "the allowance object {object} answered {}",
-            resp.status_code()
+            "the allowance object {object} answered {status}"
         )));
     }
-    resp.text().await
+    Ok(text)
 }
 
 /// Applies a credit operation from a sync batch in its target's object: whether it was new.
@@ -189,7 +195,7 @@ pub async fn apply_op(env: &Env, op: &CreditOp) -> Result<bool> {
         &AllowanceRequest::Credit { op: op.clone() },
     )
     .await?;
-    let applied: Applied = serde_json::from_str(&text)?;
+    let applied: Applied = js::parse(&text, "an allowance object's answer")?;
     // The isolate's view of the target is stale now: forget it (its leases stay valid).
     HELD.with_borrow_mut(|h| {
         if let Some(held) = h.get_mut(&op.target.object_name()) {
@@ -294,7 +300,7 @@ pub fn top_up(env: &Env, ctx: &Context, target: &Target) {
     let (env, target) = (env.clone(), target.clone());
     ctx.wait_until(async move {
         let answer = match call(&env, &name, &request).await {
-            Ok(text) => serde_json::from_str::<Answer>(&text).map_err(worker::Error::from),
+            Ok(text) => js::parse::<Answer>(&text, "an allowance object's answer"),
             Err(err) => Err(err),
         };
         drop(guard);
@@ -398,7 +404,10 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
             lease: cost > 0,
             returns,
         };
-        let answer: Answer = serde_json::from_str(&call(env, &name, &request).await?)?;
+        let answer: Answer = js::parse(
+            &call(env, &name, &request).await?,
+            "an allowance object's answer",
+        )?;
         let now = clock_ms();
         learn(ctx, env, target, &answer, now);
         REFUSED.with_borrow_mut(|r| match answer.outcome {
@@ -466,7 +475,10 @@ pub async fn peek(env: &Env, ctx: &Context, target: &Target) -> Result<Spent> {
             let request = AllowanceRequest::Peek {
                 rules: target.rules.clone(),
             };
-            let answer: Answer = serde_json::from_str(&call(env, &name, &request).await?)?;
+            let answer: Answer = js::parse(
+                &call(env, &name, &request).await?,
+                "an allowance object's answer",
+            )?;
             learn(ctx, env, target, &answer, now);
             (answer.limits, answer.credits)
         }
@@ -534,4 +546,28 @@ fn learn_state(
 #[must_use]
 pub fn take_balances() -> Vec<BalanceReport> {
     BALANCES.with_borrow_mut(|b| b.drain().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credit_answer_is_written_as_serde_wrote_it() {
+        let applied = Applied {
+            applied: true,
+            remaining: None,
+        };
+        assert_eq!(
+            json::to_string(&applied),
+            r#"{"applied":true,"remaining":null}"#
+        );
+        assert_eq!(
+            json::from_str::<Applied>(r#"{"applied":false,"remaining":7}"#),
+            Ok(Applied {
+                applied: false,
+                remaining: Some(7)
+            })
+        );
+    }
 }

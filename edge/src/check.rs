@@ -25,7 +25,7 @@ use worker::{Context, Env, Result};
 
 use crate::cache::{CAPACITY, LookupCache};
 use crate::config::{Config, KV_BINDING, KV_CACHE_TTL_S};
-use crate::{allowance, usage};
+use crate::{allowance, js, usage};
 
 thread_local! {
     static CACHE: RefCell<LookupCache<EdgeEntry>> = RefCell::new(LookupCache::new(CAPACITY));
@@ -276,17 +276,12 @@ async fn owner_of(
     if let Some(hit) = OWNERS.with_borrow_mut(|c| c.get(&kv_key, now_ms)) {
         return Ok((hit, 0));
     }
-    let text = env
-        .kv(KV_BINDING)?
-        .get(&kv_key)
-        .cache_ttl(KV_CACHE_TTL_S)
-        .text()
+    let text = js::kv_get(env, KV_BINDING, &kv_key, Some(KV_CACHE_TTL_S))
         .await
         .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
     let owner: Option<OwnerEntry> = text
-        .map(|t| serde_json::from_str(&t))
-        .transpose()
-        .map_err(|e| worker::Error::RustError(format!("KV entry {kv_key} does not parse: {e}")))?;
+        .map(|t| js::parse(&t, &format!("KV entry {kv_key}")))
+        .transpose()?;
     // An absent owner entry is the common case (an owner with no settings), not a guess at an
     // unknown key: it is cached as long as a found one. A sync that writes it evicts it here.
     let ttl = cfg.cache_ttl_ms;
@@ -460,19 +455,14 @@ async fn role_permissions(
         ROLES.with_borrow_mut(|c| keys.iter().map(|k| c.get(k, now_ms)).collect());
     let missing: Vec<usize> = (0..keys.len()).filter(|&i| roles[i].is_none()).collect();
     if !missing.is_empty() {
-        let kv = env.kv(KV_BINDING)?;
         let reads = missing.iter().map(|&i| {
             let kv_key = &keys[i];
-            let read = kv.get(kv_key).cache_ttl(KV_CACHE_TTL_S).text();
             async move {
-                let text = read
+                let text = js::kv_get(env, KV_BINDING, kv_key, Some(KV_CACHE_TTL_S))
                     .await
                     .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
-                text.map(|t| serde_json::from_str::<RoleEntry>(&t))
+                text.map(|t| js::parse::<RoleEntry>(&t, &format!("KV entry {kv_key}")))
                     .transpose()
-                    .map_err(|e| {
-                        worker::Error::RustError(format!("KV entry {kv_key} does not parse: {e}"))
-                    })
             }
         });
         let read = try_join_all(reads).await?;
@@ -509,17 +499,12 @@ async fn lookup(
     if let Some(hit) = CACHE.with_borrow_mut(|c| c.get(hash.as_str(), now_ms)) {
         return Ok((hit, 0));
     }
-    let text = env
-        .kv(KV_BINDING)?
-        .get(&hash.kv_key())
-        .cache_ttl(KV_CACHE_TTL_S)
-        .text()
+    let text = js::kv_get(env, KV_BINDING, &hash.kv_key(), Some(KV_CACHE_TTL_S))
         .await
         .map_err(|e| worker::Error::RustError(format!("reading {hash:?} from KV: {e}")))?;
     let entry: Option<EdgeEntry> = text
-        .map(|t| serde_json::from_str(&t))
-        .transpose()
-        .map_err(|e| worker::Error::RustError(format!("KV entry {hash:?} does not parse: {e}")))?;
+        .map(|t| js::parse(&t, &format!("KV entry {hash:?}")))
+        .transpose()?;
     let ttl = if entry.is_some() {
         cfg.cache_ttl_ms
     } else {

@@ -19,7 +19,7 @@ pub const DEFAULT_NEGATIVE_CACHE_TTL_S: u64 = 2;
 /// Usage flush interval when `USAGE_FLUSH_S` is unset.
 pub const DEFAULT_USAGE_FLUSH_S: u64 = 5;
 /// KV's own edge cache for `h:{hash}` reads; 60 s is the smallest value KV accepts.
-pub const KV_CACHE_TTL_S: u64 = 60;
+pub const KV_CACHE_TTL_S: u32 = 60;
 
 /// Binding names, as in `wrangler.toml`.
 pub const KV_BINDING: &str = "KV";

@@ -15,16 +15,15 @@ mod cache;
 mod check;
 mod config;
 mod dispatch;
+mod js;
 mod proxy;
 mod respond;
 mod sync;
 mod usage;
 mod writer;
 
-use std::net::IpAddr;
-
-use keyward_common::route::MAX_COST;
-use keyward_common::{FieldError, Problem, ProblemCode, Query, RequestContext};
+use keyward_common::verify_api::{self, VerifyRequest};
+use keyward_common::{Problem, ProblemCode};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{Context, Env, Request, Result, event, web_sys};
@@ -88,7 +87,7 @@ async fn handle(
         Route::Sync => sync::handle(Request::from(req), &env, &config)
             .await
             .map(Into::into),
-        Route::Health => respond::json(&serde_json::json!({ "status": "ok" }), 200).map(Into::into),
+        Route::Health => respond::json(r#"{"status":"ok"}"#.to_owned(), 200).map(Into::into),
         Route::MethodNotAllowed(allow) => method_not_allowed(allow),
         Route::UnknownInternal => respond::problem(&Problem::of(
             ProblemCode::NotFound,
@@ -109,61 +108,7 @@ fn method_not_allowed(allow: &str) -> Result<web_sys::Response> {
     Ok(resp.into())
 }
 
-/// The verify API's body: `{key, scope?, permission?, cost?, workspace?, ip?}`.
-#[derive(Debug, serde::Deserialize)]
-struct VerifyBody {
-    #[serde(default)]
-    key: serde_json::Value,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    permission: Option<serde_json::Value>,
-    #[serde(default)]
-    cost: Option<serde_json::Value>,
-    #[serde(default)]
-    workspace: Option<String>,
-    #[serde(default)]
-    ip: Option<String>,
-}
-
-/// A verify request read from its body: the key (a missing or non-string key is simply not a
-/// well-formed key: MALFORMED, not a 400), the context to check it in, and what an admitted
-/// request costs (1 unless the body says otherwise).
-struct VerifyRequest {
-    key: Option<String>,
-    context: RequestContext,
-    cost: u32,
-}
-
-/// A verify body's `permission`: absent, `null` or `""` is none; anything but a query that
-/// parses is a 400 `invalid_permission_query` naming the field.
-fn parse_permission(value: Option<&serde_json::Value>) -> Result<Option<Query>, Box<Problem>> {
-    let text = match value {
-        None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => {
-            return Err(invalid_query(
-                "must be a string: a permission query such as \"a AND (b OR c)\"".into(),
-            ));
-        }
-    };
-    Query::parse(text)
-        .map(Some)
-        .map_err(|e| invalid_query(e.to_string()))
-}
-
-fn invalid_query(message: String) -> Box<Problem> {
-    let mut problem = Problem::of(
-        ProblemCode::InvalidPermissionQuery,
-        format!("The permission query is invalid: {message}."),
-    );
-    problem.errors = vec![FieldError::new("permission", message)];
-    Box::new(problem)
-}
-
-/// Parses the verify API's body; a body that is not the expected JSON is a 400 problem, and
-/// `None` (a body over [`MAX_VERIFY_BODY`]) a 413.
+/// Parses the verify API's body (`None`: over [`MAX_VERIFY_BODY`], a 413).
 fn parse_verify(text: Option<&str>) -> std::result::Result<VerifyRequest, Box<Problem>> {
     let Some(text) = text else {
         return Err(Box::new(Problem::of(
@@ -171,39 +116,7 @@ fn parse_verify(text: Option<&str>) -> std::result::Result<VerifyRequest, Box<Pr
             format!("The verify body is larger than {MAX_VERIFY_BODY} bytes."),
         )));
     };
-    let bad = |field: &str, message: &str| {
-        Box::new(Problem::validation(vec![FieldError::new(field, message)]))
-    };
-    let Ok(body) = serde_json::from_str::<VerifyBody>(text) else {
-        return Err(bad(
-            "body",
-            "must be a JSON object {\"key\", \"scope\"?, \"permission\"?, \"cost\"?, \"workspace\"?, \"ip\"?}",
-        ));
-    };
-    let required_permission = parse_permission(body.permission.as_ref())?;
-    let cost = match &body.cost {
-        None | Some(serde_json::Value::Null) => 1,
-        Some(v) => match v.as_u64().and_then(|c| u32::try_from(c).ok()) {
-            Some(c) if c <= MAX_COST => c,
-            _ => return Err(bad("cost", "must be a whole number from 0 to 1000")),
-        },
-    };
-    let client_ip = match body.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
-        Some(Err(_)) => return Err(bad("ip", "must be an IPv4 or IPv6 address")),
-        Some(Ok(ip)) => Some(ip),
-        None => None,
-    };
-    Ok(VerifyRequest {
-        key: body.key.as_str().map(str::to_owned),
-        context: RequestContext {
-            client_ip,
-            required_scope: body.scope.filter(|s| !s.is_empty()),
-            required_permission,
-            // A workspace that no key can have still binds: every key is then NOT_FOUND.
-            workspaces: body.workspace.into_iter().collect(),
-        },
-        cost,
-    })
+    verify_api::parse(text)
 }
 
 async fn verify_text(
@@ -290,67 +203,4 @@ fn misconfigured(err: &config::ConfigError, health: bool) -> Result<web_sys::Res
         )
     };
     respond::problem(&problem).map(Into::into)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parsed(body: &str) -> std::result::Result<VerifyRequest, Box<Problem>> {
-        parse_verify(Some(body))
-    }
-
-    #[test]
-    fn a_permission_query_workspace_and_cost_are_read() {
-        let v = parsed(
-            r#"{"key":"k","permission":"sms.send AND (billing.read OR admin)","workspace":"acme","cost":7}"#,
-        )
-        .unwrap_or_else(|p| panic!("{p:?}"));
-        assert_eq!(
-            v.context.required_permission.unwrap().to_string(),
-            "sms.send AND (billing.read OR admin)"
-        );
-        assert_eq!(v.context.workspaces, ["acme"]);
-        assert_eq!(v.cost, 7);
-        let v = parsed(r#"{"key":"k","permission":null}"#).unwrap_or_else(|p| panic!("{p:?}"));
-        assert!(v.context.required_permission.is_none());
-        assert_eq!(v.cost, 1);
-        assert!(v.context.workspaces.is_empty());
-    }
-
-    #[test]
-    fn a_bad_query_is_a_400_invalid_permission_query_naming_the_field() {
-        for body in [
-            r#"{"key":"k","permission":"(a OR b"}"#,
-            r#"{"key":"k","permission":"a and b"}"#,
-            r#"{"key":"k","permission":5}"#,
-        ] {
-            let p = parsed(body).err().unwrap();
-            assert_eq!(
-                (p.status, p.code.as_str()),
-                (400, "invalid_permission_query")
-            );
-            assert_eq!(p.errors[0].field, "permission");
-        }
-    }
-
-    #[test]
-    fn a_cost_out_of_range_is_a_400_naming_cost() {
-        for cost in ["-1", "1001", "1.5", "\"2\"", "4294967297"] {
-            let p = parsed(&format!(r#"{{"key":"k","cost":{cost}}}"#))
-                .err()
-                .unwrap();
-            assert_eq!(
-                (p.status, p.code.as_str()),
-                (400, "validation_failed"),
-                "{cost}"
-            );
-            assert_eq!(p.errors[0].field, "cost");
-        }
-        assert_eq!(parsed(r#"{"key":"k","cost":0}"#).ok().unwrap().cost, 0);
-        assert_eq!(
-            parsed(r#"{"key":"k","cost":1000}"#).ok().unwrap().cost,
-            1000
-        );
-    }
 }

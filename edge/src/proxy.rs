@@ -10,14 +10,12 @@ use keyward_common::origin::{
 use keyward_common::route::{Access, NormalizedPath, normalize_path};
 use keyward_common::time::unix_seconds;
 use keyward_common::{Problem, ProblemCode, RequestContext, Verdict};
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use worker::{Context, Env, Headers, Response, Result, js_sys, web_sys};
+use worker::{Context, Env, Headers, Response, Result, web_sys};
 
 use crate::check::{check, now_ms};
 use crate::config::Config;
 use crate::dispatch::path_and_query;
-use crate::respond;
+use crate::{js, respond};
 
 /// Headers never forwarded: the key carriers, `Host`, and anything an origin could read as one
 /// of our identity headers (`X_Keyward_Owner` included).
@@ -189,9 +187,7 @@ async fn forward(
     }
     let request =
         web_sys::Request::new_with_str_and_init(&format!("{origin}{request_target}"), &init)?;
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp = JsFuture::from(global.fetch_with_request(&request)).await?;
-    Ok(resp.unchecked_into())
+    js::fetch(&request).await
 }
 
 /// The origin's answer with headers of its own (a copy, made in one call), so ours can be

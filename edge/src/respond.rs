@@ -1,5 +1,6 @@
 //! Every answer the edge writes itself: problem+json refusals, JSON bodies and the shared headers.
 
+use keyward_common::json;
 use keyward_common::problem::CONTENT_TYPE;
 use keyward_common::{Problem, ProblemCode, RateLimitState, Verdict};
 use worker::{Headers, Response, Result, web_sys};
@@ -29,7 +30,7 @@ fn json_200_init() -> web_sys::ResponseInit {
 /// # Errors
 /// Only if the runtime refuses to build a response.
 pub fn verdict(checked: &Checked) -> Result<web_sys::Response> {
-    let body = serde_json::to_string(&checked.verdict)?;
+    let body = json::to_string(&checked.verdict);
     let extra = checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks");
     let resp = if extra {
         let headers = web_sys::Headers::new()?;
@@ -49,12 +50,16 @@ pub fn verdict(checked: &Checked) -> Result<web_sys::Response> {
     Ok(resp)
 }
 
-/// A JSON body with `status`.
+/// A JSON `body` with `status`.
 ///
 /// # Errors
 /// Only if the runtime refuses to build a response.
-pub fn json<T: serde::Serialize>(value: &T, status: u16) -> Result<Response> {
-    Ok(Response::from_json(value)?.with_status(status))
+pub fn json(body: String, status: u16) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::ok(body)?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 /// A problem+json answer.

@@ -11,6 +11,7 @@
 
 use futures_util::future::try_join_all;
 use keyward_common::credits::{CreditOp, CreditTarget};
+use keyward_common::json;
 use keyward_common::record::{valid_owner_id, valid_workspace};
 use keyward_common::sync::{
     MAX_BATCH_ITEMS, SIGNATURE_HEADER, SyncBatch, SyncOutcome, SyncResponse, TIMESTAMP_HEADER,
@@ -54,9 +55,12 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
     ) {
         return respond::problem(&Problem::of(ProblemCode::InvalidSignature, err.to_string()));
     }
-    let batch: SyncBatch = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(_) => {
+    let batch: SyncBatch = match std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| json::from_str(text).ok())
+    {
+        Some(b) => b,
+        None => {
             return respond::problem(&Problem::validation(vec![FieldError::new(
                 "items",
                 "the body must be a sync batch: {\"items\": [{\"hash\", \"entry\"}], \"roles\"?: [{\"workspace\", \"name\", \"entry\"}]}",
@@ -92,7 +96,7 @@ pub async fn handle(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
         )]));
     }
     match apply(env, batch).await {
-        Ok(response) => respond::json(&response, 200),
+        Ok(response) => respond::json(json::to_string(&response), 200),
         Err(err) => respond::internal("applying a sync batch", &err),
     }
 }

@@ -22,7 +22,9 @@ use keyward_common::time::unix_seconds;
 use keyward_common::{KeyId, Secret, VerdictCode};
 
 use crate::config::Config;
-use worker::{Context, Fetch, Headers, Method, Request, RequestInit};
+use crate::js;
+use keyward_common::json;
+use worker::{Context, web_sys};
 
 /// Most batches kept for resending; beyond it the oldest is dropped, with an error log.
 const MAX_UNSENT: usize = 64;
@@ -237,22 +239,20 @@ async fn send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> Sent 
 }
 
 async fn try_send(url: &str, secret: &Secret, batch: &UsageBatch, now: i64) -> worker::Result<u16> {
-    let body = serde_json::to_string(batch)?;
-    let headers = Headers::new();
+    let body = json::to_string(batch);
+    let headers = web_sys::Headers::new()?;
     headers.set("content-type", "application/json")?;
     headers.set(TIMESTAMP_HEADER, &now.to_string())?;
     headers.set(
         SIGNATURE_HEADER,
         &sign(secret.expose(), now, body.as_bytes()),
     )?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let resp = Fetch::Request(Request::new_with_init(url, &init)?)
-        .send()
-        .await?;
-    Ok(resp.status_code())
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&body.into());
+    let resp = js::fetch(&web_sys::Request::new_with_str_and_init(url, &init)?).await?;
+    Ok(resp.status())
 }
 
 #[cfg(test)]

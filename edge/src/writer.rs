@@ -18,17 +18,16 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use futures_util::StreamExt;
+use keyward_common::json::{self, FromJson, ToJson};
 use keyward_common::record::OwnerEntry;
 use keyward_common::sync::{OwnerSyncItem, RoleSyncItem, SyncItem, SyncOutcome};
 use keyward_common::time::unix_seconds;
 use keyward_common::{EdgeEntry, KeyHash, RoleEntry};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use worker::{
-    DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
-};
+use wasm_bindgen::JsValue;
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::config::{KV_BINDING, KV_WRITER_BINDING};
+use crate::js;
 
 /// Number of writer objects; a hash's shard is its first hex digit.
 pub const SHARDS: usize = 16;
@@ -57,20 +56,25 @@ pub fn role_shard_of(kv_key: &str) -> usize {
 }
 
 /// One writer's request: the items of its shard, in batch order (key writes, then role writes).
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// Wire form: `{"items": [...], "roles"?: [...], "owners"?: [...]}` (empty lists left out).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ShardBatch {
     /// Key writes.
     pub items: Vec<SyncItem>,
     /// Role writes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleSyncItem>,
     /// Owner writes (`o:{workspace}:{owner_id}`), after the roles.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<OwnerSyncItem>,
 }
 
+keyward_common::json_object!(read_write ShardBatch, skip {
+    items: req,
+    roles: skip_empty,
+    owners: skip_empty,
+});
+
 /// An entry the writer keeps monotonic in KV.
-trait Versioned: Serialize + DeserializeOwned + PartialEq {
+trait Versioned: ToJson + FromJson + PartialEq {
     /// Whether `self` should replace `stored`.
     fn supersedes(&self, stored: &Self) -> bool;
     /// When KV may forget it (Unix seconds), or `None` to keep it.
@@ -112,24 +116,20 @@ impl Versioned for RoleEntry {
 /// # Errors
 /// When the namespace is not bound, the object cannot be reached, or it fails.
 pub async fn write_shard(env: &Env, shard: usize, batch: ShardBatch) -> Result<Vec<SyncOutcome>> {
-    let stub = env
-        .durable_object(KV_WRITER_BINDING)?
-        .id_from_name(&format!("kv-writer-{shard:x}"))?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(&batch)?.into()));
-    let mut resp = stub
-        .fetch_with_request(Request::new_with_init("https://kv-writer/write", &init)?)
-        .await?;
-    if resp.status_code() != 200 {
+    let (status, text) = js::post_to_object(
+        env,
+        KV_WRITER_BINDING,
+        &format!("kv-writer-{shard:x}"),
+        "https://kv-writer/write",
+        &json::to_string(&batch),
+    )
+    .await?;
+    if status != 200 {
         return Err(worker::Error::RustError(format!(
-            "the KV writer of shard {shard:x} answered {}: {}",
-            resp.status_code(),
-            resp.text().await.unwrap_or_default()
+            "the KV writer of shard {shard:x} answered {status}: {text}"
         )));
     }
-    resp.json().await
+    js::parse(&text, "the KV writer's answer")
 }
 
 /// A per-hash lock: at most one holder per hash at a time. Single-threaded (a Durable Object
@@ -209,7 +209,7 @@ impl DurableObject for KvWriter {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let Ok(batch) = req.json::<ShardBatch>().await else {
+        let Ok(batch) = json::from_str::<ShardBatch>(&req.text().await?) else {
             return Response::error("not a shard batch", 400);
         };
         let now = unix_seconds(worker::Date::now().as_millis());
@@ -252,7 +252,7 @@ impl DurableObject for KvWriter {
             .collect()
             .await;
         let outcomes = outcomes.into_iter().collect::<Result<Vec<_>>>()?;
-        Response::from_json(&outcomes)
+        Response::ok(json::to_string(&outcomes))
     }
 }
 
@@ -267,9 +267,17 @@ impl KvWriter {
         let _held = self.locks.lock(&kv_key).await;
         let storage = self.state.storage();
         // Stored as the same JSON text KV holds, so both always parse the same way.
-        let authority: Option<String> = storage.get(&kv_key).await?;
-        let authority = match authority {
-            Some(text) => Some(serde_json::from_str::<T>(&text)?),
+        let stored = js::storage_get(&storage, &kv_key).await?;
+        let authority = match stored.as_string() {
+            Some(text) => Some(js::parse::<T>(
+                &text,
+                &format!("the stored entry of {kv_key}"),
+            )?),
+            None if !stored.is_undefined() => {
+                return Err(worker::Error::RustError(format!(
+                    "the stored entry of {kv_key} is not text"
+                )));
+            }
             // Written before this object kept the authority: what KV holds is all we know.
             None => kv_entry(&self.env, &kv_key).await?,
         };
@@ -282,32 +290,24 @@ impl KvWriter {
         }
         // The authority first: if the KV write then fails, a retry of this entry (equal to the
         // authority) is written again, and nothing older can pass the comparison meanwhile.
-        let text = serde_json::to_string(entry)?;
-        storage.put(&kv_key, &text).await?;
-        let kv = self.env.kv(KV_BINDING)?;
-        let mut put = kv
-            .put(&kv_key, text)
-            .map_err(|e| worker::Error::RustError(format!("writing {kv_key}: {e}")))?;
-        if let Some(at) = entry.kv_expiration() {
-            let at = at.max(now + MIN_EXPIRATION_AHEAD_S);
-            put = put.expiration(u64::try_from(at).unwrap_or(u64::MAX));
-        }
-        put.execute()
+        let text = json::to_string(entry);
+        storage.put_raw(&kv_key, JsValue::from_str(&text)).await?;
+        let expiration = entry
+            .kv_expiration()
+            .map(|at| u64::try_from(at.max(now + MIN_EXPIRATION_AHEAD_S)).unwrap_or(u64::MAX));
+        js::kv_put(&self.env, KV_BINDING, &kv_key, &text, expiration)
             .await
             .map_err(|e| worker::Error::RustError(format!("writing {kv_key}: {e}")))?;
         Ok(SyncOutcome::Applied)
     }
 }
 
-async fn kv_entry<T: DeserializeOwned>(env: &Env, kv_key: &str) -> Result<Option<T>> {
-    let stored = env
-        .kv(KV_BINDING)?
-        .get(kv_key)
-        .text()
+async fn kv_entry<T: FromJson>(env: &Env, kv_key: &str) -> Result<Option<T>> {
+    let stored = js::kv_get(env, KV_BINDING, kv_key, None)
         .await
         .map_err(|e| worker::Error::RustError(format!("reading {kv_key}: {e}")))?;
     // An entry that no longer parses (an older schema) is replaced by anything newer.
-    Ok(stored.and_then(|t| serde_json::from_str(&t).ok()))
+    Ok(stored.and_then(|t| json::from_str(&t).ok()))
 }
 
 #[cfg(test)]
@@ -344,6 +344,25 @@ mod tests {
             .collect();
         assert!(shards.iter().all(|s| *s < SHARDS));
         assert!(shards.len() > SHARDS / 2, "{shards:?}");
+    }
+
+    #[test]
+    fn a_shard_batch_is_written_as_serde_wrote_it_and_read_back() {
+        let batch = ShardBatch {
+            items: Vec::new(),
+            roles: vec![RoleSyncItem {
+                workspace: "acme".into(),
+                name: "r".into(),
+                entry: RoleEntry::tombstone(2, 5),
+            }],
+            owners: Vec::new(),
+        };
+        let text = json::to_string(&batch);
+        assert_eq!(
+            text,
+            r#"{"items":[],"roles":[{"workspace":"acme","name":"r","entry":{"version":2,"created_at":5,"permissions":[],"deleted":true}}]}"#
+        );
+        assert_eq!(json::from_str::<ShardBatch>(&text), Ok(batch));
     }
 
     #[test]

@@ -1,29 +1,52 @@
 //! Requests to an allowance Durable Object (`AllowanceRequest` JSON, as the edge's isolates send
 //! them), applied in order to one object's state on a clock that moves forward.
 //!
-//! Properties: a request that deserialises serialises back to the same request; nothing panics
+//! Properties: a request that deserialises serialises back to the same request, as the edge's
+//! hand-written writer writes it, and that reader reads it back (and reads nothing serde does
+//! not); an answer is written as serde writes it and read back; nothing panics
 //! (no overflow whatever the values); an admitted request never spends more credits than were
 //! free nor more units than a limit had left; a lease holds at most `MAX_BLOCK` units and ends
 //! within `LEASE_TTL_MS`; a refused request changes no credits.
 #![no_main]
 
-use keyward_common::allowance::{Allowance, AllowanceRequest, LEASE_TTL_MS, MAX_BLOCK, Outcome};
+use keyward_common::allowance::{
+    Allowance, AllowanceRequest, Answer, LEASE_TTL_MS, MAX_BLOCK, Outcome,
+};
+use keyward_common::json;
 use libfuzzer_sys::fuzz_target;
 
 /// The clock at the first request (2027-01-15), in ms.
 const T0: u64 = 1_800_000_000_000;
 
 fuzz_target!(|data: &[u8]| {
+    // Any single request the hand-written reader takes, serde takes too, as the same request.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(ours) = json::from_str::<AllowanceRequest>(text)
+    {
+        assert_eq!(
+            serde_json::from_str::<AllowanceRequest>(text).ok(),
+            Some(ours)
+        );
+    }
     let Ok(requests) = serde_json::from_slice::<Vec<(u32, AllowanceRequest)>>(data) else {
         return;
     };
     let mut state = Allowance::default();
     let mut now = T0;
     for (step_ms, request) in requests {
-        let json = serde_json::to_vec(&request).unwrap();
+        let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
-            serde_json::from_slice::<AllowanceRequest>(&json).unwrap(),
+            serde_json::from_str::<AllowanceRequest>(&json).unwrap(),
             request
+        );
+        assert_eq!(
+            json::to_string(&request),
+            json,
+            "written as serde writes it"
+        );
+        assert_eq!(
+            json::from_str::<AllowanceRequest>(&json).as_ref(),
+            Ok(&request)
         );
         now += u64::from(step_ms);
         match request {
@@ -59,6 +82,8 @@ fuzz_target!(|data: &[u8]| {
                     serde_json::from_str::<keyward_common::allowance::Answer>(&json).unwrap(),
                     answer
                 );
+                assert_eq!(json::to_string(&answer), json, "written as serde writes it");
+                assert_eq!(json::from_str::<Answer>(&json).as_ref(), Ok(&answer));
             }
             AllowanceRequest::Peek { rules } => {
                 state.settle(&rules, now);

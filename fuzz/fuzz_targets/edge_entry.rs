@@ -1,7 +1,9 @@
 //! Edge entries as the edge reads them from Workers KV (`h:{hash}` → JSON bytes), and the
 //! verification decision taken on them.
 //!
-//! Properties: an entry that deserialises serialises back to the same entry; `supersedes` is
+//! Properties: the edge's hand-written reader (`keyward_common::json`) reads an entry only when
+//! serde does, to the same entry, and writes it as serde does; an entry that deserialises
+//! serialises back to the same entry; `supersedes` is
 //! never true both ways and never replaces a tombstone; `kv_expiration` is never before the
 //! entry's own end; `verify` on the entry never admits a revoked, disabled or expired key, a key
 //! of another prefix, a key of another format than Keyward's unless the entry has no prefix (an
@@ -10,6 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use keyward_common::json::{self, JsonObject};
 use keyward_common::{
     EdgeEntry, KeyStatus, PresentedKey, RequestContext, SecretKey, VerdictCode, verify,
 };
@@ -19,15 +22,30 @@ use libfuzzer_sys::fuzz_target;
 const NOW: i64 = 1_800_000_000;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(ours) = json::from_str::<EdgeEntry>(text)
+    {
+        let serde = serde_json::from_str::<EdgeEntry>(text).ok();
+        assert_eq!(serde, Some(canonical(ours)));
+    }
     let Ok(entry) = serde_json::from_slice::<EdgeEntry>(data) else {
         return;
     };
-    let json = serde_json::to_vec(&entry).unwrap();
-    assert_eq!(serde_json::from_slice::<EdgeEntry>(&json).unwrap(), entry);
+    let json = serde_json::to_string(&entry).unwrap();
+    assert_eq!(serde_json::from_str::<EdgeEntry>(&json).unwrap(), entry);
+    assert_eq!(json::to_string(&entry), json, "written as serde writes it");
+    assert_eq!(json::from_str::<EdgeEntry>(&json).as_ref(), Ok(&entry));
     ordering(&entry);
     expiration(&entry);
     decision(&entry);
 });
+
+/// The entry with its `meta` as serde writes it: the reader keeps the text as given (serde
+/// sorts keys, keeps the last of a repeated one, and writes escapes its own way).
+pub fn canonical(mut entry: EdgeEntry) -> EdgeEntry {
+    entry.meta = entry.meta.map(|m| JsonObject::from_map(&m.to_map()));
+    entry
+}
 
 fn ordering(entry: &EdgeEntry) {
     let mut newer = entry.clone();

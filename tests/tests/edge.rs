@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use keyward_common::credits::{CreditOp, CreditOpKind, CreditTarget, Interval, Refill};
+use keyward_common::json::JsonObject;
 use keyward_common::origin::{Identity, verify_request};
 use keyward_common::record::{EDGE_SCHEMA, NamedRateLimit, OwnerEntry, OwnerStatus};
 use keyward_common::sync::{
@@ -1312,10 +1313,10 @@ async fn a_key_verified_for_another_workspace_is_not_found() {
 #[tokio::test]
 async fn a_revoked_key_keeps_no_name_or_meta_at_the_edge() {
     let mut e = entry(1);
-    e.meta = Some(serde_json::Map::from_iter([(
+    e.meta = Some(JsonObject::from_map(&serde_json::Map::from_iter([(
         "email".into(),
         json!("a@example.com"),
-    )]));
+    )])));
     let key = stored(&e).await;
     let (_, v) = verify(json!({"key": key.expose()})).await;
     assert_eq!(v["meta"]["email"], "a@example.com");
