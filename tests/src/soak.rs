@@ -677,7 +677,10 @@ impl Driver {
             .send()
             .await?;
         let status = r.status().as_u16();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let text = r.text().await.unwrap_or_default();
+        // A body that is not JSON (workerd's own error pages) is quoted as it came.
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Value::String(text.chars().take(300).collect()));
         anyhow::ensure!(status == 200, "verify answered {status}: {body}");
         Ok(body)
     }
