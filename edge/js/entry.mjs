@@ -13,6 +13,12 @@
 //    key, or a key in the isolate cache without a rate limit), and otherwise returns
 //    `undefined`; then `verifyBody` (async: KV, the rate limiter) answers. A warm verify is then
 //    two synchronous calls into Rust instead of an async handler awaiting a Rust future.
+// 3. The proxy's synchronous lane. For a proxied request whose key needs no I/O (a warm key,
+//    spent from this isolate's leases when limited), `dispatch` answers our refusal (a
+//    Response) or `[request, headers]`: the request to send to the origin, built by Rust, and
+//    the headers (rate limits) to add to its answer, or `undefined`. The entry fetches it:
+//    no Rust future waits on the subrequest. An origin that cannot be reached is Rust's 502
+//    (`originUnreachable`).
 //
 // Panic recovery is kept: a `WebAssembly.RuntimeError` marks worker-build's shared init state
 // critical, and the next request goes through worker-build's class once, which re-initialises
@@ -21,8 +27,8 @@
 // without the handlers it calls.
 import Entrypoint, { Allowance, KvWriter } from "../index.js";
 
-const { dispatch, verifyNow, verifyBody } = Entrypoint.prototype;
-for (const [name, fn] of Object.entries({ dispatch, verifyNow, verifyBody })) {
+const { dispatch, verifyNow, verifyBody, originUnreachable } = Entrypoint.prototype;
+for (const [name, fn] of Object.entries({ dispatch, verifyNow, verifyBody, originUnreachable })) {
   if (typeof fn !== "function") {
     throw new Error(`keyward entry: the WASM bundle has no ${name} handler; rebuild the edge`);
   }
@@ -33,7 +39,10 @@ const decoder = new TextDecoder();
 /** The body as text, or `undefined` when it is longer than `limit` bytes (never read whole). */
 async function readAtMost(request, limit) {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) return undefined;
+  if (declared !== null) {
+    // The runtime holds the body to its declared length: read natively, in one call.
+    return Number(declared) > limit ? undefined : request.text();
+  }
   if (request.body === null) return "";
   const reader = request.body.getReader();
   const chunks = [];
@@ -58,6 +67,20 @@ async function readAtMost(request, limit) {
   return decoder.decode(all);
 }
 
+/** The proxy's subrequest: the origin's answer as it came, or with `extra` headers added. */
+async function forward(outbound, extra) {
+  let resp;
+  try {
+    resp = await fetch(outbound);
+  } catch (err) {
+    return originUnreachable(String(err?.message ?? err));
+  }
+  if (extra === undefined) return resp;
+  const own = new Response(resp.body, resp);
+  for (const [name, value] of extra) own.headers.set(name, value);
+  return own;
+}
+
 export default {
   async fetch(request, env, ctx) {
     if (initState.criticalError) {
@@ -65,6 +88,7 @@ export default {
     }
     try {
       const routed = dispatch(request, env, ctx);
+      if (Array.isArray(routed)) return await forward(routed[0], routed[1]);
       if (typeof routed !== "number") return await routed;
       const body = await readAtMost(request, routed);
       return verifyNow(body, env, ctx) ?? (await verifyBody(body, env, ctx));

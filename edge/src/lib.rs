@@ -43,9 +43,14 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 }
 
 /// The entry's dispatcher, called for every request: decides the route ([`Route::of`]) and
-/// either answers (a promise of the response) or, for the verify API, returns the largest body
-/// the entry may read (a number) before calling [`verify_now`] — the synchronous lane, which
-/// skips the future/promise round trips of an async handler.
+/// answers with one of
+/// - for the verify API, the largest body the entry may read (a number) before calling
+///   [`verify_now`]: the synchronous lane, which skips the future/promise round trips of an
+///   async handler;
+/// - for the proxy, when the key's answer needs no I/O ([`proxy::now`]): our refusal (a
+///   `Response`), or `[Request, Headers | undefined]`, the request to forward and the headers
+///   to add to the origin's answer, which the entry fetches itself;
+/// - else a promise of the response.
 #[wasm_bindgen(js_name = dispatch)]
 #[must_use]
 pub fn dispatch_request(
@@ -60,6 +65,13 @@ pub fn dispatch_request(
         ));
     }
     let ctx = Context::new(ctx);
+    if route == Route::Proxy
+        && let Some(answer) = config::cached(&env)
+            .ok()
+            .and_then(|config| proxy::now(&req, &env, &ctx, &config))
+    {
+        return answer;
+    }
     wasm_bindgen_futures::future_to_promise(async move {
         handle(route, req, env, ctx)
             .await
@@ -169,6 +181,14 @@ pub fn verify_now(
         verify.cost,
     )?;
     respond::verdict(&checked).ok()
+}
+
+/// The proxy's 502 when the origin cannot be reached, for the entry's synchronous lane (the
+/// reason is logged, never sent); `None` only if the runtime fails to build a response.
+#[wasm_bindgen(js_name = originUnreachable)]
+#[must_use]
+pub fn origin_unreachable(reason: String) -> Option<web_sys::Response> {
+    proxy::origin_unreachable(&reason).ok()
 }
 
 /// The verify API for a body the entry has already read (see [`verify_now`]).

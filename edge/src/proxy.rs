@@ -10,9 +10,10 @@ use keyward_common::origin::{
 use keyward_common::route::{Access, NormalizedPath, normalize_path};
 use keyward_common::time::unix_seconds;
 use keyward_common::{Problem, ProblemCode, RequestContext, Verdict};
+use wasm_bindgen::JsValue;
 use worker::{Context, Env, Headers, Response, Result, web_sys};
 
-use crate::check::{check, now_ms};
+use crate::check::{Checked, check, check_now, now_ms};
 use crate::config::Config;
 use crate::dispatch::path_and_query;
 use crate::{js, respond};
@@ -27,18 +28,32 @@ fn is_stripped(name: &str, presented: &Presented) -> bool {
         || (name == "authorization" && presented.from_authorization)
 }
 
-/// Verifies the request's key and forwards it to the origin, or answers the refusal. Works on
-/// the runtime's own request and response objects (no worker-rs wrappers): a forwarded answer
-/// goes back as the origin sent it.
-///
-/// # Errors
-/// Only if the runtime fails to build a response; I/O failures become a 500/502 answer.
-pub async fn handle(
-    req: web_sys::Request,
-    env: &Env,
-    ctx: &Context,
+/// What the proxy needs of a request before its key is checked.
+struct Prepared {
+    path: NormalizedPath,
+    query: Option<String>,
+    presented: Presented,
+    request: RequestContext,
+    cost: u32,
+}
+
+impl Prepared {
+    /// The presented key, unless two carriers disagree (then none: `MALFORMED`).
+    fn key(&self) -> Option<&str> {
+        if self.presented.conflicting {
+            None
+        } else {
+            self.presented.key.as_deref()
+        }
+    }
+}
+
+/// Normalises the path, applies the route rules and reads the key and client address: no I/O.
+/// `Err` is the refusal to answer at once (an ambiguous path, a denied route).
+fn prepare(
+    req: &web_sys::Request,
     cfg: &Config,
-) -> Result<web_sys::Response> {
+) -> Result<std::result::Result<Prepared, web_sys::Response>> {
     let url = req.url();
     let (raw_path, query) = path_and_query(&url);
     let path = match normalize_path(raw_path) {
@@ -47,7 +62,8 @@ pub async fn handle(
             return own(respond::problem(&Problem::of(
                 ProblemCode::AmbiguousPath,
                 format!("The request path is refused: {err}. Send it without that encoding."),
-            )));
+            )))
+            .map(Err);
         }
     };
     let method = req.method();
@@ -56,7 +72,8 @@ pub async fn handle(
             return own(respond::problem(&Problem::of(
                 ProblemCode::RouteDenied,
                 "No route rule allows this path, and this edge denies unmatched paths.",
-            )));
+            )))
+            .map(Err);
         }
         Access::AnyKey => (None, None),
         Access::Rule { query, cost } => (Some(query.clone()), cost),
@@ -74,45 +91,148 @@ pub async fn handle(
         required_permission,
         workspaces: cfg.allowed_workspaces.clone(),
     };
-    let key = if presented.conflicting {
-        None
-    } else {
-        presented.key.as_deref()
+    Ok(Ok(Prepared {
+        path,
+        query: query.filter(|q| !q.is_empty()).map(str::to_owned),
+        presented,
+        request,
+        cost: cost.unwrap_or(1),
+    }))
+}
+
+/// What the proxy decided for a checked request.
+enum Decided {
+    /// Our own answer (a refusal), headers included.
+    Own(web_sys::Response),
+    /// Forward this request to the origin; `true`: add our headers ([`own_headers`]) to its
+    /// answer.
+    Forward(web_sys::Request, bool),
+}
+
+fn decide(
+    req: &web_sys::Request,
+    cfg: &Config,
+    prepared: &Prepared,
+    checked: &Checked,
+) -> Result<Decided> {
+    let now = unix_seconds(now_ms());
+    if !checked.verdict.valid {
+        let resp = own(respond::refusal(&checked.verdict, now))?;
+        own_headers(&Headers(resp.headers()), checked)?;
+        return Ok(Decided::Own(resp));
+    }
+    let target = Target {
+        path: &prepared.path,
+        query: prepared.query.as_deref(),
     };
-    let checked = match check(env, ctx, cfg, key, &request, cost.unwrap_or(1)).await {
+    let request = forward_request(
+        req,
+        cfg,
+        &prepared.presented,
+        &checked.verdict,
+        &target,
+        now,
+    )?;
+    // A fetched response's headers are immutable: copied (one call) only when ours are added,
+    // else the origin's answer goes back as it came.
+    let add = checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks");
+    Ok(Decided::Forward(request, add))
+}
+
+/// Our headers on an answer: the tightest rate limit's state, and the test build's counters.
+fn own_headers(headers: &Headers, checked: &Checked) -> Result<()> {
+    if let Some(state) = &checked.verdict.ratelimit {
+        respond::rate_limit_headers(headers, state)?;
+    }
+    respond::kv_reads(headers, checked)
+}
+
+/// The proxy's synchronous lane, for `dispatch`: when the key's answer needs no I/O (a refusal
+/// before any check, a malformed key, a key in this isolate's cache spent wholly from its
+/// leases), our answer (a `Response`) or the request to forward with the headers to add to the
+/// origin's answer (`[Request, Headers | undefined]`, which the entry fetches); else `None`, and
+/// the request takes the async path ([`handle`]).
+pub fn now(req: &web_sys::Request, env: &Env, ctx: &Context, cfg: &Config) -> Option<JsValue> {
+    let prepared = match prepare(req, cfg).ok()? {
+        Ok(p) => p,
+        Err(refusal) => return Some(refusal.into()),
+    };
+    let checked = check_now(
+        env,
+        ctx,
+        cfg,
+        prepared.key(),
+        &prepared.request,
+        prepared.cost,
+    )?;
+    match decide(req, cfg, &prepared, &checked).ok()? {
+        Decided::Own(resp) => Some(resp.into()),
+        Decided::Forward(request, add) => {
+            let extra = if add {
+                let headers = Headers(web_sys::Headers::new().ok()?);
+                own_headers(&headers, &checked).ok()?;
+                headers.0.into()
+            } else {
+                JsValue::UNDEFINED
+            };
+            Some(js_sys::Array::of2(&request, &extra).into())
+        }
+    }
+}
+
+/// Verifies the request's key and forwards it to the origin, or answers the refusal. Works on
+/// the runtime's own request and response objects (no worker-rs wrappers): a forwarded answer
+/// goes back as the origin sent it.
+///
+/// # Errors
+/// Only if the runtime fails to build a response; I/O failures become a 500/502 answer.
+pub async fn handle(
+    req: web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+    cfg: &Config,
+) -> Result<web_sys::Response> {
+    let prepared = match prepare(&req, cfg)? {
+        Ok(p) => p,
+        Err(refusal) => return Ok(refusal),
+    };
+    let checked = match check(
+        env,
+        ctx,
+        cfg,
+        prepared.key(),
+        &prepared.request,
+        prepared.cost,
+    )
+    .await
+    {
         Ok(c) => c,
         Err(err) => return own(respond::internal("verifying a key", &err)),
     };
-    let now = unix_seconds(now_ms());
-    let resp = if checked.verdict.valid {
-        let target = Target {
-            path: &path,
-            query: query.filter(|q| !q.is_empty()),
-        };
-        match forward(&req, cfg, &presented, &checked.verdict, &target, now).await {
-            // A fetched response's headers are immutable: copied (one call) only when ours are
-            // added, else the origin's answer goes back as it came.
-            Ok(resp) if checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks") => {
-                with_own_headers(resp)?
+    match decide(&req, cfg, &prepared, &checked)? {
+        Decided::Own(resp) => Ok(resp),
+        Decided::Forward(request, add) => match js::fetch(&request).await {
+            Ok(resp) if add => {
+                let resp = with_own_headers(resp)?;
+                own_headers(&Headers(resp.headers()), &checked)?;
+                Ok(resp)
             }
-            Ok(resp) => return Ok(resp),
-            Err(err) => {
-                worker::console_error!("forwarding to the origin: {err}");
-                own(respond::problem(&Problem::of(
-                    ProblemCode::OriginUnreachable,
-                    "The origin did not answer.",
-                )))?
-            }
-        }
-    } else {
-        own(respond::refusal(&checked.verdict, now))?
-    };
-    let headers = Headers(resp.headers());
-    if let Some(state) = &checked.verdict.ratelimit {
-        respond::rate_limit_headers(&headers, state)?;
+            Ok(resp) => Ok(resp),
+            Err(err) => origin_unreachable(&err.to_string()),
+        },
     }
-    respond::kv_reads(&headers, &checked)?;
-    Ok(resp)
+}
+
+/// The 502 answered when the origin cannot be reached; the cause is logged, never sent.
+///
+/// # Errors
+/// Only if the runtime fails to build a response.
+pub fn origin_unreachable(err: &str) -> Result<web_sys::Response> {
+    worker::console_error!("forwarding to the origin: {err}");
+    own(respond::problem(&Problem::of(
+        ProblemCode::OriginUnreachable,
+        "The origin did not answer.",
+    )))
 }
 
 /// One of our own answers as the runtime's response (its headers stay mutable).
@@ -136,14 +256,16 @@ impl Target<'_> {
     }
 }
 
-async fn forward(
+/// The request to send to the origin: the client's, at the normalised target, with the key
+/// carriers and every header that could pass for ours stripped and our identity headers set.
+fn forward_request(
     req: &web_sys::Request,
     cfg: &Config,
     presented: &Presented,
     verdict: &Verdict,
     target: &Target<'_>,
     now: i64,
-) -> Result<web_sys::Response> {
+) -> Result<web_sys::Request> {
     let origin = cfg
         .origin_url
         .as_deref()
@@ -185,13 +307,14 @@ async fn forward(
             init.set_body(&body);
         }
     }
-    let request =
-        web_sys::Request::new_with_str_and_init(&format!("{origin}{request_target}"), &init)?;
-    js::fetch(&request).await
+    Ok(web_sys::Request::new_with_str_and_init(
+        &format!("{origin}{request_target}"),
+        &init,
+    )?)
 }
 
 /// The origin's answer with headers of its own (a copy, made in one call), so ours can be
-/// added; the body streams through.
+/// added; the body streams through. (The entry does the same for the synchronous lane.)
 fn with_own_headers(resp: web_sys::Response) -> Result<web_sys::Response> {
     let init = web_sys::ResponseInit::new();
     init.set_status(resp.status());
