@@ -4,6 +4,12 @@
 // Run: `cargo xtask bench` (builds the edge first), or by hand after `cargo xtask build-edge`:
 //   node bench/edge.mjs --out target/keyward/bench-edge.json [--rounds 3] [--duration 8]
 //                       [--connections 4] [--threads 1]
+//   By hand, for work on the edge (never by `cargo xtask bench`):
+//     --only id,id     measures only these variants (ids below) and prints them; writes nothing
+//     --profile id     samples workerd's CPU profile (V8 inspector) while wrk drives that variant
+//                      and prints the functions with the most self and total time; writes nothing.
+//                      Build with KEYWARD_EDGE_NAMES=1 `cargo xtask build-edge` so the WASM
+//                      functions keep their names.
 // Needs `wrk` on PATH (`cargo xtask bench` installs it with apt when missing).
 //
 // What it does:
@@ -208,8 +214,10 @@ function peerWorker(name, port, counted, cached = false) {
 }
 
 const stateDir = mkdtempSync(join(tmpdir(), "keyward-bench-"));
+const INSPECTOR_PORT = args.profile ? await freePort() : undefined;
 const mf = new Miniflare({
   log: new Log(LogLevel.WARN),
+  inspectorPort: INSPECTOR_PORT,
   cf: false, // no fetch of Request.cf from the internet
   host: "127.0.0.1",
   port: await freePort(),
@@ -437,6 +445,16 @@ try {
     { id: "keyward_proxy_garbage", label: "Keyward proxy, garbage key (401)", url: `${url("keyward")}/v1/items/1`, script: getLua("kpg", garbage) },
     { id: "keyward_verify_unknown", label: "Keyward verify, unknown well-formed key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("ku", unknown) },
   ];
+  if (args.profile) {
+    const v = variants.find((x) => x.id === args.profile);
+    if (!v) throw new Error(`--profile: no variant ${args.profile}; one of ${variants.map((x) => x.id).join(", ")}`);
+    await profile(v, INSPECTOR_PORT, DURATION_S);
+    process.exit(0);
+  }
+  if (args.only) {
+    const only = new Set(args.only.split(","));
+    variants.splice(0, variants.length, ...variants.filter((v) => only.has(v.id)));
+  }
   // Warm every variant (JIT, isolate caches, connection setup) before measuring.
   for (const v of variants) await wrk(v, 1);
   const runs = Object.fromEntries(variants.map((v) => [v.id, []]));
@@ -448,6 +466,10 @@ try {
         `edge bench round ${round}/${ROUNDS} ${v.id}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms${r.non2xx ? `, ${r.non2xx} non-2xx` : ""}\n`,
       );
     }
+  }
+  if (args.only) {
+    for (const v of variants) process.stderr.write(`${v.id}: median ${median(runs[v.id].map((r) => r.rps)).toFixed(0)} req/s\n`);
+    process.exit(0);
   }
   // ---- latency without queueing: one connection, one request at a time ----
   // Under full load (above) p99 is mostly the scheduler: wrk and workerd share the cores. Here a
@@ -620,6 +642,70 @@ async function sequential(variant, body, key, seconds) {
     p99_ms: at(0.99),
     mean_ms: samples.reduce((a, b) => a + b, 0) / samples.length,
   };
+}
+
+// ---- CPU profile (--profile) ----
+
+/**
+ * Samples the CPU profile of the Worker serving `variant` (workerd's V8 inspector, one target
+ * per Worker) while wrk drives it for `seconds`, and prints where the time went: per function,
+ * self time and total time (itself and what it called), as shares of all samples.
+ */
+async function profile(variant, inspectorPort, seconds) {
+  const { default: WebSocket } = await import("ws");
+  await wrk(variant, 2); // warm
+  const port = new URL(variant.url).port;
+  const name = Object.entries(ports).find(([, p]) => String(p) === port)?.[0];
+  const worker = { keyward: "keyward", passthrough: "passthrough", peerCached: "js-peer-cached", peer: "js-peer", bodyFloor: "body-floor", noop: "noop" }[name] ?? name;
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
+  const target = targets.find((t) => t.title === `core:user:${worker}` || t.title?.endsWith(`:${worker}`) || t.title === worker);
+  if (!target) throw new Error(`no inspector target for ${worker}: ${targets.map((t) => t.title).join(", ")}`);
+  const ws = new WebSocket(target.webSocketDebuggerUrl ?? `ws://127.0.0.1:${inspectorPort}/${target.id}`);
+  await new Promise((ok, fail) => (ws.once("open", ok), ws.once("error", fail)));
+  let id = 0;
+  const pending = new Map();
+  ws.on("message", (data) => {
+    const msg = JSON.parse(data);
+    if (msg.id && pending.has(msg.id)) {
+      pending.get(msg.id)(msg);
+      pending.delete(msg.id);
+    }
+  });
+  const send = (method, params = {}) =>
+    new Promise((ok, fail) => {
+      const n = ++id;
+      pending.set(n, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
+      ws.send(JSON.stringify({ id: n, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 50 });
+  await send("Profiler.start");
+  const r = await wrk(variant, seconds);
+  const { profile: p } = await send("Profiler.stop");
+  ws.close();
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = (n) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url ? n.callFrame.url.split("/").pop() + ":" + n.callFrame.lineNumber : ""}`.trim();
+  const self = new Map();
+  const total = new Map();
+  const samples = p.samples.length;
+  for (const s of p.samples) {
+    const leaf = byId.get(s);
+    self.set(label(leaf), (self.get(label(leaf)) ?? 0) + 1);
+    const seen = new Set();
+    for (let at = s; at !== undefined; at = parent.get(at)) {
+      const l = label(byId.get(at));
+      if (!seen.has(l)) seen.add(l), total.set(l, (total.get(l) ?? 0) + 1);
+    }
+  }
+  const top = (m, n) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
+  const pct = (x) => `${((100 * x) / samples).toFixed(1).padStart(5)}%`;
+  console.log(`${variant.id}: ${r.rps.toFixed(0)} req/s while profiled; ${samples} samples`);
+  console.log("self time:");
+  for (const [l, x] of top(self, 40)) console.log(`  ${pct(x)}  ${l}`);
+  console.log("total time:");
+  for (const [l, x] of top(total, 40)) console.log(`  ${pct(x)}  ${l}`);
 }
 
 // ---- wrk ----
