@@ -419,3 +419,57 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
         .to_owned();
     Ok((status, body))
 }
+
+/// Whether `resp` is wrangler dev's own 503 "Your worker restarted mid-request" (sent with
+/// `Retry-After: 0`; the Worker never answers 503 with it): its proxy's hop to the Worker lost a
+/// kept-alive connection, and the request never reached the Worker
+/// (cloudflare/workers-sdk#14641, about 5 s keep-alive timeouts meeting a steady request
+/// cadence). Only GET and HEAD are retried by wrangler itself.
+#[must_use]
+pub fn is_dev_proxy_restart(resp: &reqwest::Response) -> bool {
+    resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        && resp
+            .headers()
+            .get("retry-after")
+            .is_some_and(|v| v.as_bytes() == b"0")
+        && !resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
+/// Requests [`SendToEdge::send_to_edge`] sent again after wrangler dev's own 503, in this
+/// process: the soak reports it.
+pub static DEV_PROXY_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `send` for requests to the local edge: sent again (up to 4 times in all) when wrangler dev's
+/// proxy answers its own 503 ([`is_dev_proxy_restart`]) — a fault of the local dev server, not
+/// of the Worker, which a test must not read as the Worker's answer. A request whose body
+/// cannot be cloned (a stream) is sent once.
+pub trait SendToEdge {
+    /// Sends the request, again after wrangler dev's own 503.
+    fn send_to_edge(self) -> impl Future<Output = reqwest::Result<reqwest::Response>> + Send;
+}
+
+impl SendToEdge for reqwest::RequestBuilder {
+    async fn send_to_edge(self) -> reqwest::Result<reqwest::Response> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(attempt) = self.try_clone() else {
+                return self.send().await;
+            };
+            let resp = attempt.send().await?;
+            if tries < 4 && is_dev_proxy_restart(&resp) {
+                DEV_PROXY_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                eprintln!(
+                    "edge: wrangler dev's proxy lost its connection to the Worker (its 503 \
+                     \"restarted mid-request\"); sending again"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+}

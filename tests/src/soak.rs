@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use crate::edge::{DEV_PROXY_RETRIES, SendToEdge};
 use crate::stack::Stack;
 
 /// Requests per second of each kind.
@@ -168,6 +169,9 @@ pub struct SoakReport {
     pub keys_checked: usize,
     /// Usage the control plane recorded for the warm keys (valid requests), after the flushes.
     pub usage_valid_counted: u64,
+    /// Edge requests sent again because wrangler dev's own proxy answered its 503 "restarted
+    /// mid-request" (cloudflare/workers-sdk#14641: the request never reached the Worker).
+    pub dev_proxy_retries: u64,
 }
 
 /// Resident memory of every component at one moment of the load.
@@ -260,6 +264,11 @@ impl SoakReport {
             self.lost_writes.len(),
             self.keys_checked,
             self.usage_valid_counted
+        );
+        s += &format!(
+            "edge requests sent again after wrangler dev's own 503 (its proxy lost the connection \
+             to the Worker; cloudflare/workers-sdk#14641): {}\n",
+            self.dev_proxy_retries
         );
         s
     }
@@ -674,7 +683,7 @@ impl Driver {
             .http
             .post(format!("{}/v1/keys/verify", self.edge))
             .json(&json!({"key": key}))
-            .send()
+            .send_to_edge()
             .await?;
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
@@ -698,7 +707,7 @@ impl Driver {
             .http
             .get(format!("{}/soak/{n}", self.edge))
             .bearer_auth(key)
-            .send()
+            .send_to_edge()
             .await?;
         match r.status().as_u16() {
             200 => Ok(true),
@@ -932,6 +941,7 @@ impl Driver {
             lost_writes: st.lost.clone(),
             keys_checked,
             usage_valid_counted,
+            dev_proxy_retries: DEV_PROXY_RETRIES.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

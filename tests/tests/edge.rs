@@ -16,7 +16,7 @@ use keyward_common::sync::{
     TIMESTAMP_HEADER, UsageBatch, verify_signature,
 };
 use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyStatus, RateLimit, RoleEntry, SecretKey};
-use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, unix_now};
+use keyward_tests::edge::{EdgeBundle, EdgeOptions, EdgeServer, SendToEdge, unix_now};
 use keyward_tests::origin::EchoOrigin;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -120,7 +120,7 @@ async fn get_with_key(path: &str, key: &str) -> Response {
     client()
         .get(format!("{}{path}", edge().url()))
         .bearer_auth(key)
-        .send()
+        .send_to_edge()
         .await
         .unwrap()
 }
@@ -129,7 +129,7 @@ async fn verify(body: Value) -> (StatusCode, Value) {
     let resp = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&body)
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     let status = resp.status();
@@ -179,7 +179,7 @@ async fn a_valid_key_is_proxied_with_identity_headers_and_without_the_key() {
         .bearer_auth(key.expose())
         .header("x-custom", "kept")
         .header("x-keyward-owner", "forged")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -213,7 +213,7 @@ async fn a_key_in_x_api_key_is_stripped_and_other_authorization_is_kept() {
         .header("x-api-key", key.expose())
         .header("authorization", "Basic dXNlcjpwYXNz")
         .body("hello origin")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -230,7 +230,7 @@ async fn a_key_in_x_api_key_is_stripped_and_other_authorization_is_kept() {
         .get(format!("{}/v1/items/1", edge().url()))
         .header("x-api-key", key.expose())
         .header("x-keyward-owner", "forged")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     let echo: Value = resp.json().await.unwrap();
@@ -317,7 +317,7 @@ async fn each_failure_code_is_produced_by_the_proxy_and_the_verify_api() {
         if let Some(ip) = ip {
             req = req.header("cf-connecting-ip", ip);
         }
-        assert_refused(req.send().await.unwrap(), status, code).await;
+        assert_refused(req.send_to_edge().await.unwrap(), status, code).await;
 
         let mut body = extra.clone();
         body["key"] = json!(key.expose());
@@ -370,7 +370,7 @@ async fn malformed_keys_are_refused_at_the_proxy_and_the_verify_api() {
     assert_refused(get_with_key("/v1/items/1", &typo).await, 401, "MALFORMED").await;
     let no_key = client()
         .get(format!("{}/v1/items/1", edge().url()))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_refused(no_key, 401, "MALFORMED").await;
@@ -382,7 +382,7 @@ async fn malformed_keys_are_refused_at_the_proxy_and_the_verify_api() {
         .get(format!("{}/v1/items/1", edge().url()))
         .bearer_auth(other.expose())
         .header("x-api-key", key.expose())
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_refused(both, 401, "MALFORMED").await;
@@ -396,7 +396,7 @@ async fn malformed_keys_are_refused_at_the_proxy_and_the_verify_api() {
     let not_json = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .body("{not json")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
@@ -418,7 +418,7 @@ async fn a_garbage_key_causes_no_kv_read() {
     let verified = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&json!({"key": typo}))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(kv_reads(&verified).as_deref(), Some("0"));
@@ -465,7 +465,7 @@ async fn an_imported_key_of_another_format_verifies_at_the_verify_api_and_the_pr
     let api_key = client()
         .get(format!("{}/v1/items/7", edge().url()))
         .header("x-api-key", &key)
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(api_key.status(), StatusCode::OK);
@@ -493,7 +493,7 @@ async fn foreign_garbage_costs_one_kv_read_then_none_and_a_keyward_typo_none() {
     let verified = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&json!({"key": garbage}))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(kv_reads(&verified).as_deref(), Some("0"));
@@ -688,7 +688,7 @@ async fn internal_routes_are_never_proxied() {
     let key = stored(&entry(1)).await;
     let health = client()
         .get(format!("{}/_keyward/health", edge().url()))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -712,7 +712,7 @@ async fn internal_routes_are_never_proxied() {
         let resp = client()
             .request(method.clone(), format!("{}{path}", edge().url()))
             .bearer_auth(key.expose())
-            .send()
+            .send_to_edge()
             .await
             .unwrap();
         assert_eq!(
@@ -866,7 +866,7 @@ async fn client_headers_that_an_origin_could_read_as_ours_never_reach_it() {
         .header("x_keyward-workspace", "victim-ws")
         .header("X-KEYWARD-KEY-ID", "key_victim")
         .header("x-keyward-signature", "v1=forged")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -898,7 +898,7 @@ async fn forwarded_requests_carry_a_signature_the_origin_can_check() {
         .post(format!("{}/v1/items/7?x=1", edge().url()))
         .bearer_auth(key.expose())
         .body("payload")
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     let echo: Value = resp.json().await.unwrap();
@@ -1005,7 +1005,7 @@ async fn oversized_bodies_are_refused_with_413_and_proxied_bodies_stream_through
     let declared = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .body(big.clone())
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_refused(declared, 413, "payload_too_large").await;
@@ -1249,7 +1249,7 @@ async fn a_warm_key_with_roles_costs_no_kv_read_and_a_cold_one_one_per_uncached_
     let resp = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&json!({"key": key.expose(), "permission": "a.x AND b.x"}))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     // The sync that wrote the roles evicted them here; the key entry, its owner's entry (none
@@ -1259,7 +1259,7 @@ async fn a_warm_key_with_roles_costs_no_kv_read_and_a_cold_one_one_per_uncached_
     let warm = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&json!({"key": key.expose(), "permission": "a.x AND b.x"}))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(reads(&warm).as_deref(), Some("0"));
@@ -1270,7 +1270,7 @@ async fn a_warm_key_with_roles_costs_no_kv_read_and_a_cold_one_one_per_uncached_
     let resp = client()
         .post(format!("{}/v1/keys/verify", edge().url()))
         .json(&json!({"key": other.expose(), "permission": "a.x"}))
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     assert_eq!(reads(&resp).as_deref(), Some("1"));
@@ -1399,7 +1399,7 @@ async fn proxy_rules_take_queries_and_allowed_workspaces_bind_the_proxy() {
         client()
             .post(format!("{}/v1/sms/send", bound.url()))
             .bearer_auth(k.expose())
-            .send()
+            .send_to_edge()
     };
     assert_eq!(post(&keys[0]).await.unwrap().status(), 200);
     assert_refused(post(&keys[1]).await.unwrap(), 403, "FORBIDDEN_SCOPE").await;
@@ -1526,7 +1526,7 @@ async fn aget(path: &str, key: &str) -> Response {
     client()
         .get(format!("{}{path}", aw().edge.url()))
         .bearer_auth(key)
-        .send()
+        .send_to_edge()
         .await
         .unwrap()
 }
@@ -1535,7 +1535,7 @@ async fn averify(body: Value) -> (StatusCode, Value) {
     let resp = client()
         .post(format!("{}/v1/keys/verify", aw().edge.url()))
         .json(&body)
-        .send()
+        .send_to_edge()
         .await
         .unwrap();
     let status = resp.status();
@@ -1981,7 +1981,7 @@ async fn a_hot_key_with_credits_and_two_limits_rarely_calls_its_object() {
         client()
             .post(format!("{}/v1/keys/verify", aw().edge.url()))
             .json(&json!({"key": key.expose()}))
-            .send()
+            .send_to_edge()
     };
     let first = verify_raw().await.unwrap();
     let before = calls(&first);
@@ -1995,7 +1995,7 @@ async fn a_hot_key_with_credits_and_two_limits_rarely_calls_its_object() {
                     client()
                         .post(format!("{url}/v1/keys/verify"))
                         .json(&json!({ "key": key }))
-                        .send()
+                        .send_to_edge()
                         .await
                         .unwrap()
                         .status()
@@ -2057,7 +2057,7 @@ async fn a_daily_refill_key_that_spent_its_credits_verifies_again_after_midnight
         let v: Value = client()
             .post(format!("{}/v1/keys/verify", clocked.url()))
             .json(&json!({"key": key.expose()}))
-            .send()
+            .send_to_edge()
             .await
             .unwrap()
             .json()

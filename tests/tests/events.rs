@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use keyward_functions::webhook::signature;
 use keyward_tests::app::TestApp;
 use keyward_tests::control_plane::{JwtSettings, random_hex, unix_now};
+use keyward_tests::edge::SendToEdge;
 use keyward_tests::receiver::{Seen, receiver, scripted};
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
 use reqwest::Method;
@@ -185,7 +186,7 @@ impl World {
             .http
             .post(format!("{}/v1/keys/verify", self.edge))
             .json(&body)
-            .send()
+            .send_to_edge()
             .await
             .expect("calling the verify API");
         assert_eq!(r.status(), 200);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use keyward_tests::app::TestApp;
 use keyward_tests::control_plane::{JwtSettings, random_hex};
+use keyward_tests::edge::SendToEdge;
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -114,7 +115,7 @@ impl World {
             .http
             .post(format!("{}/v1/keys/verify", self.edge))
             .json(&body)
-            .send()
+            .send_to_edge()
             .await
             .expect("calling the verify API");
         assert_eq!(r.status(), 200, "the verify API always answers 200");
@@ -132,7 +133,7 @@ impl World {
             .http
             .request(method, format!("{}{path}", self.edge))
             .bearer_auth(key)
-            .send()
+            .send_to_edge()
             .await
             .expect("calling the edge");
         let status = r.status().as_u16();

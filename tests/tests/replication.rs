@@ -20,6 +20,7 @@ use keyward_common::{EdgeEntry, KeyHash, KeyId, KeyRecord};
 use keyward_functions::store::item;
 use keyward_tests::app::{ApiResponse, TestApp};
 use keyward_tests::control_plane::{JwtSettings, random_hex};
+use keyward_tests::edge::SendToEdge;
 use keyward_tests::poller::PollerStats;
 use keyward_tests::stack::{ADMIN_PERMISSIONS, Stack, StackOptions};
 use reqwest::Method;
@@ -69,23 +70,13 @@ impl World {
         if let Some(s) = scope {
             body["scope"] = json!(s);
         }
-        // wrangler dev answers a bare 503 of its own (never the Worker's) now and then, seen
-        // right after an edge restart and in the soak; that is retried, a Worker's answer is not.
-        let mut tries = 0;
-        let resp = loop {
-            let resp = self
-                .http
-                .post(format!("{}/v1/keys/verify", self.edge))
-                .json(&body)
-                .send()
-                .await
-                .expect("calling the verify API");
-            tries += 1;
-            if resp.status() != 503 || tries == 5 {
-                break resp;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let resp = self
+            .http
+            .post(format!("{}/v1/keys/verify", self.edge))
+            .json(&body)
+            .send_to_edge()
+            .await
+            .expect("calling the verify API");
         assert_eq!(resp.status(), 200, "the verify API always answers 200");
         resp.json().await.expect("a verdict")
     }
@@ -126,7 +117,7 @@ impl World {
             .http
             .get(format!("{}/orders/42?via=edge", self.edge))
             .bearer_auth(key)
-            .send()
+            .send_to_edge()
             .await
             .expect("calling the edge");
         let status = resp.status().as_u16();
@@ -957,7 +948,7 @@ async fn wait_for_permission(w: &World, key: &str, query: &str, code: &str) -> D
             .http
             .post(format!("{}/v1/keys/verify", w.edge))
             .json(&json!({"key": key, "permission": query}))
-            .send()
+            .send_to_edge()
             .await
             .expect("calling the verify API")
             .json()
