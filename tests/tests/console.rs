@@ -503,20 +503,20 @@ async fn person(w: World, engine: Engine) {
     s.click("dialog[open] button[type=submit]").await;
     s.take_secret_once("webhook-secret-shown-once", "whsec_")
         .await;
-    // The workspace may hold other endpoints (an earlier browser's): act on this one's row.
-    let sent =
-        s.b.execute(
-            "for (const tr of document.querySelectorAll('#webhooks-table tbody tr[data-webhook-id]'))
-               if (tr.cells[0].textContent === arguments[0]) {
-                 tr.querySelector(\"button[aria-label^='Send a test event']\").click();
-                 return true;
-               }
-             return false;",
-            json!([hook_url]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(sent, true, "a row for {hook_url}");
+    // The workspace may hold other endpoints (an earlier browser's): act on this one's row,
+    // once the table has been drawn again with it (the list is fetched after the dialog closes).
+    s.b.wait_until(
+        &format!("a row for {hook_url}"),
+        "for (const tr of document.querySelectorAll('#webhooks-table tbody tr[data-webhook-id]'))
+           if (tr.cells[0].textContent === arguments[0]) {
+             tr.querySelector(\"button[aria-label^='Send a test event']\").click();
+             return true;
+           }
+         return false;",
+        json!([hook_url]),
+    )
+    .await
+    .unwrap();
     s.b.wait_until(
         "the test delivery",
         "for (const tr of document.querySelectorAll('#webhooks-table tbody tr[data-webhook-id]'))
