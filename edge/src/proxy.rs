@@ -46,6 +46,16 @@ impl Prepared {
             self.presented.key.as_deref()
         }
     }
+
+    /// [`check_now`] of this request: `None` when its answer needs I/O.
+    fn check_now(&self, env: &Env, ctx: &Context, cfg: &Config) -> Option<Checked> {
+        check_now(env, ctx, cfg, self.key(), &self.request, self.cost)
+    }
+
+    /// [`check`] of this request.
+    async fn check(&self, env: &Env, ctx: &Context, cfg: &Config) -> Result<Checked> {
+        check(env, ctx, cfg, self.key(), &self.request, self.cost).await
+    }
 }
 
 /// Normalises the path, applies the route rules and reads the key and client address: no I/O.
@@ -157,14 +167,7 @@ pub fn now(req: &web_sys::Request, env: &Env, ctx: &Context, cfg: &Config) -> Op
         Ok(p) => p,
         Err(refusal) => return Some(refusal.into()),
     };
-    let checked = check_now(
-        env,
-        ctx,
-        cfg,
-        prepared.key(),
-        &prepared.request,
-        prepared.cost,
-    )?;
+    let checked = prepared.check_now(env, ctx, cfg)?;
     match decide(req, cfg, &prepared, &checked).ok()? {
         Decided::Own(resp) => Some(resp.into()),
         Decided::Forward(request, add) => {
@@ -196,16 +199,7 @@ pub async fn handle(
         Ok(p) => p,
         Err(refusal) => return Ok(refusal),
     };
-    let checked = match check(
-        env,
-        ctx,
-        cfg,
-        prepared.key(),
-        &prepared.request,
-        prepared.cost,
-    )
-    .await
-    {
+    let checked = match prepared.check(env, ctx, cfg).await {
         Ok(c) => c,
         Err(err) => return own(respond::internal("verifying a key", &err)),
     };
