@@ -231,6 +231,22 @@ pub struct Target {
     pub rules: Rules,
     /// `key` or `owner`, for the verify answer.
     pub scope: LimitScope,
+    /// `who`'s object name, formatted once: every map here is keyed by it.
+    name: String,
+}
+
+impl Target {
+    /// The allowance of `who` under `rules`, reported under `scope`.
+    #[must_use]
+    pub fn new(who: CreditTarget, rules: Rules, scope: LimitScope) -> Self {
+        let name = who.object_name();
+        Self {
+            who,
+            rules,
+            scope,
+            name,
+        }
+    }
 }
 
 /// What spending from a target concluded.
@@ -257,9 +273,8 @@ fn scoped(
 /// Spends `cost` from the target's leases in this isolate, with no I/O: `None` when they do not
 /// hold enough (a round trip is needed).
 pub fn spend_now(target: &Target, cost: u32, now: u64) -> Option<Spent> {
-    let name = target.who.object_name();
     HELD.with_borrow_mut(|h| {
-        let held = h.get_mut(&name)?;
+        let held = h.get_mut(&target.name)?;
         if !held.knows() || !held.spend(cost, now) {
             return None;
         }
@@ -278,13 +293,16 @@ pub fn spend_now(target: &Target, cost: u32, now: u64) -> Option<Spent> {
 /// The request costs nothing and gives back only leases that ended; what it returns is
 /// learnt as any answer is (its lease goes back by timer when it ends).
 pub fn top_up(env: &Env, ctx: &Context, target: &Target) {
-    let name = target.who.object_name();
     let now = clock_ms();
-    if INFLIGHT.with_borrow(|f| f.contains(&name))
-        || !HELD.with_borrow(|h| h.get(&name).is_some_and(|held| held.wants_top_up(now)))
+    if INFLIGHT.with_borrow(|f| f.contains(&target.name))
+        || !HELD.with_borrow(|h| {
+            h.get(&target.name)
+                .is_some_and(|held| held.wants_top_up(now))
+        })
     {
         return;
     }
+    let name = target.name.clone();
     let guard = Inflight::begin(&name);
     let returns = HELD.with_borrow_mut(|h| {
         h.get_mut(&name)
@@ -318,7 +336,7 @@ pub fn top_up(env: &Env, ctx: &Context, target: &Target) {
 /// Puts back `cost` just spent with [`spend_now`] (a later target could not spend locally).
 pub fn unspend_now(target: &Target, cost: u32, now: u64) {
     HELD.with_borrow_mut(|h| {
-        if let Some(held) = h.get_mut(&target.who.object_name()) {
+        if let Some(held) = h.get_mut(&target.name) {
             held.refund(cost, now);
         }
     });
@@ -331,7 +349,7 @@ pub fn refund(env: &Env, ctx: &Context, target: &Target, cost: u32, now: u64) {
     if cost == 0 {
         return;
     }
-    let name = target.who.object_name();
+    let name = target.name.clone();
     if HELD.with_borrow_mut(|h| h.get_mut(&name).is_some_and(|held| held.refund(cost, now))) {
         return;
     }
@@ -358,7 +376,7 @@ pub fn refund(env: &Env, ctx: &Context, target: &Target, cost: u32, now: u64) {
 /// # Errors
 /// When the object cannot be reached.
 pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Result<Spent> {
-    let name = target.who.object_name();
+    let name = target.name.clone();
     let deadline = clock_ms() + LEASE_TTL_MS + RETURN_GRACE_MS + 500;
     let mut waiting_since: Option<u64> = None;
     loop {
@@ -462,7 +480,7 @@ impl Drop for Inflight {
 /// # Errors
 /// When the object cannot be reached.
 pub async fn peek(env: &Env, ctx: &Context, target: &Target) -> Result<Spent> {
-    let name = target.who.object_name();
+    let name = target.name.clone();
     let now = clock_ms();
     let known = HELD.with_borrow(|h| {
         h.get(&name)
@@ -507,7 +525,7 @@ fn learn_state(
     answer: &Answer,
     now: u64,
 ) -> Option<impl std::future::Future<Output = ()> + 'static> {
-    let name = target.who.object_name();
+    let name = target.name.clone();
     HELD.with_borrow_mut(|h| h.entry(name.clone()).or_default().learn(answer));
     if let Some(c) = answer.credits {
         let report = BalanceReport {

@@ -233,14 +233,14 @@ fn targets(entry: &EdgeEntry, owner: Option<&OwnerEntry>) -> Vec<allowance::Targ
     }
     let rules = key_rules(entry);
     if rules.is_limited() {
-        out.push(allowance::Target {
-            who: CreditTarget::Key {
+        out.push(allowance::Target::new(
+            CreditTarget::Key {
                 workspace: entry.workspace.clone(),
                 key_id: entry.key_id.clone(),
             },
             rules,
-            scope: LimitScope::Key,
-        });
+            LimitScope::Key,
+        ));
     }
     if let (Some(owner), Some(owner_id)) = (owner, entry.owner_id.as_ref()) {
         let rules = Rules {
@@ -248,14 +248,14 @@ fn targets(entry: &EdgeEntry, owner: Option<&OwnerEntry>) -> Vec<allowance::Targ
             credited: owner.credited,
         };
         if rules.is_limited() {
-            out.push(allowance::Target {
-                who: CreditTarget::Owner {
+            out.push(allowance::Target::new(
+                CreditTarget::Owner {
                     workspace: entry.workspace.clone(),
                     owner_id: owner_id.clone(),
                 },
                 rules,
-                scope: LimitScope::Owner,
-            });
+                LimitScope::Owner,
+            ));
         }
     }
     out
