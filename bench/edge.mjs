@@ -2,7 +2,7 @@
 // on workerd itself (through Miniflare's direct sockets: no wrangler, no node proxy in the path).
 //
 // Run: `cargo xtask bench` (builds the edge first), or by hand after `cargo xtask build-edge`:
-//   node bench/edge.mjs --out target/keyward/bench-edge.json [--rounds 3] [--duration 8]
+//   node bench/edge.mjs --out target/keyward/bench-edge.json [--rounds 5] [--duration 5]
 //                       [--connections 4] [--threads 1]
 //   By hand, for work on the edge (never by `cargo xtask bench`):
 //     --only id,id     measures only these variants (ids below) and prints them; writes nothing
@@ -33,8 +33,9 @@
 //    calls per request for the limited key under wrk load;
 // 4. exactness: many concurrent clients spend the few-credits key through the verify API and
 //    the proxy together; exactly its credits are admitted;
-// 5. runs wrk against every variant, alternating variants within each round, and writes
-//    medians over the rounds (requests/s, p50, p99) as JSON;
+// 5. runs wrk against every variant, compared pairs back to back and the order reversed every
+//    other round, and writes medians over the rounds (requests/s, p50, p99) with the rounds
+//    themselves (the report's ratios are medians of per-round ratios);
 // 6. measures latency one request at a time (nothing queues; every request timed by a node
 //    client) for the floors, Keyward and the peer: the p99 a Worker adds over the no-op.
 
@@ -53,8 +54,8 @@ const startedAt = performance.now();
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..");
 const args = parseArgs(process.argv.slice(2));
-const ROUNDS = Number(args.rounds ?? 3);
-const DURATION_S = Number(args.duration ?? 8);
+const ROUNDS = Number(args.rounds ?? 5);
+const DURATION_S = Number(args.duration ?? 5);
 const CONNECTIONS = Number(args.connections ?? 4);
 const THREADS = Number(args.threads ?? 1);
 const OUT = resolve(args.out ?? join(repo, "target/keyward/bench-edge.json"));
@@ -429,15 +430,19 @@ try {
   process.stderr.write(`edge bench: exactness: ${exactness.admitted} admitted of ${EXACT_CREDITS} credits (${EXACT_REQUESTS} requests, ${EXACT_CLIENTS} clients)\n`);
 
   // ---- throughput ----
+  // In the order measured: every compared pair runs back to back (the floors beside Keyward's
+  // warm verify, the limited key beside the unlimited one, the pass-through beside the proxy),
+  // and each round runs the list in the other direction. The ratios are medians of the per-round
+  // ratios (`xtask/src/bench_report.rs`): both sides of a pair see the machine in the same state.
   const variants = [
     { id: "noop", label: "no-op worker (floor), same POST as verify", url: `${url("noop")}/v1/keys/verify`, script: postLua("nv", valid) },
     { id: "body_floor", label: "JS body floor: reads the JSON body, fixed verdict", url: `${url("bodyFloor")}/v1/keys/verify`, script: postLua("bf", valid) },
     { id: "keyward_verify_warm", label: "Keyward verify, warm valid key", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kv", valid) },
-    { id: "keyward_proxy_warm", label: "Keyward proxy → origin worker, warm valid key", url: `${url("keyward")}/v1/items/1`, script: getLua("kp", valid) },
+    { id: "js_verify_cached", label: "JS peer verify, isolate cache (found 5 s, unknown 2 s)", url: `${url("peerCached")}/v1/keys/verify`, script: postLua("jvc", valid) },
     { id: "keyward_verify_limited", label: "Keyward verify, warm key with two limits and credits", url: `${url("keyward")}/v1/keys/verify`, script: postLua("kvl", limited) },
     { id: "keyward_proxy_limited", label: "Keyward proxy, warm key with two limits and credits", url: `${url("keyward")}/v1/items/1`, script: getLua("kpl", limited) },
+    { id: "keyward_proxy_warm", label: "Keyward proxy → origin worker, warm valid key", url: `${url("keyward")}/v1/items/1`, script: getLua("kp", valid) },
     { id: "passthrough", label: "JS pass-through floor → origin worker (one header stripped)", url: `${url("passthrough")}/v1/items/1`, script: getLua("pt", valid) },
-    { id: "js_verify_cached", label: "JS peer verify, isolate cache (found 5 s, unknown 2 s)", url: `${url("peerCached")}/v1/keys/verify`, script: postLua("jvc", valid) },
     { id: "js_proxy_cached", label: "JS peer proxy → origin worker, isolate cache", url: `${url("peerCached")}/v1/items/1`, script: getLua("jpc", valid) },
     { id: "js_verify", label: "JS peer verify, valid key", url: `${url("peer")}/v1/keys/verify`, script: postLua("jv", valid) },
     { id: "js_proxy", label: "JS peer proxy → origin worker, valid key", url: `${url("peer")}/v1/items/1`, script: getLua("jp", valid) },
@@ -459,7 +464,8 @@ try {
   for (const v of variants) await wrk(v, 1);
   const runs = Object.fromEntries(variants.map((v) => [v.id, []]));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const v of variants) {
+    const order = round % 2 === 1 ? variants : [...variants].reverse();
+    for (const v of order) {
       const r = await wrk(v, DURATION_S);
       runs[v.id].push(r);
       process.stderr.write(
@@ -519,7 +525,7 @@ try {
       runtime: "workerd via Miniflare (node_modules/miniflare), unsafeDirectSockets: wrk talks to workerd directly",
       miniflare: JSON.parse(readFileSync(join(repo, "node_modules/miniflare/package.json"), "utf8")).version,
       compatibility_date: COMPAT_DATE,
-      load: `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} rounds, variants alternated`,
+      load: `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION_S}s --latency, ${ROUNDS} rounds, pairs back to back, direction alternated per round`,
       origin: "a second no-op worker in the same workerd (bench/workers/noop.js)",
       bundle: BUILD,
       usage_reporting: `on: USAGE_URL is a sink in the same workerd (bench/workers/usage-sink.js) that checks each batch's signature; USAGE_FLUSH_S = 5`,

@@ -987,22 +987,33 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Resident memory (KiB) of each component: every process in its process group, summed; the
-/// driver itself (stream poller and echo origin run in it) as `driver`.
+/// driver itself (stream poller and echo origin run in it) as `driver`. The edge is also split
+/// by program (`edge/node`: wrangler dev and its proxy; `edge/workerd`: the runtime), so growth
+/// can be told apart.
 fn rss(stack: &Stack) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = stack
-        .process_groups()
-        .into_iter()
-        .map(|(name, group)| (name.to_owned(), group_rss_kib(group)))
-        .collect();
+    let mut out = BTreeMap::new();
+    for (name, group) in stack.process_groups() {
+        let members = group_members(group);
+        if name == "edge" {
+            for &pid in &members {
+                let program = program_of(pid).unwrap_or_else(|| "other".into());
+                *out.entry(format!("edge/{program}")).or_default() += group_rss_kib_of_pid(pid);
+            }
+        }
+        out.insert(
+            name.to_owned(),
+            members.into_iter().map(group_rss_kib_of_pid).sum(),
+        );
+    }
     out.insert("driver".into(), group_rss_kib_of_pid(std::process::id()));
     out
 }
 
 /// Every process of the process group `group` and all their descendants (`cargo lambda watch`
-/// starts each function in a process group of its own), summed.
-fn group_rss_kib(group: u32) -> u64 {
+/// starts each function in a process group of its own).
+fn group_members(group: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     let procs: Vec<(u32, u32, u32)> = dir
         .filter_map(Result::ok)
@@ -1027,7 +1038,13 @@ fn group_rss_kib(group: u32) -> u64 {
         }
         i += 1;
     }
-    members.into_iter().map(group_rss_kib_of_pid).sum()
+    members
+}
+
+/// The program `pid` runs (`/proc/{pid}/comm`: `node`, `workerd`, ...).
+fn program_of(pid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim().to_owned()).filter(|c| !c.is_empty())
 }
 
 /// The parent and the process group of `pid`, from `/proc/{pid}/stat` (fields 4 and 5).

@@ -200,6 +200,8 @@ fn control_plane_benches(
             run(cmd("cargo", repo, env)
                 .args([
                     "bench",
+                    "--profile",
+                    "bench-handlers",
                     "-p",
                     "keyward-functions",
                     "--bench",

@@ -395,6 +395,33 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { round(a / b, 3) } else { 0.0 }
 }
 
+/// `a`'s throughput over `b`'s: the median of the per-round ratios when both ran the same rounds
+/// (`bench/edge.mjs` runs compared variants back to back, so each round's pair saw the machine
+/// in one state), else the ratio of the medians.
+fn paired(a: &Variant, b: &Variant) -> f64 {
+    let rps = |v: &Variant| -> Option<Vec<f64>> {
+        v.rounds
+            .iter()
+            .map(|r| r.get("rps").and_then(Value::as_f64))
+            .collect()
+    };
+    let (Some(ra), Some(rb)) = (rps(a), rps(b)) else {
+        return ratio(a.rps, b.rps);
+    };
+    if ra.is_empty() || ra.len() != rb.len() || rb.iter().any(|x| *x <= 0.0) {
+        return ratio(a.rps, b.rps);
+    }
+    let mut ratios: Vec<f64> = ra.iter().zip(&rb).map(|(x, y)| x / y).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 1 {
+        ratios[mid]
+    } else {
+        f64::midpoint(ratios[mid - 1], ratios[mid])
+    };
+    round(median, 3)
+}
+
 /// Everything measured, as `bench.json`.
 #[allow(clippy::too_many_arguments)]
 pub fn assemble(
@@ -437,14 +464,14 @@ pub fn edge_figures(date: String, edge: &EdgeRun, wasm: WasmSize) -> EdgeFigures
     let fair = FairFigures {
         date,
         js_cached_rps: round(v.js_verify_cached.rps, 0),
-        warm_vs_js_cached: ratio(warm, v.js_verify_cached.rps),
-        proxy_vs_js_proxy_cached: ratio(proxy, v.js_proxy_cached.rps),
+        warm_vs_js_cached: paired(&v.keyward_verify_warm, &v.js_verify_cached),
+        proxy_vs_js_proxy_cached: paired(&v.keyward_proxy_warm, &v.js_proxy_cached),
         passthrough_rps: round(v.passthrough.rps, 0),
-        proxy_vs_passthrough: ratio(proxy, v.passthrough.rps),
+        proxy_vs_passthrough: paired(&v.keyward_proxy_warm, &v.passthrough),
         limited_verify_rps: round(v.keyward_verify_limited.rps, 0),
         limited_proxy_rps: round(v.keyward_proxy_limited.rps, 0),
-        limited_vs_warm_verify: ratio(v.keyward_verify_limited.rps, warm),
-        limited_vs_warm_proxy: ratio(v.keyward_proxy_limited.rps, proxy),
+        limited_vs_warm_verify: paired(&v.keyward_verify_limited, &v.keyward_verify_warm),
+        limited_vs_warm_proxy: paired(&v.keyward_proxy_limited, &v.keyward_proxy_warm),
         do_calls_per_request: round(
             edge.do_calls_per_request
                 .verify
@@ -460,14 +487,14 @@ pub fn edge_figures(date: String, edge: &EdgeRun, wasm: WasmSize) -> EdgeFigures
         warm_rps: round(warm, 0),
         noop_rps: round(v.noop.rps, 0),
         js_rps: round(v.js_verify.rps, 0),
-        warm_vs_noop: ratio(warm, v.noop.rps),
-        warm_vs_js: ratio(warm, v.js_verify.rps),
+        warm_vs_noop: paired(&v.keyward_verify_warm, &v.noop),
+        warm_vs_js: paired(&v.keyward_verify_warm, &v.js_verify),
         body_floor_rps: round(v.body_floor.rps, 0),
-        body_floor_vs_noop: ratio(v.body_floor.rps, v.noop.rps),
-        warm_vs_body_floor: ratio(warm, v.body_floor.rps),
+        body_floor_vs_noop: paired(&v.body_floor, &v.noop),
+        warm_vs_body_floor: paired(&v.keyward_verify_warm, &v.body_floor),
         proxy_warm_rps: round(v.keyward_proxy_warm.rps, 0),
         js_proxy_rps: round(v.js_proxy.rps, 0),
-        proxy_vs_js_proxy: ratio(v.keyward_proxy_warm.rps, v.js_proxy.rps),
+        proxy_vs_js_proxy: paired(&v.keyward_proxy_warm, &v.js_proxy),
         p99_ms: round(lat.keyward_verify_warm.p99_ms, 3),
         p50_ms: round(lat.keyward_verify_warm.p50_ms, 3),
         p99_added_vs_noop_ms: round(lat.keyward_verify_warm.p99_ms - lat.noop.p99_ms, 3),
@@ -1054,6 +1081,28 @@ mod tests {
         want.fair.date.clone_from(&r.date);
         assert_eq!(again.edge, want);
         assert_eq!(again.control, r.control);
+    }
+
+    #[test]
+    fn a_pair_is_compared_round_by_round() {
+        let variant = |rounds: &[f64]| Variant {
+            label: String::new(),
+            rps: rounds.iter().copied().fold(0.0, f64::max),
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            rounds: rounds.iter().map(|r| serde_json::json!({ "rps": r })).collect(),
+        };
+        // The machine slowed in round 2; the pair's ratio did not change.
+        let a = variant(&[900.0, 450.0, 880.0]);
+        let b = variant(&[1000.0, 500.0, 1000.0]);
+        assert!((paired(&a, &b) - 0.9).abs() < 1e-9);
+        // An even count: the mean of the middle two.
+        let a = variant(&[1.0, 2.0, 3.0, 4.0]);
+        let b = variant(&[1.0, 1.0, 1.0, 1.0]);
+        assert!((paired(&a, &b) - 2.5).abs() < 1e-9);
+        // Rounds that do not pair up: the ratio of the medians.
+        let a = variant(&[900.0]);
+        assert!((paired(&a, &b) - ratio(a.rps, b.rps)).abs() < 1e-9);
     }
 
     #[test]
