@@ -443,9 +443,16 @@ fn lambda_env(api: &str, name: &str, secrets_url: &str) -> Vec<(String, String)>
     .chain(
         BENCH_SECRETS
             .iter()
-            .map(|(name, _)| (format!("{name}_SECRET_ID"), format!("bench/{name}"))),
+            .map(|(name, _)| (secret_id_variable(name), format!("bench/{name}"))),
     )
     .collect()
+}
+
+/// The variable that names secret `name`'s Secrets Manager id (`functions/src/runtime.rs`):
+/// `KEYWARD_JWT_KEY` → `KEYWARD_JWT_KEY_SECRET_ID`, `KEYWARD_SYNC_SECRET` →
+/// `KEYWARD_SYNC_SECRET_ID`.
+fn secret_id_variable(name: &str) -> String {
+    format!("{}_SECRET_ID", name.strip_suffix("_SECRET").unwrap_or(name))
 }
 
 /// The secrets every function may read at start-up, with dummy values.
@@ -548,4 +555,33 @@ fn machine() -> String {
         })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB, Linux")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bench_secret_is_named_by_the_variable_the_functions_read() {
+        let variables: Vec<String> = BENCH_SECRETS
+            .iter()
+            .map(|(name, _)| secret_id_variable(name))
+            .collect();
+        assert_eq!(
+            variables,
+            [
+                "KEYWARD_JWT_KEY_SECRET_ID",
+                "KEYWARD_CURSOR_SECRET_ID",
+                "KEYWARD_SYNC_SECRET_ID",
+                "KEYWARD_USAGE_SECRET_ID"
+            ]
+        );
+        let runtime = include_str!("../../functions/src/runtime.rs");
+        for variable in &variables {
+            assert!(
+                runtime.contains(&format!("id_variable: \"{variable}\"")),
+                "functions/src/runtime.rs reads no {variable}"
+            );
+        }
+    }
 }

@@ -460,7 +460,6 @@ pub fn edge_figures(date: String, edge: &EdgeRun, wasm: WasmSize) -> EdgeFigures
     let lat = &edge.latency_one_connection;
     let kv = &edge.kv_reads_per_request;
     let warm = v.keyward_verify_warm.rps;
-    let proxy = v.keyward_proxy_warm.rps;
     let fair = FairFigures {
         date,
         js_cached_rps: round(v.js_verify_cached.rps, 0),
