@@ -115,15 +115,25 @@ function parseArgs(argv) {
   return out;
 }
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
+const givenPorts = new Set();
+
+/** A port free now and not given before in this run (the kernel may hand a just-closed port out
+ * again, and two workers on one port fail Miniflare's start with ERR_ADDRESS_IN_USE). */
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((ok, fail) => {
+      const srv = createServer();
+      srv.listen(0, "127.0.0.1", () => {
+        const { port } = srv.address();
+        srv.close(() => ok(port));
+      });
+      srv.on("error", fail);
     });
-    srv.on("error", fail);
-  });
+    if (!givenPorts.has(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
 }
 
 const median = (xs) => {
