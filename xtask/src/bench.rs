@@ -39,15 +39,25 @@ const INIT_RUNS: usize = 5;
 /// Longest a function may take to ask for its first event.
 const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `cargo xtask bench [--readme|--edge]`: `--readme` only rewrites the README's tables from the
-/// last run's `target/keyward/bench.json`; `--edge` measures the edge alone and replaces the edge
-/// figures of that file (or of the committed sample when there is none).
+/// `cargo xtask bench [--readme|--edge|--lambda]`: `--readme` only rewrites the README's tables
+/// from the last run's `target/keyward/bench.json`; `--edge` measures the edge alone and replaces
+/// the edge figures of that file (or of the committed sample when there is none); `--lambda`
+/// times Lambda init alone and prints it (writes nothing).
 pub fn bench_command(repo: &Path, args: &[String]) -> Result<()> {
     match args {
         [] => bench(repo),
         [flag] if flag == "--readme" => readme(repo),
         [flag] if flag == "--edge" => bench_edge_only(repo),
-        [other, ..] => bail!("`bench` takes `--readme`, `--edge` or nothing, not `{other}`"),
+        [flag] if flag == "--lambda" => {
+            let env = bootstrap::tool_env(repo)?;
+            let bins = function_bins(repo, &env)?;
+            let lambda = lambda_init(repo, &bins)?;
+            println!("{}", serde_json::to_string_pretty(&lambda)?);
+            Ok(())
+        }
+        [other, ..] => {
+            bail!("`bench` takes `--readme`, `--edge`, `--lambda` or nothing, not `{other}`")
+        }
     }
 }
 
@@ -217,13 +227,14 @@ fn control_plane_benches(
         "release functions (once, for the stack and Lambda init)",
         || function_bins(repo, env),
     )?;
+    // Lambda init first: a minute, and a function that cannot start fails the run early.
+    let lambda = step("lambda init", || lambda_init(repo, &bins))?;
     let control_json = out_dir.join("bench-control.json");
     step("control plane (local stack, release functions)", || {
         let bench_control = test_build_bin(repo, env, "bench_control")?;
         run(cmd(bench_control, repo, env).arg(&control_json).arg("200"))
     })?;
     let control_raw: ControlRun = read_typed(&control_json)?;
-    let lambda = step("lambda init", || lambda_init(repo, &bins))?;
     Ok((control_raw, Some(handlers), lambda))
 }
 
@@ -436,6 +447,10 @@ fn lambda_env(api: &str, name: &str, secrets_url: &str) -> Vec<(String, String)>
         ("KEYWARD_MAX_ACTIVE_KEYS", "1000"),
         ("KEYWARD_DEFAULT_PREFIX", "kw"),
         ("KEYWARD_EDGE_URL", "http://127.0.0.1:9"),
+        (
+            "KEYWARD_WEBHOOK_QUEUE_URL",
+            "http://127.0.0.1:9/000000000000/keyward-bench-webhooks",
+        ),
         ("RUST_LOG", "info"),
     ]
     .into_iter()

@@ -1089,7 +1089,10 @@ mod tests {
             rps: rounds.iter().copied().fold(0.0, f64::max),
             p50_ms: 0.0,
             p99_ms: 0.0,
-            rounds: rounds.iter().map(|r| serde_json::json!({ "rps": r })).collect(),
+            rounds: rounds
+                .iter()
+                .map(|r| serde_json::json!({ "rps": r }))
+                .collect(),
         };
         // The machine slowed in round 2; the pair's ratio did not change.
         let a = variant(&[900.0, 450.0, 880.0]);
