@@ -238,14 +238,55 @@ impl Proxy {
             .parse()
             .context("building the upstream URI")?;
         parts.version = hyper::Version::HTTP_11;
-        let response = self
-            .client
-            .request(Request::from_parts(parts, Full::new(body)))
-            .await
-            .with_context(|| format!("calling {function} through cargo lambda watch"))?;
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body.boxed()))
+        let repeatable = repeatable(&parts.method, &parts.headers);
+        let mut attempt = 1;
+        loop {
+            let request = Request::from_parts(clone_parts(&parts), Full::new(body.clone()));
+            let response = self
+                .client
+                .request(request)
+                .await
+                .with_context(|| format!("calling {function} through cargo lambda watch"))?;
+            let (mut head, answer) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            if head.status != StatusCode::INTERNAL_SERVER_ERROR {
+                return Ok(Response::from_parts(head, answer.boxed()));
+            }
+            let answer = answer
+                .collect()
+                .await
+                .context("reading a 500 from cargo lambda watch")?
+                .to_bytes();
+            if !lost_by_the_emulator(&answer) {
+                return Ok(Response::from_parts(head, full(answer)));
+            }
+            if repeatable && attempt < EMULATOR_ATTEMPTS {
+                eprintln!(
+                    "router: cargo lambda watch lost {function}'s answer to {} {}; sending \
+                     it again (attempt {})",
+                    parts.method,
+                    parts.uri.path(),
+                    attempt + 1
+                );
+                attempt += 1;
+                continue;
+            }
+            eprintln!(
+                "router: cargo lambda watch lost {function}'s answer to {} {}; not repeatable",
+                parts.method,
+                parts.uri.path()
+            );
+            return Ok(problem(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                format!(
+                    "The local Lambda emulator lost the {function} function's answer; the \
+                     request may have been applied. Send it again with the same \
+                     Idempotency-Key, or read the resource to see."
+                ),
+                None,
+            ));
+        }
     }
 
     /// Invokes `function` with the API Gateway HTTP API (payload 2.0) event of a request whose
@@ -387,6 +428,49 @@ fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     }
 }
 
+/// How many times the router sends one repeatable request to `cargo lambda watch` when the
+/// emulator loses the function's answer.
+const EMULATOR_ATTEMPTS: u32 = 3;
+
+/// Whether sending the request again cannot apply it twice: a read, or a write with an
+/// `Idempotency-Key` (the function answers a repeat with its first answer).
+fn repeatable(method: &hyper::Method, headers: &HeaderMap) -> bool {
+    matches!(
+        *method,
+        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+    ) || headers.contains_key("idempotency-key")
+}
+
+/// Whether a 500 is `cargo lambda watch`'s own (its problem document, typed
+/// `https://httpstatuses.com/500`, with no `code`), not the function's: under concurrent
+/// invocations the emulator now and then answers so after the function has answered (its log
+/// says `request handled … status 200`, the emulator's `response failed … 500` right after).
+/// Every answer of a Keyward function carries a `code`.
+fn lost_by_the_emulator(body: &[u8]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    doc.get("code").is_none()
+        && doc
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.starts_with("https://httpstatuses.com/"))
+}
+
+/// A copy of a request head to send again (`Parts` is not `Clone`: its extensions are not).
+fn clone_parts(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
+fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|n| match n {}).boxed()
+}
+
 fn problem(
     status: StatusCode,
     code: &str,
@@ -394,7 +478,7 @@ fn problem(
     allow: Option<String>,
 ) -> Response<ProxyBody> {
     let body = Problem::new(status.as_u16(), code, detail).to_json();
-    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
+    let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -597,5 +681,37 @@ mod tests {
         assert_eq!(response.status(), 502);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "bad_gateway");
+    }
+
+    #[test]
+    fn only_the_emulators_own_500_is_taken_for_a_lost_answer() {
+        let emulator =
+            br#"{"type":"https://httpstatuses.com/500","status":500,"title":"Internal Server Error"}"#;
+        assert!(lost_by_the_emulator(emulator));
+        let ours = Problem::new(500, "internal", "Something went wrong.").to_json();
+        assert!(!lost_by_the_emulator(ours.as_bytes()));
+        let typed_but_coded = br#"{"type":"https://httpstatuses.com/500","code":"internal"}"#;
+        assert!(!lost_by_the_emulator(typed_but_coded));
+        let crashed = br#"{"errorType":"&alloc::string::String","errorMessage":"boom"}"#;
+        assert!(!lost_by_the_emulator(crashed));
+        assert!(!lost_by_the_emulator(b"Internal Server Error"));
+    }
+
+    #[test]
+    fn only_reads_and_idempotent_writes_are_sent_again() {
+        let none = HeaderMap::new();
+        let mut keyed = HeaderMap::new();
+        keyed.insert("idempotency-key", HeaderValue::from_static("import-1"));
+        assert!(repeatable(&hyper::Method::GET, &none));
+        assert!(repeatable(&hyper::Method::HEAD, &none));
+        assert!(repeatable(&hyper::Method::POST, &keyed));
+        for method in [
+            hyper::Method::POST,
+            hyper::Method::PATCH,
+            hyper::Method::PUT,
+            hyper::Method::DELETE,
+        ] {
+            assert!(!repeatable(&method, &none), "{method}");
+        }
     }
 }
