@@ -1078,10 +1078,13 @@ async fn bad_input_is_refused_with_problem_json_naming_the_cause(w: World) {
 async fn the_active_key_cap_answers_409_until_a_key_is_revoked(w: World) {
     let ws = w.workspace("cap");
     let app = w.admin(&ws);
-    let mut first = None;
+    let (mut first, mut second) = (None, None);
     for i in 0..MAX_ACTIVE_KEYS {
         let r = app.create_key(&ws, &new_key(&format!("k{i}"))).await;
         r.expect_status(201);
+        if i == 1 {
+            second = Some(r.id().to_owned());
+        }
         first.get_or_insert_with(|| r.id().to_owned());
     }
     app.create_key(&ws, &new_key("one too many"))
@@ -1102,6 +1105,42 @@ async fn the_active_key_cap_answers_409_until_a_key_is_revoked(w: World) {
     app.create_key(&ws, &new_key("one too many again"))
         .await
         .expect_problem(409, "key_limit_reached");
+    // An import writes exactly as many as fit, and refuses the rest item by item.
+    app.revoke_key(&ws, &second.expect("created keys"))
+        .await
+        .expect_status(200);
+    let items: Vec<Value> = (0..4)
+        .map(|i| json!({"key": format!("legacy_cap_{i}_{}", "7".repeat(32)), "name": "imported"}))
+        .collect();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{ws}/keys/import"),
+            Some(&json!({ "keys": items })),
+        )
+        .await;
+    r.expect_status(200);
+    assert_eq!(
+        (r.body["created"].as_u64(), r.body["refused"].as_u64()),
+        (Some(1), Some(3)),
+        "{}",
+        r.text
+    );
+    let codes: Vec<&str> = r.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|x| x["error"]["code"].as_str().unwrap_or("created"))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "created",
+            "key_limit_reached",
+            "key_limit_reached",
+            "key_limit_reached"
+        ]
+    );
 }
 
 async fn ten_concurrent_patches_with_the_same_if_match_let_exactly_one_through(w: World) {
