@@ -140,7 +140,7 @@ impl Sealer {
     /// # Errors
     /// When the OS random source or the cipher fails.
     pub fn seal(&self, workspace: &str, slot: &str, kept: &Kept) -> Result<Vec<u8>, ApiError> {
-        let data = serde_json::to_vec(kept).map_err(anyhow::Error::from)?;
+        let data = compress(&serde_json::to_vec(kept).map_err(anyhow::Error::from)?)?;
         self.seal
             .seal(&aad(workspace, slot), &data)
             .map_err(|_| ApiError::Internal(anyhow::anyhow!("sealing a kept answer failed")))
@@ -156,8 +156,33 @@ impl Sealer {
             .seal
             .open(&aad(workspace, slot), sealed)
             .map_err(|_| fail())?;
-        serde_json::from_slice(&plain).map_err(|_| fail())
+        // Answers kept before compression are JSON as they are (`{`); a zlib stream starts
+        // with 0x78.
+        let json = if plain.first() == Some(&b'{') {
+            plain
+        } else {
+            decompress(&plain).map_err(|_| fail())?
+        };
+        serde_json::from_slice(&json).map_err(|_| fail())
     }
+}
+
+/// A kept answer is compressed before it is sealed: an import's answer (up to 1,000 results,
+/// each refusal a problem document) is repetitive, and it must fit in one DynamoDB item
+/// (400 KB) with room to spare.
+fn compress(data: &[u8]) -> Result<Vec<u8>, ApiError> {
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(data)
+        .and_then(|()| z.finish())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("compressing a kept answer: {e}")))
+}
+
+fn decompress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(data).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn aad(workspace: &str, slot: &str) -> Vec<u8> {
@@ -200,5 +225,49 @@ mod tests {
         assert_ne!(slot("jwt:a", "k1"), slot("jwt:a", "k2"));
         // Length-prefixed parts: no two splits of the same bytes collide.
         assert_ne!(slot("ab", "c"), slot("a", "bc"));
+    }
+
+    #[test]
+    fn an_answer_kept_before_compression_still_opens() {
+        let s = Sealer::derive(b"a-cursor-secret-of-at-least-32-bytes!");
+        let plain = serde_json::to_vec(&kept()).unwrap();
+        let old = s.seal.seal(&aad("acme", "slot1"), &plain).unwrap();
+        assert_eq!(s.open("acme", "slot1", &old).unwrap(), kept());
+    }
+
+    #[test]
+    fn the_largest_import_answer_fits_one_item_with_room_to_spare() {
+        // 1,000 refusals, each naming every field an import item has.
+        let fields = [
+            "key",
+            "hash",
+            "name",
+            "meta",
+            "scopes",
+            "roles",
+            "owner_id",
+            "expires_in",
+        ];
+        let refusal = keyward_common::Problem::validation(
+            fields
+                .iter()
+                .map(|f| FieldError::new(*f, format!("{f} is not valid here: see the docs")))
+                .collect(),
+        );
+        let results: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"index": i, "error": refusal}))
+            .collect();
+        let body = serde_json::json!({"created": 0, "refused": 1000, "results": results});
+        let answer = Kept {
+            status: 200,
+            body: body.to_string(),
+            etag: None,
+            location: None,
+        };
+        let s = Sealer::derive(b"a-cursor-secret-of-at-least-32-bytes!");
+        let sealed = s.seal("acme", "slot1", &answer).unwrap();
+        assert!(answer.body.len() > 400_000, "{}", answer.body.len());
+        assert!(sealed.len() < 100_000, "sealed {} bytes", sealed.len());
+        assert_eq!(s.open("acme", "slot1", &sealed).unwrap(), answer);
     }
 }
