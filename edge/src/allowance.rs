@@ -377,7 +377,7 @@ pub fn refund(env: &Env, ctx: &Context, target: &Target, cost: u32, now: u64) {
 /// When the object cannot be reached.
 pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Result<Spent> {
     let name = target.name.clone();
-    let deadline = clock_ms() + LEASE_TTL_MS + RETURN_GRACE_MS + 500;
+    let deadline = clock_ms() + MAX_WAIT_MS;
     let mut waiting_since: Option<u64> = None;
     loop {
         let now = clock_ms();
@@ -415,6 +415,7 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
         }
         let guard = Inflight::begin(&name);
         let sent = clock_ms();
+        forget_idle(sent);
         let returns = HELD.with_borrow_mut(|h| h.entry(name.clone()).or_default().take_all());
         let request = AllowanceRequest::Acquire {
             rules: target.rules.clone(),
@@ -456,6 +457,36 @@ pub async fn spend(env: &Env, ctx: &Context, target: &Target, cost: u32) -> Resu
             credits,
         });
     }
+}
+
+/// Most targets an isolate remembers (leases and last-known state) before it forgets the idle
+/// ones: a long-lived isolate that meets ever more limited keys must not grow without bound.
+const HELD_CAP: usize = 4096;
+
+/// How long a request may wait for its target's allowance (a lease's life, its grace and half a
+/// second), and so how long a refusal can still answer a waiting request.
+const MAX_WAIT_MS: u64 = LEASE_TTL_MS + RETURN_GRACE_MS + 500;
+
+/// Past [`HELD_CAP`] targets, forgets what nothing needs: refusals no waiting request can use,
+/// and targets that hold no lease, have no round trip in flight and no refusal a waiter may
+/// still read. A forgotten target's next request asks its object, as a request without a lease
+/// does anyway; no unit is lost (a lease is never forgotten).
+fn forget_idle(now: u64) {
+    if HELD.with_borrow(HashMap::len) <= HELD_CAP {
+        return;
+    }
+    REFUSED.with_borrow_mut(|r| {
+        r.retain(|_, (sent, _, _)| now.saturating_sub(*sent) < MAX_WAIT_MS);
+    });
+    INFLIGHT.with_borrow(|busy| {
+        REFUSED.with_borrow(|refused| {
+            HELD.with_borrow_mut(|h| {
+                h.retain(|name, held| {
+                    !held.is_empty() || busy.contains(name) || refused.contains_key(name)
+                });
+            });
+        });
+    });
 }
 
 /// Marks a round trip to `name`'s object in flight, until dropped.
@@ -569,6 +600,62 @@ pub fn take_balances() -> Vec<BalanceReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyward_common::allowance::Lease;
+
+    fn answer(lease: Option<Lease>) -> Answer {
+        Answer {
+            outcome: Outcome::Admitted,
+            lease,
+            limits: Vec::new(),
+            credits: None,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn an_isolate_forgets_idle_targets_past_its_cap_but_never_a_lease() {
+        let now = 1_000_000;
+        let lease = Lease {
+            id: 1,
+            units: 10,
+            expires_ms: now + 1_000,
+            granted_s: 1_000,
+        };
+        HELD.with_borrow_mut(|h| {
+            for i in 0..=HELD_CAP {
+                h.entry(format!("idle-{i}"))
+                    .or_default()
+                    .learn(&answer(None));
+            }
+            h.entry("leased".into())
+                .or_default()
+                .learn(&answer(Some(lease)));
+            h.entry("in-flight".into()).or_default();
+            h.entry("refused".into()).or_default();
+        });
+        INFLIGHT.with_borrow_mut(|f| f.insert("in-flight".into()));
+        REFUSED.with_borrow_mut(|r| {
+            r.insert("refused".into(), (now - 10, 1, Refusal::RateLimited));
+            r.insert(
+                "idle-0".into(),
+                (now - MAX_WAIT_MS, 1, Refusal::RateLimited),
+            );
+        });
+        forget_idle(now);
+        let kept: std::collections::BTreeSet<String> =
+            HELD.with_borrow(|h| h.keys().cloned().collect());
+        assert_eq!(
+            kept,
+            ["in-flight", "leased", "refused"].map(String::from).into()
+        );
+        assert!(REFUSED.with_borrow(|r| r.contains_key("refused") && r.len() == 1));
+        // Under the cap nothing is forgotten.
+        HELD.with_borrow_mut(|h| {
+            h.entry("idle-again".into()).or_default();
+        });
+        forget_idle(now);
+        assert_eq!(HELD.with_borrow(HashMap::len), 4);
+    }
 
     #[test]
     fn a_credit_answer_is_written_as_serde_wrote_it() {
