@@ -209,6 +209,20 @@ pub struct Answer {
     pub seq: u64,
 }
 
+impl Answer {
+    /// An admission with no state to report, granting `lease` if any (for tests of holders).
+    #[must_use]
+    pub fn admitted(lease: Option<Lease>) -> Self {
+        Self {
+            outcome: Outcome::Admitted,
+            lease,
+            limits: Vec::new(),
+            credits: None,
+            seq: 0,
+        }
+    }
+}
+
 /// What an isolate asks its target's object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
@@ -689,22 +703,12 @@ impl Held {
 mod top_up_tests {
     use super::*;
 
-    fn answer_with(lease: Option<Lease>) -> Answer {
-        Answer {
-            outcome: Outcome::Admitted,
-            lease,
-            limits: Vec::new(),
-            credits: None,
-            seq: 0,
-        }
-    }
-
     #[test]
     fn a_large_block_is_followed_early_once_half_spent_and_a_small_one_never() {
         let now = 1_000;
         let mut held = Held::default();
         assert!(!held.wants_top_up(now));
-        held.learn(&answer_with(Some(Lease {
+        held.learn(&Answer::admitted(Some(Lease {
             id: 1,
             units: 64,
             expires_ms: now + LEASE_TTL_MS,
@@ -717,7 +721,7 @@ mod top_up_tests {
         assert!(held.spend(1, now));
         assert!(held.wants_top_up(now), "32 of 64 left");
         // The next block landed: nothing more to ask for until it is half spent too.
-        held.learn(&answer_with(Some(Lease {
+        held.learn(&Answer::admitted(Some(Lease {
             id: 2,
             units: 64,
             expires_ms: now + LEASE_TTL_MS,
@@ -726,7 +730,7 @@ mod top_up_tests {
         assert!(!held.wants_top_up(now));
 
         let mut small = Held::default();
-        small.learn(&answer_with(Some(Lease {
+        small.learn(&Answer::admitted(Some(Lease {
             id: 7,
             units: MIN_TOP_UP_BLOCK - 1,
             expires_ms: now + LEASE_TTL_MS,

@@ -602,16 +602,6 @@ mod tests {
     use super::*;
     use keyward_common::allowance::Lease;
 
-    fn answer(lease: Option<Lease>) -> Answer {
-        Answer {
-            outcome: Outcome::Admitted,
-            lease,
-            limits: Vec::new(),
-            credits: None,
-            seq: 0,
-        }
-    }
-
     #[test]
     fn an_isolate_forgets_idle_targets_past_its_cap_but_never_a_lease() {
         let now = 1_000_000;
@@ -625,11 +615,11 @@ mod tests {
             for i in 0..=HELD_CAP {
                 h.entry(format!("idle-{i}"))
                     .or_default()
-                    .learn(&answer(None));
+                    .learn(&Answer::admitted(None));
             }
             h.entry("leased".into())
                 .or_default()
-                .learn(&answer(Some(lease)));
+                .learn(&Answer::admitted(Some(lease)));
             h.entry("in-flight".into()).or_default();
             h.entry("refused".into()).or_default();
         });
