@@ -70,8 +70,10 @@ struct Secret {
     key_id: String,
     /// Retired (revoked, or rotated away) since this moment.
     retired: Option<Instant>,
-    /// The edge refused it after it was retired: VALID from now on is a resurrection.
-    refused_since_retired: bool,
+    /// When an answer refusing it after it was retired arrived: VALID to a request sent after
+    /// that is a resurrection. (A request sent earlier may answer later: concurrent requests
+    /// finish out of order, and one sent again after wrangler dev's 503 finishes late.)
+    refused_since_retired: Option<Instant>,
     /// The edge said VALID at least once.
     seen_valid: bool,
 }
@@ -81,7 +83,7 @@ impl Secret {
         Self {
             key_id: key_id.to_owned(),
             retired: None,
-            refused_since_retired: false,
+            refused_since_retired: None,
             seen_valid: false,
         }
     }
@@ -640,13 +642,13 @@ impl Driver {
             (Ok(true), Presented::Garbage(s) | Presented::Unknown(s)) => {
                 Outcome::Error(format!("{s} was accepted"))
             }
-            (Ok(valid), Presented::Known(secret)) => self.judge(secret, valid),
+            (Ok(valid), Presented::Known(secret)) => self.judge(secret, valid, t),
         };
         self.record(kind, took, outcome);
     }
 
-    /// Records what the edge said of a known secret and judges it.
-    fn judge(&self, secret: &str, valid: bool) -> Outcome {
+    /// Records what the edge said of a known secret, asked at `sent`, and judges it.
+    fn judge(&self, secret: &str, valid: bool, sent: Instant) -> Outcome {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(s) = st.secrets.get_mut(secret) else {
@@ -654,7 +656,10 @@ impl Driver {
         };
         let key_id = s.key_id.clone();
         match (valid, s.retired.is_some()) {
-            (true, true) if s.refused_since_retired => {
+            (true, true)
+                if s.refused_since_retired
+                    .is_some_and(|refused| sent > refused) =>
+            {
                 st.resurrections.push(format!(
                     "a retired secret of {key_id} was VALID after the edge refused it"
                 ));
@@ -668,7 +673,7 @@ impl Driver {
                 // Only once it had reached the edge: before that a refusal says nothing about
                 // the retirement (the create may still be on its way, then retired).
                 if s.seen_valid {
-                    s.refused_since_retired = true;
+                    s.refused_since_retired.get_or_insert_with(Instant::now);
                 }
                 Outcome::Refused
             }
@@ -721,9 +726,10 @@ impl Driver {
         self.watch(kind, written, move |d: Driver| {
             let secret = secret.clone();
             async move {
+                let sent = Instant::now();
                 let valid = d.verify_code(&secret).await.is_ok_and(|c| c == "VALID");
                 if valid {
-                    d.judge(&secret, true);
+                    d.judge(&secret, true, sent);
                 }
                 Some(valid)
             }
@@ -750,8 +756,9 @@ impl Driver {
         self.watch(kind, written, move |d: Driver| {
             let secret = secret.clone();
             async move {
+                let sent = Instant::now();
                 let valid = d.verify_code(&secret).await.ok()? == "VALID";
-                d.judge(&secret, valid);
+                d.judge(&secret, valid, sent);
                 Some(!valid)
             }
         });
