@@ -776,15 +776,10 @@ impl KeyStore for DynamoStore {
                         let full = matches!(outcome, Err(StoreError::LimitReached));
                         out[*i] = Some(outcome);
                         if full {
+                            for rest in &pending {
+                                out[*rest].get_or_insert(Err(StoreError::LimitReached));
+                            }
                             break;
-                        }
-                    }
-                    if out
-                        .iter()
-                        .any(|o| matches!(o, Some(Err(StoreError::LimitReached))))
-                    {
-                        for i in &pending {
-                            out[*i].get_or_insert(Err(StoreError::LimitReached));
                         }
                     }
                 }
