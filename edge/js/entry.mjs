@@ -15,10 +15,12 @@
 //    two synchronous calls into Rust instead of an async handler awaiting a Rust future.
 // 3. The proxy's synchronous lane. For a proxied request whose key needs no I/O (a warm key,
 //    spent from this isolate's leases when limited), `dispatch` answers our refusal (a
-//    Response) or `[request, headers]`: the request to send to the origin, built by Rust, and
-//    the headers (rate limits) to add to its answer, or `undefined`. The entry fetches it:
-//    no Rust future waits on the subrequest. An origin that cannot be reached is Rust's 502
-//    (`originUnreachable`).
+//    Response) or the forward plan Rust decided (`Forward` in `edge/src/proxy.rs`): a string
+//    of lines, the URL, the method, the header names to strip (space-separated), then a name
+//    line and a value line per header to set; alone, or as `[plan, headers]` with the headers
+//    (rate limits) to add to the origin's answer. The entry applies the plan and fetches, as a
+//    hand-written proxy would: one call into Rust per request, and no Rust future waits on the
+//    subrequest. An origin that cannot be reached is Rust's 502 (`originUnreachable`).
 //
 // Panic recovery is kept: a `WebAssembly.RuntimeError` marks worker-build's shared init state
 // critical, and the next request goes through worker-build's class once, which re-initialises
@@ -67,11 +69,17 @@ async function readAtMost(request, limit) {
   return decoder.decode(all);
 }
 
-/** The proxy's subrequest: the origin's answer as it came, or with `extra` headers added. */
-async function forward(outbound, extra) {
+/** The proxy's subrequest, as Rust's `plan` says: the origin's answer as it came, or with
+ *  `extra` headers added. */
+async function forward(request, plan, extra) {
+  const [url, method, strip, ...set] = plan.split("\n");
+  const headers = new Headers(request.headers);
+  if (strip !== "") for (const name of strip.split(" ")) headers.delete(name);
+  for (let i = 0; i + 1 < set.length; i += 2) headers.set(set[i], set[i + 1]);
+  const body = method === "GET" || method === "HEAD" ? null : request.body;
   let resp;
   try {
-    resp = await fetch(outbound);
+    resp = await fetch(url, { method, headers, body, redirect: "manual" });
   } catch (err) {
     return originUnreachable(String(err?.message ?? err));
   }
@@ -88,7 +96,8 @@ export default {
     }
     try {
       const routed = dispatch(request, env, ctx);
-      if (Array.isArray(routed)) return await forward(routed[0], routed[1]);
+      if (typeof routed === "string") return await forward(request, routed);
+      if (Array.isArray(routed)) return await forward(request, routed[0], routed[1]);
       if (typeof routed !== "number") return await routed;
       const body = await readAtMost(request, routed);
       return verifyNow(body, env, ctx) ?? (await verifyBody(body, env, ctx));

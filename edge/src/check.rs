@@ -12,6 +12,7 @@
 //! none while its miss is cached in this isolate, like an unknown Keyward key.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use futures_util::future::try_join_all;
 use keyward_common::allowance::{CreditState, LimitScope, LimitState, Refusal, Rules};
@@ -28,7 +29,8 @@ use crate::config::{Config, KV_BINDING, KV_CACHE_TTL_S};
 use crate::{allowance, js, usage};
 
 thread_local! {
-    static CACHE: RefCell<LookupCache<EdgeEntry>> = RefCell::new(LookupCache::new(CAPACITY));
+    /// Key entries, shared (`Rc`): a hit is not a copy of the entry (its `meta` included).
+    static CACHE: RefCell<LookupCache<Rc<EdgeEntry>>> = RefCell::new(LookupCache::new(CAPACITY));
     static ROLES: RefCell<LookupCache<RoleEntry>> = RefCell::new(LookupCache::new(CAPACITY));
     static OWNERS: RefCell<LookupCache<OwnerEntry>> = RefCell::new(LookupCache::new(CAPACITY));
 }
@@ -86,14 +88,14 @@ pub async fn check(
     let (entry, mut kv_reads) = lookup(env, cfg, &presented.hash(), now_ms).await?;
     // The roles and the owner are read at the same time (each only when not cached).
     let roles = async {
-        match entry.as_ref() {
+        match entry.as_deref() {
             Some(e) if needs_roles(e, request) => role_permissions(env, cfg, e, now_ms).await,
             Some(e) => Ok((e.scopes.clone(), 0)),
             None => Ok((Vec::new(), 0)),
         }
     };
     let owner = async {
-        match entry.as_ref().filter(|e| in_workspaces(e, request)) {
+        match entry.as_deref().filter(|e| in_workspaces(e, request)) {
             Some(e) => owner_of(env, cfg, e, now_ms).await,
             None => Ok((None, 0)),
         }
@@ -103,7 +105,7 @@ pub async fn check(
     kv_reads += role_reads + owner_reads;
     let mut verdict = verify_with_permissions(
         &presented,
-        entry.as_ref(),
+        entry.as_deref(),
         permissions,
         request,
         secs(now_ms),
@@ -128,7 +130,7 @@ pub async fn check(
         };
         verdict = verdict.with_allowance(refusal, limits, credits);
     }
-    record_usage(ctx, cfg, entry.as_ref(), &verdict, cost, now_ms);
+    record_usage(ctx, cfg, entry.as_deref(), &verdict, cost, now_ms);
     Ok(Checked { verdict, kv_reads })
 }
 
@@ -306,21 +308,21 @@ pub fn check_now(
     allowance::set_clock_offset(cfg.clock_offset_s);
     let now_ms = now_ms();
     let entry = CACHE.with_borrow_mut(|c| c.get(presented.hash().as_str(), now_ms))?;
-    let owner = match entry.as_ref().and_then(|e| e.owner_id.as_deref()) {
-        Some(owner_id) if entry.as_ref().is_some_and(|e| in_workspaces(e, request)) => {
-            let e = entry.as_ref()?;
+    let owner = match entry.as_deref().and_then(|e| e.owner_id.as_deref()) {
+        Some(owner_id) if entry.as_deref().is_some_and(|e| in_workspaces(e, request)) => {
+            let e = entry.as_deref()?;
             OWNERS.with_borrow_mut(|c| c.get(&owner_kv_key(&e.workspace, owner_id), now_ms))?
         }
         _ => None,
     };
-    let permissions = match entry.as_ref() {
+    let permissions = match entry.as_deref() {
         Some(e) if needs_roles(e, request) => cached_role_permissions(e, now_ms)?,
         Some(e) => e.scopes.clone(),
         None => Vec::new(),
     };
     let mut verdict = verify_with_permissions(
         &presented,
-        entry.as_ref(),
+        entry.as_deref(),
         permissions,
         request,
         secs(now_ms),
@@ -351,7 +353,7 @@ pub fn check_now(
         }
         verdict = verdict.with_allowance(None, states.limits, states.credits);
     }
-    record_usage(ctx, cfg, entry.as_ref(), &verdict, cost, now_ms);
+    record_usage(ctx, cfg, entry.as_deref(), &verdict, cost, now_ms);
     Some(Checked {
         verdict,
         kv_reads: 0,
@@ -495,15 +497,15 @@ async fn lookup(
     cfg: &Config,
     hash: &KeyHash,
     now_ms: u64,
-) -> Result<(Option<EdgeEntry>, u32)> {
+) -> Result<(Option<Rc<EdgeEntry>>, u32)> {
     if let Some(hit) = CACHE.with_borrow_mut(|c| c.get(hash.as_str(), now_ms)) {
         return Ok((hit, 0));
     }
     let text = js::kv_get(env, KV_BINDING, &hash.kv_key(), Some(KV_CACHE_TTL_S))
         .await
         .map_err(|e| worker::Error::RustError(format!("reading {hash:?} from KV: {e}")))?;
-    let entry: Option<EdgeEntry> = text
-        .map(|t| js::parse(&t, &format!("KV entry {hash:?}")))
+    let entry: Option<Rc<EdgeEntry>> = text
+        .map(|t| js::parse(&t, &format!("KV entry {hash:?}")).map(Rc::new))
         .transpose()?;
     let ttl = if entry.is_some() {
         cfg.cache_ttl_ms

@@ -48,8 +48,8 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 ///   [`verify_now`]: the synchronous lane, which skips the future/promise round trips of an
 ///   async handler;
 /// - for the proxy, when the key's answer needs no I/O ([`proxy::now`]): our refusal (a
-///   `Response`), or `[Request, Headers | undefined]`, the request to forward and the headers
-///   to add to the origin's answer, which the entry fetches itself;
+///   `Response`), or the forward plan (a string; `[plan, Headers]` with headers to add to the
+///   origin's answer), which the entry applies to the request and fetches itself;
 /// - else a promise of the response.
 #[wasm_bindgen(js_name = dispatch)]
 #[must_use]
@@ -58,7 +58,8 @@ pub fn dispatch_request(
     env: Env,
     ctx: worker::worker_sys::Context,
 ) -> JsValue {
-    let route = Route::of(&req.method(), dispatch::path_of(&req.url()));
+    let (url, method) = (req.url(), req.method());
+    let route = Route::of(&method, dispatch::path_of(&url));
     if route == Route::Verify {
         return JsValue::from_f64(f64::from(
             u32::try_from(MAX_VERIFY_BODY).unwrap_or(u32::MAX),
@@ -68,7 +69,7 @@ pub fn dispatch_request(
     if route == Route::Proxy
         && let Some(answer) = config::cached(&env)
             .ok()
-            .and_then(|config| proxy::now(&req, &env, &ctx, &config))
+            .and_then(|config| proxy::now(&req, &url, method, &env, &ctx, &config))
     {
         return answer;
     }

@@ -30,6 +30,7 @@ fn is_stripped(name: &str, presented: &Presented) -> bool {
 
 /// What the proxy needs of a request before its key is checked.
 struct Prepared {
+    method: String,
     path: NormalizedPath,
     query: Option<String>,
     presented: Presented,
@@ -58,14 +59,16 @@ impl Prepared {
     }
 }
 
-/// Normalises the path, applies the route rules and reads the key and client address: no I/O.
-/// `Err` is the refusal to answer at once (an ambiguous path, a denied route).
+/// Normalises the path of `url`, applies the route rules to it and `method`, and reads the key
+/// and client address: no I/O. `Err` is the refusal to answer at once (an ambiguous path, a
+/// denied route).
 fn prepare(
     req: &web_sys::Request,
+    url: &str,
+    method: String,
     cfg: &Config,
 ) -> Result<std::result::Result<Prepared, web_sys::Response>> {
-    let url = req.url();
-    let (raw_path, query) = path_and_query(&url);
+    let (raw_path, query) = path_and_query(url);
     let path = match normalize_path(raw_path) {
         Ok(p) => p,
         Err(err) => {
@@ -76,7 +79,6 @@ fn prepare(
             .map(Err);
         }
     };
-    let method = req.method();
     let (required_permission, cost) = match cfg.routes.access(&method, &path) {
         Access::Deny => {
             return own(respond::problem(&Problem::of(
@@ -102,6 +104,7 @@ fn prepare(
         workspaces: cfg.allowed_workspaces.clone(),
     };
     Ok(Ok(Prepared {
+        method,
         path,
         query: query.filter(|q| !q.is_empty()).map(str::to_owned),
         presented,
@@ -114,9 +117,9 @@ fn prepare(
 enum Decided {
     /// Our own answer (a refusal), headers included.
     Own(web_sys::Response),
-    /// Forward this request to the origin; `true`: add our headers ([`own_headers`]) to its
-    /// answer.
-    Forward(web_sys::Request, bool),
+    /// Forward the request to the origin as this says; `true`: add our headers
+    /// ([`own_headers`]) to its answer.
+    Forward(Forward, bool),
 }
 
 fn decide(
@@ -131,22 +134,11 @@ fn decide(
         own_headers(&Headers(resp.headers()), checked)?;
         return Ok(Decided::Own(resp));
     }
-    let target = Target {
-        path: &prepared.path,
-        query: prepared.query.as_deref(),
-    };
-    let request = forward_request(
-        req,
-        cfg,
-        &prepared.presented,
-        &checked.verdict,
-        &target,
-        now,
-    )?;
+    let forward = Forward::of(req, cfg, prepared, &checked.verdict, now)?;
     // A fetched response's headers are immutable: copied (one call) only when ours are added,
     // else the origin's answer goes back as it came.
     let add = checked.verdict.ratelimit.is_some() || cfg!(feature = "test-hooks");
-    Ok(Decided::Forward(request, add))
+    Ok(Decided::Forward(forward, add))
 }
 
 /// Our headers on an answer: the tightest rate limit's state, and the test build's counters.
@@ -157,30 +149,44 @@ fn own_headers(headers: &Headers, checked: &Checked) -> Result<()> {
     respond::kv_reads(headers, checked)
 }
 
-/// The proxy's synchronous lane, for `dispatch`: when the key's answer needs no I/O (a refusal
-/// before any check, a malformed key, a key in this isolate's cache spent wholly from its
-/// leases), our answer (a `Response`) or the request to forward with the headers to add to the
-/// origin's answer (`[Request, Headers | undefined]`, which the entry fetches); else `None`, and
-/// the request takes the async path ([`handle`]).
-pub fn now(req: &web_sys::Request, env: &Env, ctx: &Context, cfg: &Config) -> Option<JsValue> {
-    let prepared = match prepare(req, cfg).ok()? {
+/// The proxy's synchronous lane, for `dispatch` (which has read the request's `url` and
+/// `method`): when the key's answer needs no I/O (a refusal before any check, a malformed key, a
+/// key in this isolate's cache spent wholly from its leases), our answer (a `Response`), or the
+/// forward plan ([`Forward::encode`], a string) that the entry applies and sends, alone or as
+/// `[plan, Headers]` with the headers to add to the origin's answer; else `None`, and the
+/// request takes the async path ([`handle`]).
+pub fn now(
+    req: &web_sys::Request,
+    url: &str,
+    method: String,
+    env: &Env,
+    ctx: &Context,
+    cfg: &Config,
+) -> Option<JsValue> {
+    let prepared = match prepare(req, url, method, cfg).ok()? {
         Ok(p) => p,
         Err(refusal) => return Some(refusal.into()),
     };
     let checked = prepared.check_now(env, ctx, cfg)?;
-    match decide(req, cfg, &prepared, &checked).ok()? {
-        Decided::Own(resp) => Some(resp.into()),
-        Decided::Forward(request, add) => {
-            let extra = if add {
-                let headers = Headers(web_sys::Headers::new().ok()?);
-                own_headers(&headers, &checked).ok()?;
-                headers.0.into()
-            } else {
-                JsValue::UNDEFINED
-            };
-            Some(js_sys::Array::of2(&request, &extra).into())
-        }
-    }
+    // Past this point the request has spent: it is answered here, whatever happens (`None`
+    // would check it again on the async path).
+    let answer = match decide(req, cfg, &prepared, &checked) {
+        Ok(Decided::Own(resp)) => resp.into(),
+        Ok(Decided::Forward(forward, false)) => JsValue::from_str(&forward.encode()),
+        Ok(Decided::Forward(forward, true)) => match extra_headers(&checked) {
+            Ok(extra) => js_sys::Array::of2(&JsValue::from_str(&forward.encode()), &extra).into(),
+            Err(err) => own(respond::internal("forwarding", &err)).ok()?.into(),
+        },
+        Err(err) => own(respond::internal("forwarding", &err)).ok()?.into(),
+    };
+    Some(answer)
+}
+
+/// Our headers for the origin's answer, as a `Headers` the entry adds.
+fn extra_headers(checked: &Checked) -> Result<web_sys::Headers> {
+    let headers = web_sys::Headers::new()?;
+    own_headers(&Headers(headers.clone()), checked)?;
+    Ok(headers)
 }
 
 /// Verifies the request's key and forwards it to the origin, or answers the refusal. Works on
@@ -195,7 +201,7 @@ pub async fn handle(
     ctx: &Context,
     cfg: &Config,
 ) -> Result<web_sys::Response> {
-    let prepared = match prepare(&req, cfg)? {
+    let prepared = match prepare(&req, &req.url(), req.method(), cfg)? {
         Ok(p) => p,
         Err(refusal) => return Ok(refusal),
     };
@@ -205,7 +211,7 @@ pub async fn handle(
     };
     match decide(&req, cfg, &prepared, &checked)? {
         Decided::Own(resp) => Ok(resp),
-        Decided::Forward(request, add) => match js::fetch(&request).await {
+        Decided::Forward(forward, add) => match js::fetch(&forward.request(&req)?).await {
             Ok(resp) if add => {
                 let resp = with_own_headers(resp)?;
                 own_headers(&Headers(resp.headers()), &checked)?;
@@ -234,75 +240,115 @@ fn own(resp: Result<Response>) -> Result<web_sys::Response> {
     resp.map(Into::into)
 }
 
-/// Where a verified request goes on the origin: the normalised path and the query as sent.
-struct Target<'a> {
-    path: &'a NormalizedPath,
-    query: Option<&'a str>,
+/// How a verified request goes to the origin, decided here: the client's request at the
+/// normalised target on `ORIGIN_URL`, with the key carriers and every header that could pass
+/// for ours stripped and our identity headers set; the body streams through (never read into
+/// WASM memory). Applied by [`Forward::request`] on the async path, and by the entry on the
+/// synchronous lane from [`Forward::encode`].
+#[derive(Debug, PartialEq, Eq)]
+struct Forward {
+    /// `ORIGIN_URL` + the normalised path + `?query` as sent.
+    url: String,
+    method: String,
+    /// The client's headers to drop, by name as the runtime lists them.
+    strip: Vec<String>,
+    /// Our headers to set, after the strip.
+    set: Vec<(&'static str, String)>,
 }
 
-impl Target<'_> {
-    /// The request target, `path[?query]`: what the origin receives, and what is signed.
-    fn request_target(&self) -> String {
-        match self.query {
-            Some(q) => format!("{}?{q}", self.path),
-            None => self.path.to_string(),
+impl Forward {
+    fn of(
+        req: &web_sys::Request,
+        cfg: &Config,
+        prepared: &Prepared,
+        verdict: &Verdict,
+        now: i64,
+    ) -> Result<Self> {
+        let origin = cfg
+            .origin_url
+            .as_deref()
+            .ok_or_else(|| worker::Error::RustError("ORIGIN_URL is not set".into()))?;
+        let request_target = match &prepared.query {
+            Some(q) => format!("{}?{q}", prepared.path),
+            None => prepared.path.to_string(),
+        };
+        let identity = Identity::new(
+            verdict.key_id.as_deref().unwrap_or_default(),
+            verdict.workspace.as_deref().unwrap_or_default(),
+            verdict.owner_id.as_deref(),
+            // The effective permissions (scopes plus the key's roles'): what the origin may
+            // check.
+            &verdict.permissions,
+        );
+        let mut set: Vec<(&'static str, String)> = identity
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        if let Some(secret) = &cfg.origin_secret {
+            let signature = sign_request(
+                secret.expose(),
+                now,
+                &prepared.method,
+                &request_target,
+                &identity,
+            );
+            set.push((TIMESTAMP_HEADER, now.to_string()));
+            set.push((SIGNATURE_HEADER, signature));
         }
+        // The client's header names in one string (a name never holds a line break): no header
+        // value crosses into WASM.
+        let names = String::from(js_sys::Array::from(&req.headers().keys()).join("\n"));
+        let strip = names
+            .split('\n')
+            .filter(|n| !n.is_empty() && is_stripped(n, &prepared.presented))
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            url: format!("{origin}{request_target}"),
+            method: prepared.method.clone(),
+            strip,
+            set,
+        })
     }
-}
 
-/// The request to send to the origin: the client's, at the normalised target, with the key
-/// carriers and every header that could pass for ours stripped and our identity headers set.
-fn forward_request(
-    req: &web_sys::Request,
-    cfg: &Config,
-    presented: &Presented,
-    verdict: &Verdict,
-    target: &Target<'_>,
-    now: i64,
-) -> Result<web_sys::Request> {
-    let origin = cfg
-        .origin_url
-        .as_deref()
-        .ok_or_else(|| worker::Error::RustError("ORIGIN_URL is not set".into()))?;
-    let request_target = target.request_target();
-    // The client's headers copied in one call, their names read in one string (a header name
-    // never holds a line break), then the few to strip deleted by name: no header value crosses
-    // into WASM.
-    let headers = Headers(web_sys::Headers::new_with_headers(&req.headers())?);
-    let names = String::from(js_sys::Array::from(&headers.0.keys()).join("\n"));
-    for name in names.split('\n').filter(|n| is_stripped(n, presented)) {
-        headers.delete(name)?;
+    /// The plan as one string for the entry (`edge/js/entry.mjs`, `forward`): lines of the URL,
+    /// the method, the names to strip (space-separated), then each header to set as a name line
+    /// and a value line. No part can hold a line break or a name a space: a serialized URL has
+    /// none, a method and a header name are tokens, and every value we set is visible ASCII
+    /// ([`Identity`], hex, digits).
+    fn encode(&self) -> String {
+        let mut out = format!("{}\n{}\n{}", self.url, self.method, self.strip.join(" "));
+        for (name, value) in &self.set {
+            out.push('\n');
+            out.push_str(name);
+            out.push('\n');
+            out.push_str(value);
+        }
+        out
     }
-    let identity = Identity::new(
-        verdict.key_id.as_deref().unwrap_or_default(),
-        verdict.workspace.as_deref().unwrap_or_default(),
-        verdict.owner_id.as_deref(),
-        // The effective permissions (scopes plus the key's roles'): what the origin may check.
-        &verdict.permissions,
-    );
-    for (name, value) in identity.headers() {
-        headers.set(name, value)?;
-    }
-    let method = req.method();
-    if let Some(secret) = &cfg.origin_secret {
-        let signature = sign_request(secret.expose(), now, &method, &request_target, &identity);
-        headers.set(TIMESTAMP_HEADER, &now.to_string())?;
-        headers.set(SIGNATURE_HEADER, &signature)?;
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method(&method);
-    init.set_headers(&headers.0);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    if method != "GET" && method != "HEAD" {
-        // The body streams through: it is never read into WASM memory.
-        if let Some(body) = req.body() {
+
+    /// The plan applied to `req`: the request to send (the async path's).
+    fn request(&self, req: &web_sys::Request) -> Result<web_sys::Request> {
+        let headers = web_sys::Headers::new_with_headers(&req.headers())?;
+        for name in &self.strip {
+            headers.delete(name)?;
+        }
+        for (name, value) in &self.set {
+            headers.set(name, value)?;
+        }
+        let init = web_sys::RequestInit::new();
+        init.set_method(&self.method);
+        init.set_headers(&headers);
+        init.set_redirect(web_sys::RequestRedirect::Manual);
+        if self.method != "GET"
+            && self.method != "HEAD"
+            && let Some(body) = req.body()
+        {
             init.set_body(&body);
         }
+        Ok(web_sys::Request::new_with_str_and_init(&self.url, &init)?)
     }
-    Ok(web_sys::Request::new_with_str_and_init(
-        &format!("{origin}{request_target}"),
-        &init,
-    )?)
 }
 
 /// The origin's answer with headers of its own (a copy, made in one call), so ours can be
@@ -346,5 +392,39 @@ mod tests {
         };
         assert!(!is_stripped("authorization", &other_auth));
         assert!(!is_stripped("x-custom", &other_auth));
+    }
+
+    #[test]
+    fn a_forward_plan_reads_back_as_the_entry_reads_it() {
+        let forward = Forward {
+            url: "https://origin.example/v1/items/1?a=b%20c".into(),
+            method: "POST".into(),
+            strip: vec!["authorization".into(), "x_keyward_owner".into()],
+            set: vec![
+                ("x-keyward-key-id", "key_1".into()),
+                ("x-keyward-owner", String::new()),
+            ],
+        };
+        let plan = forward.encode();
+        // As `forward` in edge/js/entry.mjs splits it.
+        let lines: Vec<&str> = plan.split('\n').collect();
+        assert_eq!(lines[0], forward.url);
+        assert_eq!(lines[1], "POST");
+        assert_eq!(
+            lines[2].split(' ').collect::<Vec<_>>(),
+            ["authorization", "x_keyward_owner"]
+        );
+        let set: Vec<(&str, &str)> = lines[3..].chunks(2).map(|c| (c[0], c[1])).collect();
+        assert_eq!(
+            set,
+            [("x-keyward-key-id", "key_1"), ("x-keyward-owner", "")]
+        );
+        let nothing = Forward {
+            strip: Vec::new(),
+            set: Vec::new(),
+            ..forward
+        }
+        .encode();
+        assert_eq!(nothing.split('\n').nth(2), Some(""));
     }
 }

@@ -87,11 +87,7 @@ impl Pending {
         random: u64,
         balances: &mut dyn FnMut() -> Vec<BalanceReport>,
     ) -> Vec<UsageBatch> {
-        if (self.reports.is_empty() && self.unsent.is_empty())
-            || self
-                .last_flush_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) < interval_ms)
-        {
+        if !self.is_due(now_ms, interval_ms) {
             return Vec::new();
         }
         self.last_flush_ms = Some(now_ms);
@@ -112,6 +108,16 @@ impl Pending {
             balances = more;
         }
         out
+    }
+
+    /// Whether [`Self::take_due`] would send anything now.
+    #[must_use]
+    pub fn is_due(&self, now_ms: u64, interval_ms: u64) -> bool {
+        let something = !self.reports.is_empty() || !self.unsent.is_empty();
+        let interval_over = self
+            .last_flush_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= interval_ms);
+        something && interval_over
     }
 
     /// Keeps a batch that could not be confirmed, to send again unchanged.
@@ -174,24 +180,27 @@ pub fn record(ctx: &Context, cfg: &Config, counted: Counted<'_>, now_ms: u64) {
     };
     let interval_ms = cfg.usage_flush_ms;
     let now = unix_seconds(now_ms);
-    // Uniqueness only (batches are signed): the clock, a counter and 53 random bits.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    // Most requests only count: the batch id's random part, and the copies of the sink's
+    // address and secret a flush needs, are made only when one is sent or scheduled.
     let due = PENDING.with_borrow_mut(|p| {
         p.record(&counted, now);
+        if !p.is_due(now_ms, interval_ms) {
+            return Vec::new();
+        }
         p.take_due(
             now_ms,
             interval_ms,
-            random,
+            random(),
             &mut crate::allowance::take_balances,
         )
     });
-    let (url, secret) = (url.to_owned(), secret.clone());
     if due.is_empty() {
         // Not due yet: a flush at the end of the interval, so a burst followed by silence (the
         // refusals that make an auth-failure alert, the request that spent the last credit) is
         // still reported within the interval, not at the isolate's next request.
         if !FLUSH_SCHEDULED.replace(true) {
+            let (url, secret) = (url.to_owned(), secret.clone());
+            let random = random();
             ctx.wait_until(async move {
                 worker::Delay::from(std::time::Duration::from_millis(interval_ms + 50)).await;
                 FLUSH_SCHEDULED.set(false);
@@ -209,7 +218,15 @@ pub fn record(ctx: &Context, cfg: &Config, counted: Counted<'_>, now_ms: u64) {
         }
         return;
     }
+    let (url, secret) = (url.to_owned(), secret.clone());
     ctx.wait_until(async move { send_all(&url, &secret, due, now).await });
+}
+
+/// A batch id's random part. Uniqueness only (batches are signed): with the clock and a
+/// counter, 53 random bits.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn random() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64
 }
 
 async fn send_all(url: &str, secret: &Secret, due: Vec<UsageBatch>, now: i64) {
