@@ -23,6 +23,38 @@ async fn create_idem(w: &World, token: &str, key: &str, body: Value) -> Resp {
 }
 
 #[tokio::test]
+async fn an_applied_create_whose_answer_cannot_be_kept_still_answers_it() {
+    let w = world();
+    let a = admin(WS);
+    let body = json!({"name": "ci"});
+    // The first attempt to keep the answer fails, the second succeeds: a retry replays it.
+    w.store.fail_next_idem_completes(1);
+    let first = create_idem(&w, &a, "keep-1", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = create_idem(&w, &a, "keep-1", body.clone()).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["key"], first.body["key"], "the kept answer");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+
+    // Both attempts fail: the key was created, so the caller gets it, not a 500 that invites a
+    // retry.
+    w.store.fail_next_idem_completes(2);
+    let lost = create_idem(&w, &a, "keep-2", body).await;
+    assert_eq!(lost.status, StatusCode::CREATED, "{}", lost.text);
+    assert!(
+        lost.body["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("kw_"))
+    );
+    let listed = w.call("GET", KEYS, &a, None).await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        2,
+        "two keys, each once"
+    );
+}
+
+#[tokio::test]
 async fn a_retried_create_gets_the_first_answer_and_another_body_a_422() {
     let w = world();
     let a = admin(WS);

@@ -162,7 +162,8 @@ fn policy(app: &App) -> ScopePolicy<'_> {
 /// operations (a retried `increment` is applied once): a retry of the
 /// same request by the same caller within a day gets the first answer again (secret included),
 /// another request with the key a 422, a retry while the first still runs waits for it (then
-/// 409 `idempotency_in_progress`). A failed request keeps nothing: it can be retried.
+/// 409 `idempotency_in_progress`). A failed request keeps nothing: it can be retried. An applied
+/// request whose answer cannot be kept still gets it ([`keep_answer`]).
 async fn idempotent(
     app: &App,
     op: Operation,
@@ -216,14 +217,42 @@ async fn idempotent(
     }
     match call(app, op, caller, params, req, now).await {
         Ok(reply) => {
-            let sealed = sealer.seal(ws, &slot, &idem::Kept::of(&reply))?;
-            app.store.idem_complete(ws, &slot, &sealed).await?;
+            keep_answer(app, ws, &slot, &sealer, &reply).await;
             Ok(reply)
         }
         Err(e) => {
             app.store.idem_release(ws, &slot).await?;
             Err(e)
         }
+    }
+}
+
+/// Keeps the answer of an applied operation for its `Idempotency-Key` (two attempts). When it
+/// cannot be kept, the caller still gets the answer: the operation has been applied, and a 500
+/// would invite the retry that, once the claim's lease ends, applies it again. The failure is
+/// logged (the slot and the cause, never the answer, which may hold a secret); until the lease
+/// ends a retry waits and gets 409 `idempotency_in_progress`.
+async fn keep_answer(app: &App, ws: &str, slot: &str, sealer: &idempotency::Sealer, reply: &Reply) {
+    let sealed = match sealer.seal(ws, slot, &idempotency::Kept::of(reply)) {
+        Ok(sealed) => sealed,
+        Err(err) => {
+            tracing::error!(error = %err, slot, "the answer could not be sealed for its Idempotency-Key");
+            return;
+        }
+    };
+    let mut last = None;
+    for _ in 0..2 {
+        match app.store.idem_complete(ws, slot, &sealed).await {
+            Ok(()) => return,
+            Err(err) => last = Some(err),
+        }
+    }
+    if let Some(err) = last {
+        tracing::error!(
+            error = format!("{err:#}"),
+            slot,
+            "the answer of an applied request could not be kept for its Idempotency-Key"
+        );
     }
 }
 

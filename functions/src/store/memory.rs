@@ -69,6 +69,8 @@ impl State {
 pub struct MemoryStore {
     state: Mutex<State>,
     hooks: Mutex<super::webhook::MemoryHooks>,
+    /// How many of the next `idem_complete` calls fail (a test's fault).
+    failing_idem_completes: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryStore {
@@ -76,6 +78,13 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the next `n` `idem_complete` calls fail, as a throttled or unreachable table
+    /// would: what a test of the answer kept for an `Idempotency-Key` needs.
+    pub fn fail_next_idem_completes(&self, n: u32) {
+        self.failing_idem_completes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The webhook endpoints and deliveries.
@@ -184,6 +193,16 @@ impl KeyStore for MemoryStore {
         slot: &str,
         sealed: &[u8],
     ) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failing_idem_completes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "the idempotency record could not be written (a test's fault)"
+            )));
+        }
         if let Some((rec, _)) = self
             .lock()
             .idem
