@@ -170,16 +170,23 @@ pub fn now(
     let checked = prepared.check_now(env, ctx, cfg)?;
     // Past this point the request has spent: it is answered here, whatever happens (`None`
     // would check it again on the async path).
-    let answer = match decide(req, cfg, &prepared, &checked) {
-        Ok(Decided::Own(resp)) => resp.into(),
-        Ok(Decided::Forward(forward, false)) => JsValue::from_str(&forward.encode()),
-        Ok(Decided::Forward(forward, true)) => match extra_headers(&checked) {
-            Ok(extra) => js_sys::Array::of2(&JsValue::from_str(&forward.encode()), &extra).into(),
-            Err(err) => own(respond::internal("forwarding", &err)).ok()?.into(),
-        },
-        Err(err) => own(respond::internal("forwarding", &err)).ok()?.into(),
-    };
-    Some(answer)
+    let answer = decide(req, cfg, &prepared, &checked).and_then(|decided| match decided {
+        Decided::Own(resp) => Ok(resp.into()),
+        Decided::Forward(forward, add) => {
+            let plan = JsValue::from_str(&forward.encode());
+            if add {
+                extra_headers(&checked).map(|extra| js_sys::Array::of2(&plan, &extra).into())
+            } else {
+                Ok(plan)
+            }
+        }
+    });
+    match answer {
+        Ok(answer) => Some(answer),
+        Err(err) => own(respond::internal("forwarding", &err))
+            .ok()
+            .map(Into::into),
+    }
 }
 
 /// Our headers for the origin's answer, as a `Headers` the entry adds.

@@ -240,14 +240,11 @@ async fn keep_answer(app: &App, ws: &str, slot: &str, sealer: &idempotency::Seal
             return;
         }
     };
-    let mut last = None;
-    for _ in 0..2 {
-        match app.store.idem_complete(ws, slot, &sealed).await {
-            Ok(()) => return,
-            Err(err) => last = Some(err),
-        }
+    let mut kept = app.store.idem_complete(ws, slot, &sealed).await;
+    if kept.is_err() {
+        kept = app.store.idem_complete(ws, slot, &sealed).await;
     }
-    if let Some(err) = last {
+    if let Err(err) = kept {
         tracing::error!(
             error = format!("{err:#}"),
             slot,
